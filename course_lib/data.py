@@ -139,15 +139,16 @@ def make_xor(
     the plane leaves about half of each class on either side.
 
     Returns x (N, 2) float64 and y (N,) int64 in {0, 1}, classes balanced to within one
-    point per cluster.
+    point.
     """
     fn = "make_xor"
     require_positive_int(fn, "n", n)
     _require_nonnegative(fn, "noise", noise)
     g = _generator(fn, seed, rng)
-    corners = np.array([[1.0, 1.0], [-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]])
+    # Classes alternate around the square so that the n % 4 spare points split evenly.
+    corners = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
     cluster = np.repeat(np.arange(4), _split_evenly(n, 4))
-    y = (cluster >= 2).astype(np.int64)
+    y = (cluster % 2).astype(np.int64)
     x = corners[cluster] + noise * g.standard_normal((n, 2))
     return _shuffled(x, y, g)
 
