@@ -1,0 +1,460 @@
+"""Optimizer update rules as pure step functions, plus a gradient-descent driver and mini-batches, in NumPy.
+
+Every update rule has the same shape of signature::
+
+    <rule>_step(param, grad, *, lr, <hyperparameters>, state=None) -> (new_param, new_state)
+
+``param`` (any shape) and ``grad`` (same shape) give ``new_param`` (same shape and dtype).
+``state`` is keyword-only and always called ``state``: pass ``None`` on the first step and
+the returned ``new_state`` on every later one. It is a small NamedTuple of arrays shaped
+like ``param`` (plus a step counter where the rule needs one); plain SGD keeps no state and
+always returns ``None``. Neither ``param`` nor ``state`` is ever modified in place.
+
+Names, defaults and update forms are torch.optim's, so a torch optimizer is a step-for-step
+oracle (the tests run both side by side):
+
+- ``weight_decay`` is added to the gradient first, ``g <- g + weight_decay * param``. That
+  is the gradient of the L2 penalty ``weight_decay / 2 * ||param||^2``
+  (``regularization.l2_penalty`` with ``lam = weight_decay``). In Adam this is the
+  original, coupled form, not AdamW.
+- Momentum is torch's ``buf <- momentum * buf + g`` (the first step sets ``buf = g``) and
+  ``param <- param - lr * buf``. Textbooks often write ``v <- mu v - lr g``; the two give
+  the same iterates while ``lr`` is constant.
+- Adam divides by ``sqrt(v_hat) + eps`` with both moments bias-corrected by ``1 - beta^t``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from course_lib.validation import (
+    require_float,
+    require_nonnegative_int,
+    require_positive_int,
+    require_same_shape,
+    require_shape,
+)
+
+__all__ = [
+    "MomentumState",
+    "AdagradState",
+    "RMSpropState",
+    "AdadeltaState",
+    "AdamState",
+    "sgd_step",
+    "momentum_step",
+    "adagrad_step",
+    "rmsprop_step",
+    "adadelta_step",
+    "adam_step",
+    "OPTIMIZERS",
+    "gradient_descent",
+    "iterate_minibatches",
+]
+
+
+class MomentumState(NamedTuple):
+    velocity: np.ndarray  # like param: torch's momentum_buffer
+
+
+class AdagradState(NamedTuple):
+    sum_sq: np.ndarray  # like param: running sum of squared gradients
+    step: int  # steps taken so far (drives lr_decay)
+
+
+class RMSpropState(NamedTuple):
+    square_avg: np.ndarray  # like param: moving average of g^2
+    grad_avg: np.ndarray  # like param: moving average of g (read only when centered=True)
+    momentum_buffer: np.ndarray  # like param (read only when momentum > 0)
+
+
+class AdadeltaState(NamedTuple):
+    square_avg: np.ndarray  # like param: moving average of g^2
+    acc_delta: np.ndarray  # like param: moving average of squared updates
+
+
+class AdamState(NamedTuple):
+    m: np.ndarray  # like param: first moment (moving average of g)
+    v: np.ndarray  # like param: second moment (moving average of g^2)
+    t: int  # steps taken so far, for the bias correction
+
+
+# --- argument checks shared by both back-ends (torch_ref imports these) ---------------
+
+
+def _require_in_range(
+    fn: str, name: str, value: Any, lo: float, hi: float = float("inf"), *, hi_open: bool = False
+) -> None:
+    """A real hyperparameter in [lo, hi] (or [lo, hi) with hi_open)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = lo <= v and (v < hi if hi_open else v <= hi)
+    if not ok:
+        interval = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ValueError(f"{fn}: argument {name!r} must be a number in {interval}, got {value!r}")
+
+
+def _require_bool(fn: str, name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{fn}: argument {name!r} must be True or False, got {value!r}")
+
+
+def _check_step_args(fn: str, param: Any, grad: Any, lr: Any, weight_decay: Any) -> None:
+    require_float(fn, "param", param)
+    require_float(fn, "grad", grad)
+    require_same_shape(fn, "param", param, "grad", grad)
+    _require_in_range(fn, "lr", lr, 0.0)
+    _require_in_range(fn, "weight_decay", weight_decay, 0.0)
+
+
+def _check_state(fn: str, state: Any, kind: type, param: Any) -> None:
+    """A state handed back must come from the same rule and match param's shape."""
+    if not isinstance(state, kind):
+        raise ValueError(
+            f"{fn}: argument 'state' must be None on the first step or the {kind.__name__} "
+            f"returned by the previous {fn} call, got {type(state).__name__}"
+        )
+    if tuple(state[0].shape) != tuple(param.shape):
+        raise ValueError(
+            f"{fn}: argument 'state' holds arrays of shape {tuple(state[0].shape)}, but 'param' "
+            f"has shape {tuple(param.shape)} (state of another parameter?)"
+        )
+
+
+# --- update rules ---------------------------------------------------------------------
+
+
+def sgd_step(
+    param: np.ndarray, grad: np.ndarray, *, lr: float, weight_decay: float = 0.0, state: None = None
+) -> tuple[np.ndarray, None]:
+    """Plain SGD: param - lr * (grad + weight_decay * param).
+
+    param (any shape), grad (same shape) -> (new_param (same shape), None). ``state`` is
+    accepted for a uniform signature; SGD keeps none.
+    """
+    fn = "sgd_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    if state is not None:
+        raise ValueError(f"{fn}: argument 'state' must be None (SGD keeps no state), got {type(state).__name__}")
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    return param - lr * grad, None
+
+
+def momentum_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    state: MomentumState | None = None,
+) -> tuple[np.ndarray, MomentumState]:
+    """SGD with (heavy-ball or Nesterov) momentum, torch.optim.SGD's form.
+
+    buf <- momentum * buf + (1 - dampening) * g   (first step: buf = g)
+    param <- param - lr * buf                     (nesterov: - lr * (g + momentum * buf))
+
+    param (any shape), grad (same shape) -> (new_param, MomentumState(velocity=buf)).
+    With momentum=0 this is exactly ``sgd_step``.
+    """
+    fn = "momentum_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    _require_in_range(fn, "momentum", momentum, 0.0)
+    _require_in_range(fn, "dampening", dampening, 0.0, 1.0)
+    _require_bool(fn, "nesterov", nesterov)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
+                         f"momentum={momentum!r}, dampening={dampening!r}")
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if state is None:
+        buf = grad.copy()  # torch starts the buffer at g, not at 0: no damping of the first step
+    else:
+        _check_state(fn, state, MomentumState, param)
+        buf = momentum * state.velocity + (1.0 - dampening) * grad
+    direction = grad + momentum * buf if nesterov else buf
+    return param - lr * direction, MomentumState(buf)
+
+
+def adagrad_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    *,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    state: AdagradState | None = None,
+) -> tuple[np.ndarray, AdagradState]:
+    """Adagrad: divide each coordinate's step by the root of its summed squared gradients.
+
+    sum_sq <- sum_sq + g^2;  param <- param - lr_t * g / (sqrt(sum_sq) + eps),
+    lr_t = lr / (1 + (t - 1) * lr_decay) at step t = 1, 2, ...
+
+    param (any shape), grad (same shape) -> (new_param, AdagradState(sum_sq, step)).
+    """
+    fn = "adagrad_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    _require_in_range(fn, "lr_decay", lr_decay, 0.0)
+    _require_in_range(fn, "initial_accumulator_value", initial_accumulator_value, 0.0)
+    _require_in_range(fn, "eps", eps, 0.0)
+    if state is None:
+        state = AdagradState(np.full_like(param, initial_accumulator_value), 0)
+    else:
+        _check_state(fn, state, AdagradState, param)
+    step = state.step + 1
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    sum_sq = state.sum_sq + grad * grad
+    clr = lr / (1 + (step - 1) * lr_decay)
+    return param - clr * grad / (np.sqrt(sum_sq) + eps), AdagradState(sum_sq, step)
+
+
+def rmsprop_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    *,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    state: RMSpropState | None = None,
+) -> tuple[np.ndarray, RMSpropState]:
+    """RMSprop: divide the step by a moving root-mean-square of recent gradients.
+
+    square_avg <- alpha * square_avg + (1 - alpha) * g^2
+    avg = sqrt(square_avg) + eps   (centered: sqrt(square_avg - grad_avg^2) + eps,
+                                    grad_avg <- alpha * grad_avg + (1 - alpha) * g)
+    param <- param - lr * g / avg  (momentum > 0: buf <- momentum * buf + g / avg;
+                                    param <- param - lr * buf)
+
+    param (any shape), grad (same shape) -> (new_param, RMSpropState).
+    """
+    fn = "rmsprop_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    _require_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    _require_in_range(fn, "eps", eps, 0.0)
+    _require_in_range(fn, "momentum", momentum, 0.0)
+    _require_bool(fn, "centered", centered)
+    if state is None:
+        zeros = np.zeros_like(param)
+        state = RMSpropState(zeros, zeros, zeros)  # never written in place, so sharing is safe
+    else:
+        _check_state(fn, state, RMSpropState, param)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg = alpha * state.square_avg + (1 - alpha) * grad * grad
+    grad_avg = state.grad_avg
+    if centered:
+        grad_avg = alpha * grad_avg + (1 - alpha) * grad
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    buf = state.momentum_buffer
+    if momentum > 0:
+        buf = momentum * buf + grad / avg
+        new_param = param - lr * buf
+    else:
+        new_param = param - lr * grad / avg
+    return new_param, RMSpropState(square_avg, grad_avg, buf)
+
+
+def adadelta_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    state: AdadeltaState | None = None,
+) -> tuple[np.ndarray, AdadeltaState]:
+    """Adadelta: a step whose units match param's, RMS(past updates) / RMS(gradients) * g.
+
+    square_avg <- rho * square_avg + (1 - rho) * g^2
+    delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
+    acc_delta <- rho * acc_delta + (1 - rho) * delta^2;  param <- param - lr * delta
+
+    param (any shape), grad (same shape) -> (new_param, AdadeltaState).
+    """
+    fn = "adadelta_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    _require_in_range(fn, "rho", rho, 0.0, 1.0)
+    _require_in_range(fn, "eps", eps, 0.0)
+    if state is None:
+        zeros = np.zeros_like(param)
+        state = AdadeltaState(zeros, zeros)
+    else:
+        _check_state(fn, state, AdadeltaState, param)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg = rho * state.square_avg + (1 - rho) * grad * grad
+    delta = np.sqrt(state.acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+    acc_delta = rho * state.acc_delta + (1 - rho) * delta * delta
+    return param - lr * delta, AdadeltaState(square_avg, acc_delta)
+
+
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    *,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    state: AdamState | None = None,
+) -> tuple[np.ndarray, AdamState]:
+    """Adam: momentum on g and RMSprop on g^2, both bias-corrected (torch's betas=(beta1, beta2)).
+
+    m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;  t <- t + 1
+    param <- param - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    param (any shape), grad (same shape) -> (new_param, AdamState(m, v, t)).
+    """
+    fn = "adam_step"
+    _check_step_args(fn, param, grad, lr, weight_decay)
+    _require_in_range(fn, "beta1", beta1, 0.0, 1.0, hi_open=True)
+    _require_in_range(fn, "beta2", beta2, 0.0, 1.0, hi_open=True)
+    _require_in_range(fn, "eps", eps, 0.0)
+    if state is None:
+        zeros = np.zeros_like(param)
+        state = AdamState(zeros, zeros, 0)
+    else:
+        _check_state(fn, state, AdamState, param)
+    t = state.t + 1
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    m = beta1 * state.m + (1 - beta1) * grad
+    v = beta2 * state.v + (1 - beta2) * grad * grad
+    # m and v start at 0, so early averages are biased towards 0 by the factor 1 - beta^t.
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), AdamState(m, v, t)
+
+
+OPTIMIZERS: dict[str, Callable[..., tuple[Any, Any]]] = {
+    "sgd": sgd_step,
+    "momentum": momentum_step,
+    "adagrad": adagrad_step,
+    "rmsprop": rmsprop_step,
+    "adadelta": adadelta_step,
+    "adam": adam_step,
+}
+
+
+def _hyperparameters(step_fn: Callable[..., Any]) -> list[str]:
+    """The keyword-only hyperparameters of a step function, without lr and state."""
+    params = inspect.signature(step_fn).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in ("lr", "state")]
+
+
+def _resolve_optimizer(fn: str, optimizer: Any, hyper: dict[str, Any], table: dict[str, Any]) -> Any:
+    """Look ``optimizer`` up in ``table``; reject unknown names and unknown hyperparameters."""
+    step_fn = table.get(optimizer) if isinstance(optimizer, str) else None
+    if step_fn is None:
+        raise ValueError(
+            f"{fn}: argument 'optimizer' must be one of {', '.join(map(repr, table))}, got {optimizer!r}"
+        )
+    valid = _hyperparameters(step_fn)
+    for key in hyper:
+        if key not in valid:
+            raise ValueError(
+                f"{fn}: optimizer {optimizer!r} has no hyperparameter {key!r} "
+                f"(valid: {', '.join(valid) or 'none'})"
+            )
+    return step_fn
+
+
+def gradient_descent(
+    grad_fn: Callable[[np.ndarray], np.ndarray],
+    w0: np.ndarray | float,
+    *,
+    lr: float,
+    steps: int,
+    optimizer: str = "sgd",
+    **hyper: Any,
+) -> np.ndarray:
+    """Run ``steps`` updates of ``optimizer`` from ``w0`` and return every iterate.
+
+    grad_fn: w (shape of w0) -> dL/dw (same shape). w0: array of any shape (a Python
+    number is taken as a 0-d float64 array). ``hyper`` goes to the step function, e.g.
+    ``optimizer="momentum", momentum=0.9, nesterov=True``.
+
+    Returns path (steps + 1, *w0.shape) with path[0] = w0 and path[k] the k-th iterate.
+
+    Divergence: a learning rate that is too large makes the iterates blow up. That is a
+    result to show, not an error, so overflow stays quiet (no RuntimeWarning, also inside
+    ``grad_fn``). Once an iterate is no longer finite the run stops; that iterate (inf or
+    nan) is kept and every later row is nan.
+    """
+    fn = "gradient_descent"
+    step_fn = _resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
+    require_nonnegative_int(fn, "steps", steps)
+    if not callable(grad_fn):
+        raise ValueError(f"{fn}: argument 'grad_fn' must be a function w -> dL/dw, got {type(grad_fn).__name__}")
+    w = w0 if isinstance(w0, np.ndarray) else np.asarray(w0, dtype=np.float64)
+    require_float(fn, "w0", w)
+    path = np.full((steps + 1, *w.shape), np.nan, dtype=w.dtype)
+    path[0] = w
+    state = None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for k in range(1, steps + 1):
+            g = np.asarray(grad_fn(w), dtype=w.dtype)
+            require_shape(fn, "grad_fn(w)", g, w.shape)
+            w, state = step_fn(w, g, lr=lr, state=state, **hyper)
+            path[k] = w
+            if not np.isfinite(w).all():
+                break
+    return path
+
+
+def iterate_minibatches(
+    x: np.ndarray, y: np.ndarray, *, batch_size: int, rng: np.random.Generator | None, shuffle: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of mini-batches: yields (xb (B, ...), yb (B, ...)) with B <= batch_size.
+
+    x (N, ...), y (N, ...). Every sample appears exactly once; the last batch holds the
+    remaining N mod batch_size samples when that is not 0. With shuffle=True the order is
+    ``rng.permutation(N)``, drawn when this function is called (``rng`` may be None only
+    with shuffle=False, which keeps the original order). Arguments are checked right
+    away, not at the first ``next()``.
+    """
+    fn = "iterate_minibatches"
+    require_positive_int(fn, "batch_size", batch_size)
+    _require_bool(fn, "shuffle", shuffle)
+    for name, arr in (("x", x), ("y", y)):
+        if not hasattr(arr, "shape") or len(arr.shape) == 0:
+            raise ValueError(f"{fn}: argument {name!r} must be an array with a sample axis (N, ...), got {arr!r}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{fn}: arguments 'x' and 'y' must have the same number of samples (axis 0), "
+            f"got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    n = x.shape[0]
+    if shuffle:
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(
+                f"{fn}: argument 'rng' must be a np.random.Generator when shuffle=True, got {type(rng).__name__}"
+            )
+        order = rng.permutation(n)
+    else:
+        order = np.arange(n)
+    return _batches(x, y, order, batch_size)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]
