@@ -19,7 +19,7 @@ import numpy as np
 
 from course_lib.np_ref import activations as act
 from course_lib.np_ref.dense import DenseCache, dense_backward, dense_forward
-from course_lib.validation import require_positive_int
+from course_lib.validation import require_ndim, require_positive_int, require_shape
 
 __all__ = ["MLPCache", "ACTIVATIONS", "init_mlp", "mlp_forward", "mlp_backward"]
 
@@ -92,12 +92,19 @@ def mlp_forward(
         raise ValueError(f"{fn}: argument 'activation' must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if len(params) == 0:
         raise ValueError(f"{fn}: argument 'params' must hold at least one (w, b) layer, got none")
+    require_ndim(fn, "x", x, 2, "(N, D_0)")
     g = ACTIVATIONS[activation][0]
     dense_caches: list[DenseCache] = []
     zs: list[Array] = []
     a = x
     for layer, (w, b) in enumerate(params):
-        z, cache = dense_forward(a, w, b)  # validates shapes: layer l's w must take layer l-1's width
+        # Checked here too (dense_forward would catch it) so the message names the layer.
+        require_shape(fn, f"params[{layer}][0]", w, [("D_in", a.shape[1]), ("D_out", None)])
+        require_shape(fn, f"params[{layer}][1]", b, [("D_out", w.shape[1])])
+        # Checked here too (dense_forward would catch it) so the message names the layer.
+        require_shape(fn, f"params[{layer}][0]", w, [("D_in", a.shape[1]), ("D_out", None)])
+        require_shape(fn, f"params[{layer}][1]", b, [("D_out", w.shape[1])])
+        z, cache = dense_forward(a, w, b)
         dense_caches.append(cache)
         if layer < len(params) - 1:
             zs.append(z)

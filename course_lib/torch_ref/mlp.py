@@ -15,7 +15,7 @@ import torch
 
 from course_lib.torch_ref import activations as act
 from course_lib.torch_ref.dense import DenseCache, dense_backward, dense_forward
-from course_lib.validation import require_positive_int
+from course_lib.validation import require_ndim, require_positive_int, require_shape
 
 __all__ = ["MLPCache", "ACTIVATIONS", "init_mlp", "mlp_forward", "mlp_backward"]
 
@@ -82,11 +82,15 @@ def mlp_forward(
         raise ValueError(f"{fn}: argument 'activation' must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if len(params) == 0:
         raise ValueError(f"{fn}: argument 'params' must hold at least one (w, b) layer, got none")
+    require_ndim(fn, "x", x, 2, "(N, D_0)")
     g = ACTIVATIONS[activation][0]
     dense_caches: list[DenseCache] = []
     zs: list[Tensor] = []
     a = x
     for layer, (w, b) in enumerate(params):
+        # Checked here too (dense_forward would catch it) so the message names the layer.
+        require_shape(fn, f"params[{layer}][0]", w, [("D_in", a.shape[1]), ("D_out", None)])
+        require_shape(fn, f"params[{layer}][1]", b, [("D_out", w.shape[1])])
         z, cache = dense_forward(a, w, b)
         dense_caches.append(cache)
         if layer < len(params) - 1:
