@@ -135,8 +135,8 @@ def make_xor(
 
     A cluster's label is 1 when exactly one of its centre's coordinates is positive
     (x1 > 0 xor x2 > 0), else 0; points keep their cluster's label even when noise
-    carries them across an axis. Opposite corners share a class, so every line through
-    the plane leaves about half of each class on either side.
+    carries them across an axis. Opposite corners share a class, so no line gets much
+    more than three quarters right (the best ones cut off a single corner).
 
     Returns x (N, 2) float64 and y (N,) int64 in {0, 1}, classes balanced to within one
     point.
