@@ -359,7 +359,7 @@ def sine_waves(
 
 
 def load_text(name: str = "lighthouse") -> str:
-    """A short original English text (about 8,000 characters) for character-level models.
+    """A short original English text (about 8,800 characters) for character-level models.
 
     ``"lighthouse"`` is the only text shipped: written for this course and released
     with it under the MIT licence (course_lib/datasets/README.md). Newlines are kept.

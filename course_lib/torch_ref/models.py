@@ -229,8 +229,18 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
-def _loss_and_correct(out: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, int | None]:
+def _loss_and_correct(
+    fn: str, arg: str, out: torch.Tensor, y: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, int | None]:
     """Mean loss over the batch (and over time steps for sequences) and the count of correct argmaxes."""
+    # Checked rather than broadcast: an (N,) target against an (N, 1) output would
+    # silently average an (N, N) matrix of differences.
+    want = tuple(out.shape) if loss == "mse" else tuple(out.shape[:-1])
+    if tuple(y.shape) != want:
+        raise ValueError(
+            f"{fn}: targets y must have shape {want} for model outputs of shape {tuple(out.shape)} "
+            f"with loss={loss!r}, got {tuple(y.shape)} (argument {arg!r})"
+        )
     if loss == "mse":
         return F.mse_loss(out, y), None
     scores = out.reshape(-1, out.shape[-1])  # (N, K) or (N*T, V) for sequences
@@ -281,7 +291,7 @@ def evaluate(
     total, correct, count, steps = 0.0, 0, 0, 0
     for start in range(0, len(x_t), batch_size):
         xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
-        value, ok = _loss_and_correct(_outputs(model, xb), yb, loss)
+        value, ok = _loss_and_correct("evaluate", "y", _outputs(model, xb), yb, loss)
         total += float(value) * len(xb)
         count += len(xb)
         if ok is not None:
@@ -370,7 +380,7 @@ def train(
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 xb, yb = x_train[idx], y_train[idx]
-                value, ok = _loss_and_correct(_outputs(model, xb), yb, loss)
+                value, ok = _loss_and_correct(fn, "data", _outputs(model, xb), yb, loss)
                 opt.zero_grad(set_to_none=True)
                 value.backward()
                 if clip_grad_norm is not None:

@@ -6,6 +6,8 @@ import importlib.resources
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_lib import data
 
@@ -63,6 +65,45 @@ def test_classes_are_balanced(make, k):
     _, y = make()
     counts = np.bincount(y, minlength=k)
     assert len(counts) == k and counts.max() - counts.min() <= 1, counts
+
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), k=st.integers(1, 7), seed=seeds)
+def test_blobs_have_n_rows_and_balanced_classes_for_any_n_and_k(n, k, seed):
+    x, y = data.make_blobs(n, centers=k, seed=seed)
+    assert x.shape == (n, 2) and y.shape == (n,)
+    counts = np.bincount(y, minlength=k)
+    assert counts.sum() == n and counts.max() - counts.min() <= 1 and y.max() < k
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), seed=seeds)
+def test_binary_toy_sets_are_balanced_for_any_n(n, seed):
+    for make in (data.make_xor, data.make_circles):
+        _, y = make(n, seed=seed)
+        assert abs(int(y.sum()) - (n - int(y.sum()))) <= 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(val=st.floats(0.0, 0.4), test=st.floats(0.0, 0.4), seed=seeds)
+def test_digit_splits_are_exactly_stratified_for_any_fractions(val, test, seed):
+    d = data.load_digits(seed=seed, val_fraction=val, test_fraction=test)
+    per_class = np.array([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+    np.testing.assert_array_equal(np.bincount(d.y_test, minlength=10), np.round(test * per_class))
+    np.testing.assert_array_equal(np.bincount(d.y_val, minlength=10), np.round(val * per_class))
+    assert len(d.y_train) + len(d.y_val) + len(d.y_test) == 1797
+
+
+@settings(max_examples=25, deadline=None)
+@given(text=st.text(min_size=1, max_size=40))
+def test_encode_then_decode_returns_any_text(text):
+    stoi, itos = data.char_vocab(text)
+    ids = data.encode(text, stoi)
+    assert data.decode(ids, itos) == text
+    assert ids.min() >= 0 and ids.max() < len(itos) == len(set(text))
 
 
 def test_rows_are_shuffled_so_slices_mix_classes():
