@@ -26,8 +26,10 @@ def _pre_activation(fn: str, x: torch.Tensor, w: torch.Tensor, w0: float | torch
             f"{fn}: argument 'x' must have shape (N, D={w.shape[0]}) or (D={w.shape[0]},) "
             f"to match w, got {tuple(x.shape)}"
         )
-    if isinstance(w0, torch.Tensor) and w0.dim() != 0:
+    if len(getattr(w0, "shape", ())) != 0:
         raise ValueError(f"{fn}: argument 'w0' must be a scalar bias, got shape {tuple(w0.shape)}")
+    if not isinstance(w0, torch.Tensor):
+        w0 = float(w0)  # a NumPy scalar on the left of `+` would turn the result into an ndarray
     return w0 + x @ w
 
 

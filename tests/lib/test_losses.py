@@ -112,6 +112,10 @@ def test_by_hand(backend):
     loss, d = backend.mod.hinge_loss(a(np.array([2.0, 0.5, 1.0])), a(np.array([1.0, 1.0, -1.0])))
     assert_close(backend.to_numpy(loss), 2.5 / 3, name="hinge")
     assert_close(backend.to_numpy(d), [0.0, -1 / 3, 1 / 3], name="hinge dscores")
+    # Exactly on the margin (y*s = 1): no loss and, by our convention, subgradient 0.
+    loss, d = backend.mod.hinge_loss(a(np.array([1.0, -1.0])), a(np.array([1.0, -1.0])))
+    assert_close(backend.to_numpy(loss), 0.0, name="hinge at the margin")
+    assert_close(backend.to_numpy(d), [0.0, 0.0], name="hinge dscores at the kink")
     # p = 1/2 for both samples: loss = log 2 whatever the target.
     loss, _ = backend.mod.binary_cross_entropy(a(np.array([0.5, 0.5])), a(np.array([1.0, 0.0])))
     assert_close(backend.to_numpy(loss), np.log(2.0), name="BCE at p = 1/2")
