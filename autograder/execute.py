@@ -1,0 +1,236 @@
+"""Execution step: run one prepared notebook in the sandbox (nbclient + IPython kernel).
+
+``run_notebook`` (trusted parent) lays out the job's scratch directory, starts
+``python -m autograder.execute`` inside fresh namespaces and hard-kills it when the
+notebook's wall-clock budget is spent. Inside, ``main`` (root in the jail) drives the
+kernel cell by cell; the kernel itself is started by ``autograder.kernel_launcher``
+as ``nobody`` under rlimits, talking over unix sockets (``transport="ipc"``: there is
+no network in the jail, not even loopback).
+
+Scratch layout (created by the parent; the jail sees it at ``sandbox.JAIL_DIR``)::
+
+    private/  root 0700  notebook.ipynb in, result.ipynb + status.json out
+    lib/      root 0755  read-only support modules put on the kernel's PYTHONPATH
+    work/     nobody     the kernel's cwd and HOME; thrown away afterwards
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.sandbox import NOBODY, Limits, Protections, sandbox_argv
+
+__all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    notebook: nbformat.NotebookNode | None  # the executed notebook (partial if cut short)
+    completed: bool
+    timed_out: bool
+    kernel_died: bool
+    stopped_at: int | None  # index of the cell where execution stopped early
+    error: str  # why the run failed, "" if it did not
+    seconds: float
+
+
+def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections) -> None:
+    """Fresh scratch directory with the layout above."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    for sub, mode in (("", 0o755), ("private", 0o700), ("lib", 0o755), ("work", 0o700), ("verify", 0o755)):
+        (scratch / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(scratch / sub, mode)
+    for path in support:
+        target = scratch / "lib" / path.name
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            shutil.copyfile(path, target)
+            os.chmod(target, 0o444)
+    if protections.unprivileged_user:
+        os.chown(scratch / "work", NOBODY, NOBODY)
+
+
+def run_notebook(
+    nb: nbformat.NotebookNode,
+    *,
+    scratch: Path,
+    hide: list[Path],
+    limits: Limits,
+    protections: Protections,
+) -> ExecutionResult:
+    """Execute ``nb`` in the sandbox; never raises for anything the notebook does."""
+    private = scratch / "private"
+    nbformat.write(nb, str(private / "notebook.ipynb"))
+    args = [
+        "--scratch", str(scratch),
+        "--limits", json.dumps(asdict(limits)),
+        "--protections", json.dumps(asdict(protections)),
+        *[a for path in hide for a in ("--hide", str(path))],
+    ]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        sandbox_argv("autograder.execute", args, protections),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    killed = False
+    try:
+        _, err = proc.communicate(timeout=limits.notebook_budget + 20)
+    except subprocess.TimeoutExpired:
+        killed = True
+        os.killpg(proc.pid, signal.SIGKILL)  # unshare --kill-child takes the jail down with it
+        _, err = proc.communicate()
+    seconds = time.monotonic() - start
+    status_path, result_path = private / "status.json", private / "result.ipynb"
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    executed = nbformat.read(str(result_path), as_version=4) if result_path.exists() else None
+    error = status.get("error", "")
+    if killed:
+        error = f"hard-killed after {seconds:.0f} s (notebook budget {limits.notebook_budget:.0f} s)"
+    elif not status:
+        error = f"the grading sandbox failed (exit {proc.returncode}): {err.decode(errors='replace')[-800:]}"
+    return ExecutionResult(
+        notebook=executed,
+        completed=bool(status.get("completed")) and not killed,
+        timed_out=killed or bool(status.get("timed_out")),
+        kernel_died=bool(status.get("kernel_died")),
+        stopped_at=status.get("stopped_at"),
+        error=error,
+        seconds=seconds,
+    )
+
+
+# ---------------------------------------------------------------- inside the jail
+
+
+def _client_classes(limits: Limits, protections: Protections, jail: Path):
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_output
+
+    class SandboxKernelManager(KernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return [
+                sys.executable, "-m", "autograder.kernel_launcher",
+                "--connection-file", self.connection_file,
+                "--work", str(jail / "work"),
+                "--limits", json.dumps(asdict(limits)),
+                "--protections", json.dumps(asdict(protections)),
+            ]  # fmt: skip
+
+    class CappedClient(NotebookClient):
+        """Keeps at most ``limits.output_bytes`` of output per cell, counted as
+        messages arrive, so a print loop cannot fill the grader's memory."""
+
+        def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
+            used = self._bytes.get(cell_index, 0)
+            size = len(json.dumps(msg.get("content", {})))
+            self._bytes[cell_index] = used + size
+            if used + size > limits.output_bytes:
+                if used <= limits.output_bytes:
+                    outs.append(
+                        new_output(
+                            "stream",
+                            name="stdout",
+                            text=f"\n[autograder: output cut at {limits.output_bytes} bytes]\n",
+                        )
+                    )
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return SandboxKernelManager, CappedClient
+
+
+def main(argv: list[str] | None = None) -> int:
+    from autograder.sandbox import enter_jail, jail_env
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--hide", type=Path, action="append", default=[])
+    parser.add_argument("--limits", required=True)
+    parser.add_argument("--protections", required=True)
+    args = parser.parse_args(argv)
+    limits = Limits(**json.loads(args.limits))
+    protections = Protections(**json.loads(args.protections))
+    jail = enter_jail(args.scratch, args.hide) if protections.namespaces else args.scratch
+    private = jail / "private"
+    status: dict[str, object] = {"completed": False, "timed_out": False, "kernel_died": False, "stopped_at": None}
+
+    def save(nb: nbformat.NotebookNode) -> None:
+        nbformat.write(nb, str(private / "result.tmp"))
+        os.replace(private / "result.tmp", private / "result.ipynb")
+        (private / "status.json").write_text(json.dumps(status))
+
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbformat.v4 import new_output
+
+    nb = nbformat.read(str(private / "notebook.ipynb"), as_version=4)
+    manager_class, client_class = _client_classes(limits, protections, jail)
+    km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
+    km.connection_file = str(private / "kernel.json")
+    client = client_class(
+        nb, km=km, timeout=limits.cell_timeout, allow_errors=True, kernel_name="python3", shutdown_kernel="immediate"
+    )
+    client._bytes = {}
+    deadline = time.monotonic() + limits.notebook_budget
+    lib = str(jail / "lib")
+    try:
+        with client.setup_kernel(env=jail_env(jail / "work", [lib]), cwd=str(jail / "work")):
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    status.update(timed_out=True, stopped_at=index)
+                    break
+                client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
+                try:
+                    client.execute_cell(cell, index)
+                except CellTimeoutError:
+                    cell.outputs.append(
+                        new_output(
+                            "error",
+                            ename="TimeoutError",
+                            evalue=f"autograder: cell stopped after {client.timeout} s",
+                            traceback=[f"TimeoutError: autograder: cell stopped after {client.timeout} s"],
+                        )
+                    )
+                    status.update(timed_out=True, stopped_at=index)
+                    break
+                except DeadKernelError:
+                    cell.outputs.append(
+                        new_output(
+                            "error",
+                            ename="DeadKernelError",
+                            evalue="autograder: the kernel died in this cell (crash, memory or CPU limit)",
+                            traceback=["DeadKernelError: the kernel died in this cell"],
+                        )
+                    )
+                    status.update(kernel_died=True, stopped_at=index)
+                    break
+                save(nb)
+            else:
+                status["completed"] = True
+    except Exception as exc:  # kernel failed to start, or died between cells
+        status["error"] = f"{type(exc).__name__}: {exc}"[:800]
+        status.setdefault("stopped_at", None)
+    save(nb)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
