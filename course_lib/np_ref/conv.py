@@ -1,0 +1,303 @@
+"""2-D convolution and pooling layers, forward and backward, in NumPy.
+
+Letters: N batch, C input channels, H/W input height/width, F filters (output
+channels), KH/KW kernel height/width, H'/W' output height/width (``Ho``/``Wo`` in
+code), P = N * H' * W' output positions.
+
+Conventions, the same as ``torch.nn.functional``:
+
+- "convolution" is cross-correlation: the kernel is not flipped,
+  ``out[n, f, h, w] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, h*stride + i, w*stride + j]``.
+- Padding is zeros, ``pad`` pixels on every side.
+- ``stride`` and ``pad`` (and the pooling ``kernel``) are single ints used for both
+  axes. torch also accepts (height, width) pairs; we do not, so that every formula
+  stays one-dimensional. Non-square conv kernels come from the shape of ``w``.
+- The output size along an axis is ``conv_output_size(size, kernel, stride=, pad=)``
+  = (size + 2 pad - kernel) // stride + 1; rows or columns left over at the bottom or
+  right when the stride does not divide evenly are ignored, as in torch.
+
+``conv2d_forward`` is vectorised by *im2col*: every receptive field is copied into a
+column of a (C*KH*KW, P) matrix, after which the whole layer is one matrix product
+with the (F, C*KH*KW) weight matrix. The backward pass reuses that matrix for dw, and
+for dx runs the copy in reverse (*col2im*), adding each column back onto the pixels
+it came from. Python loops run only over the KH*KW kernel offsets, never over pixels
+or the batch. ``conv2d_forward_naive`` spells the sum out with explicit loops.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from course_lib.validation import (
+    require_float,
+    require_ndim,
+    require_nonnegative_int,
+    require_positive_int,
+    require_shape,
+)
+
+__all__ = [
+    "Conv2dCache",
+    "MaxPool2dCache",
+    "AvgPool2dCache",
+    "conv_output_size",
+    "conv2d_forward",
+    "conv2d_forward_naive",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+
+def _output_size(fn: str, name: str, size: int, kernel: int, stride: int, pad: int) -> int:
+    """conv_output_size with the error naming the caller's argument ('w' for conv2d, 'kernel' for pooling)."""
+    if size + 2 * pad < kernel:
+        raise ValueError(
+            f"{fn}: argument {name!r} (kernel size {kernel}) does not fit in the padded input: "
+            f"size + 2*pad = {size} + 2*{pad} = {size + 2 * pad} < {kernel}"
+        )
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def conv_output_size(size: int, kernel: int, *, stride: int = 1, pad: int = 0) -> int:
+    """Output length along one axis: (size + 2 pad - kernel) // stride + 1.
+
+    Raises ValueError if the kernel is larger than the padded input, or if kernel or
+    stride is not a positive integer, or pad is negative.
+    """
+    fn = "conv_output_size"
+    require_nonnegative_int(fn, "size", size)
+    require_positive_int(fn, "kernel", kernel)
+    require_positive_int(fn, "stride", stride)
+    require_nonnegative_int(fn, "pad", pad)
+    return _output_size(fn, "kernel", size, kernel, stride, pad)
+
+
+class Conv2dCache(NamedTuple):
+    cols: np.ndarray  # (C*KH*KW, P): im2col of the padded input, needed for dw
+    w: np.ndarray  # (F, C, KH, KW): needed for dx
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W): col2im needs it to rebuild dx
+    stride: int
+    pad: int
+
+
+def _check_conv(
+    fn: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int
+) -> tuple[int, int]:
+    """Validate conv2d arguments; return the output size (H', W')."""
+    for name, arr in (("x", x), ("w", w), ("b", b)):
+        require_float(fn, name, arr)
+    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
+    require_ndim(fn, "w", w, 4, "(F, C, KH, KW)")
+    require_shape(fn, "w", w, [("F", None), ("C", x.shape[1]), ("KH", None), ("KW", None)])
+    require_shape(fn, "b", b, [("F", w.shape[0])])
+    require_positive_int(fn, "stride", stride)
+    require_nonnegative_int(fn, "pad", pad)
+    _, _, kh, kw = w.shape
+    if kh == 0 or kw == 0:
+        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {w.shape}")
+    return (
+        _output_size(fn, "w", x.shape[2], kh, stride, pad),
+        _output_size(fn, "w", x.shape[3], kw, stride, pad),
+    )
+
+
+def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> np.ndarray:
+    """x (N, C, H, W) -> cols (C*KH*KW, P); row (c, i, j), column (n, h, w) holds xpad[n, c, h*s+i, w*s+j]."""
+    n, c, h, w = x.shape
+    s = stride
+    # Channel-major padded copy: each kernel offset below then writes one block of
+    # rows of `cols` whose columns run (n, h, w), exactly the order of the product.
+    xp = np.zeros((c, n, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+    xp[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
+    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    for j in range(kw):
+        # The columns kernel column j sees, packed to width W'. Now a window for row
+        # offset i is a run of H'*W' contiguous numbers (for stride 1), and copying
+        # long runs is several times faster than copying W'-long row pieces.
+        xj = np.ascontiguousarray(xp[:, :, :, j : j + s * (wo - 1) + 1 : s])
+        for i in range(kh):
+            cols[:, i, j] = xj[:, :, i : i + s * (ho - 1) + 1 : s]
+    return cols.reshape(c * kh * kw, n * ho * wo)
+
+
+def _col2im(
+    dcols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int, pad: int
+) -> np.ndarray:
+    """The adjoint of _im2col: dcols (C*KH*KW, P) -> dx (N, C, H, W), summing overlapping windows."""
+    n, c, h, w = x_shape
+    s = stride
+    hp, wp = h + 2 * pad, w + 2 * pad
+    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
+    dcols = dcols.reshape(c, kh, kw, n, ho, wo)
+    dxp = np.zeros((c, n, hp, wp), dtype=dcols.dtype)
+    dxj = np.empty((c, n, hp, wo), dtype=dcols.dtype)
+    for j in range(kw):
+        # Mirror of _im2col: collect kernel column j at width W' (contiguous adds),
+        # then add it back onto every stride-th padded column in one go.
+        dxj.fill(0)
+        for i in range(kh):
+            dxj[:, :, i : i + s * (ho - 1) + 1 : s] += dcols[:, i, j]
+        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += dxj
+    # Gradients that fall on the zero padding belong to no input pixel: crop them.
+    return np.ascontiguousarray(dxp[:, :, pad : pad + h, pad : pad + w].transpose(1, 0, 2, 3))
+
+
+def conv2d_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, *, stride: int = 1, pad: int = 0
+) -> tuple[np.ndarray, Conv2dCache]:
+    """2-D convolution (cross-correlation, like torch's F.conv2d), vectorised with im2col.
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, H', W'), cache.
+    The output dtype is NumPy's promotion of the inputs' (float32 in, float32 out).
+    """
+    ho, wo = _check_conv("conv2d_forward", x, w, b, stride, pad)
+    n = x.shape[0]
+    f, _, kh, kw = w.shape
+    dtype = np.result_type(x, w, b)
+    cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)
+    out_fp = w.reshape(f, -1).astype(dtype, copy=False) @ cols  # (F, P): one BLAS call does all the work
+    out = np.empty((n, f, ho, wo), dtype=dtype)
+    np.add(out_fp.reshape(f, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=out)
+    return out, Conv2dCache(cols, w, x.shape, stride, pad)
+
+
+def conv2d_forward_naive(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, *, stride: int = 1, pad: int = 0
+) -> tuple[np.ndarray, Conv2dCache]:
+    """The same layer as conv2d_forward, written as the textbook loops (slow; for reading).
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, H', W'), cache.
+    Each output number is one filter laid over one window of the padded image:
+    multiply elementwise, sum over (C, KH, KW), add the bias. The returned cache is
+    built exactly as conv2d_forward builds it, so conv2d_backward accepts it.
+    """
+    ho, wo = _check_conv("conv2d_forward_naive", x, w, b, stride, pad)
+    n, c, h, w_in = x.shape
+    f, _, kh, kw = w.shape
+    dtype = np.result_type(x, w, b)
+    xp = np.zeros((n, c, h + 2 * pad, w_in + 2 * pad), dtype=dtype)
+    xp[:, :, pad : pad + h, pad : pad + w_in] = x
+    out = np.empty((n, f, ho, wo), dtype=dtype)
+    for img in range(n):
+        for flt in range(f):
+            for row in range(ho):
+                for col in range(wo):
+                    top, left = row * stride, col * stride
+                    window = xp[img, :, top : top + kh, left : left + kw]  # (C, KH, KW)
+                    out[img, flt, row, col] = np.sum(window * w[flt]) + b[flt]
+    cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)
+    return out, Conv2dCache(cols, w, x.shape, stride, pad)
+
+
+def conv2d_backward(
+    dout: np.ndarray, cache: Conv2dCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
+
+    Forward was out = W @ cols + b with W (F, C*KH*KW) and cols (C*KH*KW, P), so
+    dW = dout @ cols^T, dcols = W^T @ dout, and db sums dout over every position;
+    col2im then folds dcols back onto the input pixels.
+    """
+    cols, w, x_shape, stride, pad = cache
+    n = x_shape[0]
+    f, _, kh, kw = w.shape
+    ho = (x_shape[2] + 2 * pad - kh) // stride + 1
+    wo = (x_shape[3] + 2 * pad - kw) // stride + 1
+    require_float("conv2d_backward", "dout", dout)
+    require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
+    dtype = cols.dtype
+    dout_fp = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=dtype).reshape(f, -1)  # (F, P)
+    db = dout.sum(axis=(0, 2, 3))
+    # cols @ dout_fp.T rather than dout_fp @ cols.T: the same numbers, but OpenBLAS
+    # splits the long (P) sum across threads far better in this orientation.
+    dw = np.ascontiguousarray((cols @ dout_fp.T).T).reshape(w.shape)
+    dcols = w.reshape(f, -1).astype(dtype, copy=False).T @ dout_fp  # (C*KH*KW, P)
+    dx = _col2im(dcols, x_shape, kh, kw, stride, pad)
+    return dx, dw, db
+
+
+class MaxPool2dCache(NamedTuple):
+    argmax: np.ndarray  # (N, C, H', W') int64: flat index into x of each window's maximum
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+
+
+def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """Validate pooling arguments; x (N, C, H, W) -> read-only view (N, C, H', W', K, K)."""
+    require_float(fn, "x", x)
+    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
+    require_positive_int(fn, "kernel", kernel)
+    require_positive_int(fn, "stride", stride)
+    _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
+    _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
+    return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def max_pool2d_forward(
+    x: np.ndarray, *, kernel: int = 2, stride: int = 2
+) -> tuple[np.ndarray, MaxPool2dCache]:
+    """Maximum over each kernel x kernel window. x (N, C, H, W) -> out (N, C, H', W'), cache.
+
+    No padding. Note torch's F.max_pool2d defaults stride to the kernel size; ours
+    defaults both to 2, the common "halve the image" layer.
+    """
+    win = _windows("max_pool2d_forward", x, kernel, stride)
+    n, c, ho, wo = win.shape[:4]
+    flat = win.reshape(n, c, ho, wo, kernel * kernel)
+    # np.argmax returns the first maximum in row-major window order, which is the
+    # element torch's max_pool2d routes the gradient to when several values tie.
+    k = np.argmax(flat, axis=-1)
+    out = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
+    rows = np.arange(ho)[:, None] * stride + k // kernel
+    cols = np.arange(wo)[None, :] * stride + k % kernel
+    planes = np.arange(n * c).reshape(n, c, 1, 1)
+    argmax = (planes * x.shape[2] + rows) * x.shape[3] + cols
+    return out, MaxPool2dCache(argmax, x.shape)
+
+
+def max_pool2d_backward(dout: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
+    """dout (N, C, H', W') -> dx (N, C, H, W): each window's gradient goes to its maximum.
+
+    With overlapping windows (stride < kernel) one pixel can be the maximum of several
+    windows; bincount adds those contributions instead of overwriting them.
+    """
+    argmax, x_shape = cache
+    require_float("max_pool2d_backward", "dout", dout)
+    n, c, ho, wo = argmax.shape
+    require_shape("max_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
+    dx = np.bincount(argmax.ravel(), weights=dout.ravel(), minlength=int(np.prod(x_shape)))
+    return dx.reshape(x_shape).astype(dout.dtype, copy=False)
+
+
+class AvgPool2dCache(NamedTuple):
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    kernel: int
+    stride: int
+
+
+def avg_pool2d_forward(
+    x: np.ndarray, *, kernel: int = 2, stride: int = 2
+) -> tuple[np.ndarray, AvgPool2dCache]:
+    """Mean over each kernel x kernel window. x (N, C, H, W) -> out (N, C, H', W'), cache."""
+    win = _windows("avg_pool2d_forward", x, kernel, stride)
+    return win.mean(axis=(-2, -1)), AvgPool2dCache(x.shape, kernel, stride)
+
+
+def avg_pool2d_backward(dout: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
+    """dout (N, C, H', W') -> dx (N, C, H, W): every pixel of a window gets dout / kernel**2."""
+    x_shape, kernel, stride = cache
+    n, c, h, w = x_shape
+    ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    require_float("avg_pool2d_backward", "dout", dout)
+    require_shape("avg_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
+    share = dout / (kernel * kernel)
+    dx = np.zeros(x_shape, dtype=share.dtype)
+    for i in range(kernel):
+        for j in range(kernel):
+            dx[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride] += share
+    return dx

@@ -1,0 +1,251 @@
+"""2-D convolution and pooling layers, forward and backward, in torch ops.
+
+The same API, letters and conventions as ``course_lib.np_ref.conv`` (read its
+docstring): cross-correlation like F.conv2d, zero padding, int ``stride``/``pad``
+for both axes, im2col + one matrix product, col2im in the backward pass. The code
+mirrors the NumPy path line for line; backward passes are explicit tensor
+arithmetic (no autograd), so torch.autograd and F.conv2d stay independent oracles.
+Tensors stay on the device they arrive on. ``conv_output_size`` is the NumPy path's
+function, re-exported (it handles plain ints only).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from course_lib.np_ref.conv import _output_size, conv_output_size
+from course_lib.validation import (
+    require_float,
+    require_ndim,
+    require_nonnegative_int,
+    require_positive_int,
+    require_shape,
+)
+
+__all__ = [
+    "Conv2dCache",
+    "MaxPool2dCache",
+    "AvgPool2dCache",
+    "conv_output_size",
+    "conv2d_forward",
+    "conv2d_forward_naive",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+
+class Conv2dCache(NamedTuple):
+    cols: torch.Tensor  # (C*KH*KW, P): im2col of the padded input, needed for dw
+    w: torch.Tensor  # (F, C, KH, KW): needed for dx
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W): col2im needs it to rebuild dx
+    stride: int
+    pad: int
+
+
+def _check_conv(
+    fn: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int, pad: int
+) -> tuple[int, int]:
+    """Validate conv2d arguments; return the output size (H', W')."""
+    for name, arr in (("x", x), ("w", w), ("b", b)):
+        require_float(fn, name, arr)
+    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
+    require_ndim(fn, "w", w, 4, "(F, C, KH, KW)")
+    require_shape(fn, "w", w, [("F", None), ("C", x.shape[1]), ("KH", None), ("KW", None)])
+    require_shape(fn, "b", b, [("F", w.shape[0])])
+    require_positive_int(fn, "stride", stride)
+    require_nonnegative_int(fn, "pad", pad)
+    if not x.dtype == w.dtype == b.dtype:
+        # NumPy would silently promote; torch's matmul refuses, so say which argument differs.
+        raise ValueError(
+            f"{fn}: arguments 'x', 'w', 'b' must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}"
+        )
+    _, _, kh, kw = w.shape
+    if kh == 0 or kw == 0:
+        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {tuple(w.shape)}")
+    return (
+        _output_size(fn, "w", x.shape[2], kh, stride, pad),
+        _output_size(fn, "w", x.shape[3], kw, stride, pad),
+    )
+
+
+def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> torch.Tensor:
+    """x (N, C, H, W) -> cols (C*KH*KW, P); row (c, i, j), column (n, h, w) holds xpad[n, c, h*s+i, w*s+j]."""
+    n, c, h, w = x.shape
+    s = stride
+    xp = x.new_zeros((c, n, h + 2 * pad, w + 2 * pad))
+    xp[:, :, pad : pad + h, pad : pad + w] = x.permute(1, 0, 2, 3)
+    cols = x.new_empty((c, kh, kw, n, ho, wo))
+    for j in range(kw):
+        xj = xp[:, :, :, j : j + s * (wo - 1) + 1 : s].contiguous()  # see np_ref: long contiguous runs
+        for i in range(kh):
+            cols[:, i, j] = xj[:, :, i : i + s * (ho - 1) + 1 : s]
+    return cols.reshape(c * kh * kw, n * ho * wo)
+
+
+def _col2im(
+    dcols: torch.Tensor, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int, pad: int
+) -> torch.Tensor:
+    """The adjoint of _im2col: dcols (C*KH*KW, P) -> dx (N, C, H, W), summing overlapping windows."""
+    n, c, h, w = x_shape
+    s = stride
+    hp, wp = h + 2 * pad, w + 2 * pad
+    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
+    dcols = dcols.reshape(c, kh, kw, n, ho, wo)
+    dxp = dcols.new_zeros((c, n, hp, wp))
+    dxj = dcols.new_empty((c, n, hp, wo))
+    for j in range(kw):
+        dxj.zero_()
+        for i in range(kh):
+            dxj[:, :, i : i + s * (ho - 1) + 1 : s] += dcols[:, i, j]
+        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += dxj
+    # Gradients that fall on the zero padding belong to no input pixel: crop them.
+    return dxp[:, :, pad : pad + h, pad : pad + w].permute(1, 0, 2, 3).contiguous()
+
+
+def conv2d_forward(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, stride: int = 1, pad: int = 0
+) -> tuple[torch.Tensor, Conv2dCache]:
+    """2-D convolution (cross-correlation, like F.conv2d), vectorised with im2col.
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, H', W'), cache.
+    """
+    ho, wo = _check_conv("conv2d_forward", x, w, b, stride, pad)
+    n = x.shape[0]
+    f, _, kh, kw = w.shape
+    cols = _im2col(x, kh, kw, stride, pad, ho, wo)
+    out_fp = w.reshape(f, -1) @ cols  # (F, P): one matrix product does all the work
+    out = out_fp.reshape(f, n, ho, wo).permute(1, 0, 2, 3) + b[:, None, None]
+    return out.contiguous(), Conv2dCache(cols, w, tuple(x.shape), stride, pad)
+
+
+def conv2d_forward_naive(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, stride: int = 1, pad: int = 0
+) -> tuple[torch.Tensor, Conv2dCache]:
+    """The same layer as conv2d_forward, written as the textbook loops (slow; for reading).
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) -> out (N, F, H', W'), cache (the same
+    cache conv2d_forward builds, so conv2d_backward accepts it).
+    """
+    ho, wo = _check_conv("conv2d_forward_naive", x, w, b, stride, pad)
+    n, c, h, w_in = x.shape
+    f, _, kh, kw = w.shape
+    xp = x.new_zeros((n, c, h + 2 * pad, w_in + 2 * pad))
+    xp[:, :, pad : pad + h, pad : pad + w_in] = x
+    out = x.new_empty((n, f, ho, wo))
+    for img in range(n):
+        for flt in range(f):
+            for row in range(ho):
+                for col in range(wo):
+                    top, left = row * stride, col * stride
+                    window = xp[img, :, top : top + kh, left : left + kw]  # (C, KH, KW)
+                    out[img, flt, row, col] = (window * w[flt]).sum() + b[flt]
+    cols = _im2col(x, kh, kw, stride, pad, ho, wo)
+    return out, Conv2dCache(cols, w, tuple(x.shape), stride, pad)
+
+
+def conv2d_backward(
+    dout: torch.Tensor, cache: Conv2dCache
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
+
+    dW = dout @ cols^T, dcols = W^T @ dout, db sums dout over every position; col2im
+    folds dcols back onto the input pixels.
+    """
+    cols, w, x_shape, stride, pad = cache
+    n = x_shape[0]
+    f, _, kh, kw = w.shape
+    ho = (x_shape[2] + 2 * pad - kh) // stride + 1
+    wo = (x_shape[3] + 2 * pad - kw) // stride + 1
+    require_float("conv2d_backward", "dout", dout)
+    require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
+    dout_fp = dout.permute(1, 0, 2, 3).reshape(f, -1)  # (F, P)
+    db = dout.sum(dim=(0, 2, 3))
+    dw = (dout_fp @ cols.T).reshape(w.shape)
+    dcols = w.reshape(f, -1).T @ dout_fp  # (C*KH*KW, P)
+    dx = _col2im(dcols, x_shape, kh, kw, stride, pad)
+    return dx, dw, db
+
+
+class MaxPool2dCache(NamedTuple):
+    argmax: torch.Tensor  # (N, C, H', W') int64: flat index into x of each window's maximum
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+
+
+def _windows(fn: str, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Validate pooling arguments; x (N, C, H, W) -> view (N, C, H', W', K, K)."""
+    require_float(fn, "x", x)
+    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
+    require_positive_int(fn, "kernel", kernel)
+    require_positive_int(fn, "stride", stride)
+    _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
+    _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
+    return x.unfold(2, kernel, stride).unfold(3, kernel, stride)
+
+
+def max_pool2d_forward(
+    x: torch.Tensor, *, kernel: int = 2, stride: int = 2
+) -> tuple[torch.Tensor, MaxPool2dCache]:
+    """Maximum over each kernel x kernel window. x (N, C, H, W) -> out (N, C, H', W'), cache.
+
+    No padding; both kernel and stride default to 2 (F.max_pool2d defaults stride to kernel).
+    """
+    win = _windows("max_pool2d_forward", x, kernel, stride)
+    n, c, ho, wo = win.shape[:4]
+    flat = win.reshape(n, c, ho, wo, kernel * kernel)
+    # torch.argmax returns the first maximum in row-major window order, the element
+    # F.max_pool2d routes the gradient to when several values tie.
+    k = flat.argmax(dim=-1)
+    out = flat.gather(-1, k[..., None])[..., 0]
+    rows = torch.arange(ho, device=x.device)[:, None] * stride + torch.div(k, kernel, rounding_mode="floor")
+    cols = torch.arange(wo, device=x.device)[None, :] * stride + k % kernel
+    planes = torch.arange(n * c, device=x.device).reshape(n, c, 1, 1)
+    argmax = (planes * x.shape[2] + rows) * x.shape[3] + cols
+    return out, MaxPool2dCache(argmax, tuple(x.shape))
+
+
+def max_pool2d_backward(dout: torch.Tensor, cache: MaxPool2dCache) -> torch.Tensor:
+    """dout (N, C, H', W') -> dx (N, C, H, W): each window's gradient goes to its maximum.
+
+    index_add_ adds (rather than overwrites) when overlapping windows share a maximum.
+    """
+    argmax, x_shape = cache
+    n, c, ho, wo = argmax.shape
+    require_float("max_pool2d_backward", "dout", dout)
+    require_shape("max_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
+    dx = dout.new_zeros(n * c * x_shape[2] * x_shape[3])
+    dx.index_add_(0, argmax.reshape(-1), dout.reshape(-1))
+    return dx.reshape(x_shape)
+
+
+class AvgPool2dCache(NamedTuple):
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    kernel: int
+    stride: int
+
+
+def avg_pool2d_forward(
+    x: torch.Tensor, *, kernel: int = 2, stride: int = 2
+) -> tuple[torch.Tensor, AvgPool2dCache]:
+    """Mean over each kernel x kernel window. x (N, C, H, W) -> out (N, C, H', W'), cache."""
+    win = _windows("avg_pool2d_forward", x, kernel, stride)
+    return win.mean(dim=(-2, -1)), AvgPool2dCache(tuple(x.shape), kernel, stride)
+
+
+def avg_pool2d_backward(dout: torch.Tensor, cache: AvgPool2dCache) -> torch.Tensor:
+    """dout (N, C, H', W') -> dx (N, C, H, W): every pixel of a window gets dout / kernel**2."""
+    x_shape, kernel, stride = cache
+    n, c, h, w = x_shape
+    ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    require_float("avg_pool2d_backward", "dout", dout)
+    require_shape("avg_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
+    share = dout / (kernel * kernel)
+    dx = dout.new_zeros(x_shape)
+    for i in range(kernel):
+        for j in range(kernel):
+            dx[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride] += share
+    return dx
