@@ -83,7 +83,7 @@ class AdamState(NamedTuple):
     t: int  # steps taken so far, for the bias correction
 
 
-# --- argument checks shared by both back-ends (torch_ref imports these) ---------------
+# --- argument checks, duck-typed so that torch_ref imports them too ---------------------
 
 
 def _require_in_range(

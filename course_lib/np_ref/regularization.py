@@ -50,7 +50,7 @@ def _check_weights(fn: str, weights: Any, lam: Any) -> None:
 def l2_penalty(weights: Sequence[np.ndarray], *, lam: float) -> tuple[float, list[np.ndarray]]:
     """penalty = lam / 2 * sum_l ||W_l||^2 (squared Frobenius norms), grads[l] = lam * W_l.
 
-    weights: list of arrays of any shapes -> (penalty, grads shaped like weights).
+    weights: list of arrays of any shapes -> (penalty (a float), grads shaped like weights).
     Add ``penalty`` to the loss and each ``grads[l]`` to the matching weight gradient;
     with SGD that equals torch's ``weight_decay=lam``. Biases are usually left out.
     """
@@ -63,7 +63,7 @@ def l2_penalty(weights: Sequence[np.ndarray], *, lam: float) -> tuple[float, lis
 def l1_penalty(weights: Sequence[np.ndarray], *, lam: float) -> tuple[float, list[np.ndarray]]:
     """penalty = lam * sum_l sum |W_l|, grads[l] = lam * sign(W_l).
 
-    weights: list of arrays of any shapes -> (penalty, grads shaped like weights).
+    weights: list of arrays of any shapes -> (penalty (a float), grads shaped like weights).
     |w| has no derivative at 0; like torch we use sign(0) = 0 there.
     """
     fn = "l1_penalty"

@@ -14,14 +14,15 @@ from typing import Any, NamedTuple
 
 import torch
 
-from course_lib.np_ref.optim import _check_state, _require_bool, _require_in_range, _resolve_optimizer
-from course_lib.validation import (
-    require_float,
-    require_nonnegative_int,
-    require_positive_int,
-    require_same_shape,
-    require_shape,
+# The argument checks are duck-typed (shapes, dtypes, Python numbers): one copy serves both paths.
+from course_lib.np_ref.optim import (
+    _check_state,
+    _check_step_args,
+    _require_bool,
+    _require_in_range,
+    _resolve_optimizer,
 )
+from course_lib.validation import require_float, require_nonnegative_int, require_positive_int, require_shape
 
 __all__ = [
     "MomentumState",
@@ -65,14 +66,6 @@ class AdamState(NamedTuple):
     m: torch.Tensor  # like param: first moment (moving average of g)
     v: torch.Tensor  # like param: second moment (moving average of g^2)
     t: int  # steps taken so far, for the bias correction
-
-
-def _check_step_args(fn: str, param: Any, grad: Any, lr: Any, weight_decay: Any) -> None:
-    require_float(fn, "param", param)
-    require_float(fn, "grad", grad)
-    require_same_shape(fn, "param", param, "grad", grad)
-    _require_in_range(fn, "lr", lr, 0.0)
-    _require_in_range(fn, "weight_decay", weight_decay, 0.0)
 
 
 def sgd_step(
