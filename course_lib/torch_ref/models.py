@@ -215,12 +215,16 @@ _LOSSES = ("cross_entropy", "mse")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-def _as_tensor(a: Any, device: torch.device, *, labels: bool) -> torch.Tensor:
+def _float_dtype(model: nn.Module) -> torch.dtype:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _as_tensor(a: Any, device: torch.device, dtype: torch.dtype, *, labels: bool) -> torch.Tensor:
+    """Class labels -> int64; integer inputs (token ids for an embedding) stay int64; floats -> ``dtype``."""
     t = torch.as_tensor(a)
-    if labels:
+    if labels or not t.is_floating_point():
         return t.to(device=device, dtype=torch.long)
-    # Integer inputs are token ids (embeddings); floats go to the model's float32.
-    return t.to(device=device, dtype=torch.float32 if t.is_floating_point() else torch.long)
+    return t.to(device=device, dtype=dtype)
 
 
 def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -285,9 +289,11 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    x_t, y_t = _as_tensor(x, device, labels=False), _as_tensor(y, device, labels=loss != "mse")
+    dtype = _float_dtype(model)
+    x_t = _as_tensor(x, device, dtype, labels=False)
+    y_t = _as_tensor(y, device, dtype, labels=loss != "mse")
     if loss == "mse":
-        y_t = y_t.float()
+        y_t = y_t.to(dtype)
     total, correct, count, steps = 0.0, 0, 0, 0
     for start in range(0, len(x_t), batch_size):
         xb, yb = x_t[start : start + batch_size], y_t[start : start + batch_size]
@@ -319,7 +325,8 @@ def train(
     """Train ``model`` with mini-batches and return its per-epoch ``History``.
 
     ``data`` is (x_train, y_train) or (x_train, y_train, x_val, y_val): NumPy arrays or
-    tensors. Floating x becomes float32 (integer x, e.g. character ids, stays int64);
+    tensors. Floating x takes the model's dtype (float32 unless you called ``.double()``);
+    integer x (e.g. character ids) stays int64;
     for ``loss="cross_entropy"`` y holds class ids, (N,) for scores (N, K) or (N, T) for
     sequence logits (N, T, V); for ``loss="mse"`` y has the model output's shape.
 
@@ -348,11 +355,11 @@ def train(
         device = get_device()
     device = torch.device(device)
     model.to(device)
-    tensors = [_as_tensor(a, device, labels=(i % 2 == 1 and loss != "mse")) for i, a in enumerate(parts)]
-    x_train, y_train = tensors[0], tensors[1]
+    dtype = _float_dtype(model)
+    tensors = [_as_tensor(a, device, dtype, labels=(i % 2 == 1 and loss != "mse")) for i, a in enumerate(parts)]
     if loss == "mse":
-        tensors[1::2] = [t.float() for t in tensors[1::2]]
-        y_train = tensors[1]
+        tensors[1::2] = [t.to(dtype) for t in tensors[1::2]]
+    x_train, y_train = tensors[0], tensors[1]
     has_val = len(tensors) == 4
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -367,12 +374,16 @@ def train(
     n = len(x_train)
     start_time = time.perf_counter()
     # fork_rng restores torch's global state on exit: seeding dropout here must not
-    # change what the student's next torch.randn returns.
+    # change what the student's next torch.randn returns. Only the generators that
+    # are forked get seeded.
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), tqdm(
         range(epochs), desc="training", unit="epoch", disable=not progress, leave=True
     ) as bar:
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         for _ in bar:
             model.train()
             total, correct, steps = 0.0, 0, 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -74,6 +75,35 @@ def test_history_has_one_entry_per_epoch_and_nothing_for_missing_validation():
     assert len(history.train_loss) == len(history.train_accuracy) == 3
     assert history.val_loss == [] and history.val_accuracy == []
     assert all(0.0 <= a <= 1.0 for a in history.train_accuracy)
+
+
+def test_one_full_batch_sgd_epoch_is_one_gradient_step():
+    x, y = data.make_blobs(30, centers=3, seed=2)
+    torch.manual_seed(0)
+    model = MLP([2, 5, 3]).double()
+    oracle = copy.deepcopy(model)
+    history = train(model, (x, y), epochs=1, lr=0.1, batch_size=len(x), optimizer="sgd",
+                    progress=False, device="cpu")
+    # Oracle: the mean cross-entropy of the untouched copy, differentiated by autograd.
+    loss = torch.nn.functional.cross_entropy(oracle(torch.as_tensor(x)), torch.as_tensor(y))
+    loss.backward()
+    assert history.train_loss[0] == pytest.approx(loss.item(), rel=1e-12)
+    for p, q in zip(model.parameters(), oracle.parameters()):
+        assert p.dtype == torch.float64
+        torch.testing.assert_close(p.detach(), q.detach() - 0.1 * q.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_clip_grad_norm_bounds_each_step():
+    x, _ = data.make_blobs(20, centers=2, seed=0)
+    targets = np.full((20, 1), 1000.0)  # far from any initial output: a huge MSE gradient
+    torch.manual_seed(0)
+    model = MLP([2, 1]).double()
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, (x, targets), epochs=1, lr=1.0, batch_size=20, optimizer="sgd", loss="mse",
+          clip_grad_norm=0.5, progress=False, device="cpu")
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before)))
+    # One SGD step of lr 1 moves the parameters by exactly the clipped gradient norm.
+    assert float(step) == pytest.approx(0.5, rel=1e-6)
 
 
 def test_training_is_deterministic_for_a_seed_and_leaves_global_rng_alone(digits):
