@@ -1,0 +1,117 @@
+"""The checks of notebook 04_activations pass correct answers and fail typical wrong ones
+with a message that names what went wrong."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from course_lib.checks.nb04_activations import (
+    check_collapse_linear,
+    check_leaky_relu,
+    check_one_hot,
+    check_relu_grad,
+    check_sigmoid_grad,
+    check_softmax,
+    check_swish_grad,
+)
+
+SEEDS = (0, 1, 2)
+
+
+# --- correct answers, written as a student would (no course_lib) --------------------------------
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))  # |z| <= 20 in the checks, so no overflow
+
+
+def sigmoid_grad(z):
+    s = _sigmoid(z)
+    return s * (1 - s)
+
+
+def relu_grad(z):
+    return np.where(z > 0, 1.0, 0.0)
+
+
+def leaky_relu(z, *, alpha=0.01):
+    return np.where(z > 0, z, alpha * z)
+
+
+def swish_grad(z):
+    s = _sigmoid(z)
+    return s + z * s * (1 - s)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def one_hot(labels, num_classes):
+    return np.eye(num_classes)[labels]
+
+
+def collapse_linear(w1, b1, w2, b2):
+    return w1 @ w2, b1 @ w2 + b2
+
+
+CORRECT = [
+    (check_sigmoid_grad, sigmoid_grad),
+    (check_relu_grad, relu_grad),
+    (check_leaky_relu, leaky_relu),
+    (check_swish_grad, swish_grad),
+    (check_softmax, softmax),
+    (check_one_hot, one_hot),
+    (check_collapse_linear, collapse_linear),
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("check, answer", CORRECT, ids=[a.__name__ for _, a in CORRECT])
+def test_correct_answer_passes(check, answer, seed) -> None:
+    check(answer, seed=seed)
+
+
+# --- typical mistakes: each must fail, and the message must say what to fix --------------------
+
+WRONG = [
+    # (check, wrong answer, seed at which it must fail, regex the message must match)
+    (check_sigmoid_grad, lambda z: z * (1 - z), 0, r"applied s \(1 - s\) to z"),
+    (check_sigmoid_grad, _sigmoid, 0, r"returned sigma\(z\) itself"),
+    (check_relu_grad, lambda z: np.where(z >= 0, 1.0, 0.0), 1, r"at z = 0 exactly"),
+    (check_relu_grad, lambda z: np.maximum(z, 0.0), 0, r"returned relu\(z\) itself"),
+    (check_leaky_relu, lambda z, alpha=0.01: np.maximum(z, 0.0), 0, r"plain relu"),
+    (check_leaky_relu, lambda z, alpha=0.01: np.where(z > 0, z, 0.01 * z), 0, r"use the `alpha` argument"),
+    (check_swish_grad, lambda z: z * sigmoid_grad(z), 0, r"dropped the s\(z\) term"),
+    (check_swish_grad, lambda z: -swish_grad(z), 0, r"swish'\(z\) = s \+ z s \(1 - s\)"),
+    (check_softmax, lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), 1, r"subtract each row's max"),
+    (check_softmax, lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(), 0, r"normalise each row separately"),
+    (check_softmax, lambda z: np.exp(z) / np.exp(z).sum(axis=0, keepdims=True), 0, r"not over the batch"),
+    (check_one_hot, lambda labels, k: np.eye(labels.max() + 1)[labels], 1, r"wrong shape[\s\S]*not labels.max\(\) \+ 1"),
+    (check_one_hot, lambda labels, k: np.eye(k)[labels].T, 0, r"wrong shape"),
+    (check_collapse_linear, lambda w1, b1, w2, b2: (w1 @ w2, b2), 0, r"first bias also goes"),
+    (check_collapse_linear, lambda w1, b1, w2, b2: (w1 @ w2, b1 @ w2 + b2, None), 0, r"expected a tuple \(w, b\)"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, seed, message", WRONG)
+def test_typical_mistake_fails_with_a_teaching_message(check, wrong, seed, message) -> None:
+    with np.errstate(all="ignore"), pytest.raises(AssertionError) as err:  # the unstable softmax overflows on purpose
+        check(wrong, seed=seed)
+    assert re.search(message, str(err.value)), f"message does not match {message!r}:\n{err.value}"
+
+
+def test_an_equivalent_rewrite_passes() -> None:
+    check_collapse_linear(lambda w1, b1, w2, b2: ((w2.T @ w1.T).T, np.einsum("h,hm->m", b1, w2) + b2), seed=1)
+
+
+def test_missing_answer_says_not_implemented() -> None:
+    def sigmoid_grad(z):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        check_sigmoid_grad(sigmoid_grad)
