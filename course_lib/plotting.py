@@ -88,6 +88,9 @@ def plot_decision_boundary(
         raise ValueError(f"{fn}: argument 'x' must have shape (N, 2), got {x.shape}")
     if y.shape != (len(x),):
         raise ValueError(f"{fn}: argument 'y' must have shape (N={len(x)},), got {y.shape}")
+    if len(y) and (not np.array_equal(y, np.round(y)) or y.min() < 0):
+        raise ValueError(f"{fn}: argument 'y' must hold class ids 0, 1, ..., got values {np.unique(y)[:5]}")
+    y = y.astype(np.int64)
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"{fn}: argument 'resolution' must be an integer >= 2, got {resolution!r}")
     ax = _new_axes(ax)
@@ -95,6 +98,8 @@ def plot_decision_boundary(
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
     grid = np.stack([g1.ravel(), g2.ravel()], axis=1)
     labels = _predicted_labels(to_numpy(predict_fn(grid)), len(grid), threshold).reshape(g1.shape)
+    if labels.min() < 0:
+        raise ValueError(f"{fn}: argument 'predict_fn' must predict class ids 0, 1, ..., got {labels.min()}")
     k = int(max(labels.max(), y.max() if len(y) else 0)) + 1
     colors = [_CLASS_COLORS[i % len(_CLASS_COLORS)] for i in range(k)]
     # Levels between consecutive integers give one filled band per class.

@@ -87,6 +87,19 @@ def test_decision_boundary_accepts_torch_tensors():
     assert len(_contour_sets(ax)) == 1
 
 
+@pytest.mark.parametrize(
+    "predict, y, argument",
+    [
+        (lambda g: np.zeros(len(g), dtype=np.int64), np.where(_points()[1] == 1, 1, -1), "y"),
+        (lambda g: -np.ones(len(g), dtype=np.int64), _points()[1], "predict_fn"),
+        (lambda g: np.zeros((len(g), 2, 2)), _points()[1], "predict_fn"),
+    ],
+)
+def test_decision_boundary_rejects_labels_that_are_not_class_ids(predict, y, argument):
+    with pytest.raises(ValueError, match=f"'{argument}'"):
+        plotting.plot_decision_boundary(predict, _points()[0], y, resolution=5)
+
+
 def test_loss_curves_from_lists_and_from_a_history():
     ax = plotting.plot_loss_curves([3.0, 2.0, 1.5], [3.5, 2.5, 2.4])
     train, val = ax.get_lines()
