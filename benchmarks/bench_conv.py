@@ -9,9 +9,9 @@ Max pooling (2x2, stride 2) on the layer's output is reported for information.
 Threads: torch is set to as many threads as NumPy's BLAS uses
 (``bench_recurrent.numpy_blas_threads``: threadpoolctl if installed, else the count
 OpenBLAS itself reports). NumPy's own elementwise copies run on one thread whatever
-that number is; that is part of what is being measured. The two libraries are timed
-alternately, repetition by repetition, so that load from other processes falls on both;
-the best of k repetitions is reported.
+that number is; that is part of what is being measured. The two libraries take turns
+in blocks of runs, several rounds, so that load from other processes falls on both;
+the best run of each is reported.
 
     python benchmarks/bench_conv.py            # prints a table, PASS/FAIL per target
     from bench_conv import run                 # -> list of dicts for a top-level runner
@@ -42,21 +42,25 @@ N, C, H, W, FILTERS, K, PAD = 64, 6, 14, 14, 16, 5, 2
 POOL = 2
 DTYPE = np.float32
 TARGET = 2.0
-WARMUP = 3
-REPEATS = 30
+ROUNDS = 5
+REPEATS = 10
 
 
-def _best_of(fns: dict[str, Callable[[], object]], *, warmup: int, repeats: int) -> dict[str, float]:
-    """Best wall time of each function, running them alternately so both share the machine's load."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
+def _best_of(fns: dict[str, Callable[[], object]], *, rounds: int, repeats: int) -> dict[str, float]:
+    """Best wall time of each function over ``rounds`` blocks of ``repeats`` runs.
+
+    The libraries take turns block by block, not run by run: each keeps a pool of
+    threads that spin for a while after their last call, and alternating single runs
+    would make the two pools fight over the cores. The first run of a block is a warm-up.
+    """
     best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -99,7 +103,7 @@ def _pool_case(rng: np.random.Generator) -> dict[str, Callable[[], None]]:
     return {"numpy": numpy_step, "torch": torch_step}
 
 
-def run(*, repeats: int = REPEATS) -> list[dict]:
+def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
     """Measure both cases; one dict per case: name, numpy_s, torch_s, ratio, target (None = info)."""
     threads = numpy_blas_threads()
     previous = torch.get_num_threads()
@@ -114,7 +118,7 @@ def run(*, repeats: int = REPEATS) -> list[dict]:
              _pool_case(rng), None),
         ]
         for name, fns, target in cases:
-            best = _best_of(fns, warmup=WARMUP, repeats=repeats)
+            best = _best_of(fns, rounds=rounds, repeats=repeats)
             rows.append({
                 "name": name,
                 "numpy_s": best["numpy"],
@@ -129,7 +133,7 @@ def run(*, repeats: int = REPEATS) -> list[dict]:
 
 def main() -> int:
     print(f"x ({N}, {C}, {H}, {W}), w ({FILTERS}, {C}, {K}, {K}), b ({FILTERS},), stride 1, pad {PAD}, "
-          f"{np.dtype(DTYPE).name}; best of {REPEATS}")
+          f"{np.dtype(DTYPE).name}; best of {ROUNDS} rounds x {REPEATS} runs")
     failed = 0
     for row in run():
         verdict = "info"

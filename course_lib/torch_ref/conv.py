@@ -2,7 +2,7 @@
 
 The same API, letters and conventions as ``course_lib.np_ref.conv`` (read its
 docstring): cross-correlation like F.conv2d, zero padding, int ``stride``/``pad``
-for both axes, im2col + one matrix product, col2im in the backward pass. The code
+for both axes, im2col + one matrix product forward, two more products backward. The code
 mirrors the NumPy path line for line; backward passes are explicit tensor
 arithmetic (no autograd), so torch.autograd and F.conv2d stay independent oracles.
 Tensors stay on the device they arrive on. ``conv_output_size`` is the NumPy path's
@@ -42,7 +42,7 @@ __all__ = [
 class Conv2dCache(NamedTuple):
     cols: torch.Tensor  # (C*KH*KW, P): im2col of the padded input, needed for dw
     w: torch.Tensor  # (F, C, KH, KW): needed for dx
-    x_shape: tuple[int, int, int, int]  # (N, C, H, W): col2im needs it to rebuild dx
+    x_shape: tuple[int, int, int, int]  # (N, C, H, W): the shape dx must have
     stride: int
     pad: int
 
@@ -87,24 +87,34 @@ def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, w
     return cols.reshape(c * kh * kw, n * ho * wo)
 
 
-def _col2im(
-    dcols: torch.Tensor, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int, pad: int
+def _input_grad(
+    dout: torch.Tensor, w: torch.Tensor, x_shape: tuple[int, int, int, int], stride: int, pad: int
 ) -> torch.Tensor:
-    """The adjoint of _im2col: dcols (C*KH*KW, P) -> dx (N, C, H, W), summing overlapping windows."""
-    n, c, h, w = x_shape
+    """dx (N, C, H, W) of the convolution, from dout (N, F, H', W') and w (F, C, KH, KW).
+
+    col2im(W^T dout), with the kernel-row offsets applied to dout before one matrix
+    product and only the KW column offsets added back afterwards (see np_ref).
+    """
+    n, c, h, w_in = x_shape
+    f, _, kh, kw = w.shape
+    ho, wo = dout.shape[2:]
     s = stride
-    hp, wp = h + 2 * pad, w + 2 * pad
-    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
-    dcols = dcols.reshape(c, kh, kw, n, ho, wo)
-    dxp = dcols.new_zeros((c, n, hp, wp))
-    dxj = dcols.new_empty((c, n, hp, wo))
+    dout_t = dout.permute(1, 0, 2, 3)  # (F, N, H', W')
+    rows = dout.new_zeros((f, kh, n, h, wo))
+    for i in range(kh):
+        # Output rows whose kernel row i lands inside the image: y = h*s + i - pad in [0, H).
+        first = max(0, -((i - pad) // s))
+        stop = min(ho, (h - 1 + pad - i) // s + 1)
+        if first < stop:
+            y0 = first * s + i - pad
+            rows[:, i, :, y0 : y0 + s * (stop - first - 1) + 1 : s] = dout_t[:, :, first:stop]
+    w_t = w.permute(1, 3, 0, 2).reshape(c * kw, f * kh)  # rows (c, j), columns (f, i)
+    per_col = (w_t @ rows.reshape(f * kh, -1)).reshape(c, kw, n, h, wo)
+    dxp = dout.new_zeros((c, n, h, w_in + 2 * pad))  # padded along W only
     for j in range(kw):
-        dxj.zero_()
-        for i in range(kh):
-            dxj[:, :, i : i + s * (ho - 1) + 1 : s] += dcols[:, i, j]
-        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += dxj
+        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += per_col[:, j]
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
-    return dxp[:, :, pad : pad + h, pad : pad + w].permute(1, 0, 2, 3).contiguous()
+    return dxp[:, :, :, pad : pad + w_in].permute(1, 0, 2, 3).contiguous()
 
 
 def conv2d_forward(
@@ -153,8 +163,8 @@ def conv2d_backward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
 
-    dW = dout @ cols^T, dcols = W^T @ dout, db sums dout over every position; col2im
-    folds dcols back onto the input pixels.
+    dW = dout @ cols^T, db sums dout over every position, dx = col2im(W^T @ dout)
+    computed in the cheaper order of ``_input_grad``.
     """
     cols, w, x_shape, stride, pad = cache
     n = x_shape[0]
@@ -164,10 +174,9 @@ def conv2d_backward(
     require_float("conv2d_backward", "dout", dout)
     require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
     dout_fp = dout.permute(1, 0, 2, 3).reshape(f, -1)  # (F, P)
-    db = dout.sum(dim=(0, 2, 3))
+    db = dout_fp.sum(dim=1)
     dw = (dout_fp @ cols.T).reshape(w.shape)
-    dcols = w.reshape(f, -1).T @ dout_fp  # (C*KH*KW, P)
-    dx = _col2im(dcols, x_shape, kh, kw, stride, pad)
+    dx = _input_grad(dout, w, x_shape, stride, pad)
     return dx, dw, db
 
 

@@ -36,6 +36,7 @@ CONV_CASES = [
     (3, 1, 5, 5, 2, 1, 1, 1, 0),
     (2, 2, 6, 7, 3, 4, 2, 2, 1),
     (2, 2, 5, 4, 2, 7, 6, 1, 1),
+    (2, 2, 9, 8, 2, 3, 3, 3, 4),  # padding wider than the kernel: some outputs see only zeros
 ]
 POOL_CASES = [(2, 2), (3, 2), (3, 1), (2, 1), (1, 1), (3, 3)]  # (kernel, stride)
 
