@@ -102,7 +102,7 @@ def _input_grad(
     dout_t = dout.permute(1, 0, 2, 3)  # (F, N, H', W')
     rows = dout.new_zeros((f, kh, n, h, wo))
     for i in range(kh):
-        # Output rows whose kernel row i lands inside the image: y = h*s + i - pad in [0, H).
+        # Output rows r whose kernel row i lands inside the image: y = r*s + i - pad in [0, H).
         first = max(0, -((i - pad) // s))
         stop = min(ho, (h - 1 + pad - i) // s + 1)
         if first < stop:
