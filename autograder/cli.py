@@ -1,45 +1,188 @@
-"""Command line: ``python -m autograder {release,grade,feedback,export,status,demo}``.
+"""Command line: ``python -m autograder {release,grade,feedback,export,status,override,demo}``.
 
-A thin layer: parse arguments, call the API, print the result.
+A thin layer: parse arguments, call ``autograder.api``, print the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "format_table"]
+
+RUN_DIR = Path("course_run")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    release = sub.add_parser("release", help="generate the student notebooks from the instructor sources")
-    release.add_argument("--solutions", type=Path, default=Path("solutions"), help="instructor notebooks (default: solutions/)")
-    release.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="where to write (default: notebooks/)")
-    release.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
+    def run_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-dir", type=Path, default=RUN_DIR, help="run folder (default: course_run/)")
+
+    p = sub.add_parser("release", help="generate the student notebooks from the instructor sources")
+    p.add_argument("--solutions", type=Path, default=Path("solutions"), help="instructor notebooks (default: solutions/)")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="where to write (default: notebooks/)")
+    p.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
+
+    p = sub.add_parser("grade", help="grade a folder (one sub-folder per student) or a zip of submissions")
+    p.add_argument("submissions", type=Path)
+    p.add_argument("--solutions", type=Path, default=Path("solutions"))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)")
+    p.add_argument("--db", default=None, help="gradebook URL (default: SQLite in the run folder)")
+    p.add_argument("--force", action="store_true", help="re-grade what is already graded")
+    p.add_argument("--keep-demo-cells", action="store_true", help="also run the ungraded `demo` cells")
+    p.add_argument("--cell-timeout", type=float, default=60.0)
+    p.add_argument("--notebook-budget", type=float, default=300.0)
+    p.add_argument("--support", type=Path, action="append", default=[], help=argparse.SUPPRESS)
+    run_dir(p)
+
+    p = sub.add_parser("feedback", help="write an HTML feedback page per student")
+    p.add_argument("--show-hidden", action="store_true", help="show the source of hidden tests")
+    run_dir(p)
+
+    p = sub.add_parser("export", help="gradebook CSV + HTML report with plots")
+    run_dir(p)
+
+    p = sub.add_parser("status", help="what is graded, pending or failed")
+    p.add_argument("submissions", type=Path, nargs="?")
+    p.add_argument("--solutions", type=Path, default=Path("solutions"))
+    run_dir(p)
+
+    p = sub.add_parser("override", help="set a manual score for one test cell (kept across re-grading)")
+    p.add_argument("student")
+    p.add_argument("assignment")
+    p.add_argument("grade_id", help="e.g. test_sigmoid_hidden")
+    p.add_argument("score", type=float)
+    run_dir(p)
+
+    p = sub.add_parser("demo", help="release the course and grade the bundled sample class")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    run_dir(p)
     return parser
+
+
+def format_table(results: Sequence[object]) -> str:
+    rows = [("student", "notebook", "status", "score", "why")]
+    for r in results:
+        score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
+        rows.append((r.student, r.assignment, r.status, score, r.reason[:90]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
+    lines.insert(1, "-" * min(120, len(lines[0]) + 20))
+    return "\n".join(lines)
 
 
 def _release(args: argparse.Namespace) -> int:
     from autograder.release import release_course
 
-    result = release_course(
-        solutions_dir=args.solutions, notebooks_dir=args.notebooks, assignments=args.assignments or None
-    )
+    result = release_course(solutions_dir=args.solutions, notebooks_dir=args.notebooks, assignments=args.assignments or None)
     for path in result.notebooks:
         print(f"{'written  ' if path in result.changed else 'unchanged'} {path}")
     return 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from autograder.api import GradeOptions, Limits, grade_class
+
+    options = GradeOptions(
+        workers=args.workers,
+        limits=Limits(cell_timeout=args.cell_timeout, notebook_budget=args.notebook_budget),
+        db_url=args.db,
+        force=args.force,
+        drop_demo=not args.keep_demo_cells,
+        support=tuple(args.support),
+    )
+    run = _run_grading(args.submissions, args.run_dir, args.solutions, options)
+    return 0 if run is not None else 1
+
+
+def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: object):
+    from tqdm import tqdm
+
+    from autograder.api import grade_class
+
+    bar: list[tqdm] = []
+
+    def on_start(n: int, protections: object) -> None:
+        print(protections.summary, flush=True)
+        bar.append(tqdm(total=n, unit="notebook", desc="grading", file=sys.stderr))
+
+    def progress(result: object) -> None:
+        bar[0].set_postfix_str(f"{result.student}/{result.assignment}: {result.status}", refresh=False)
+        bar[0].update(1)
+
+    run = grade_class(
+        submissions=submissions, run_dir=run_dir, solutions_dir=solutions, options=options, progress=progress, on_start=on_start
+    )
+    if bar:
+        bar[0].close()
+    print(format_table(run.results))
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(run.counts().items()))
+    print(f"\n{len(run.results)} submissions ({counts}); {run.resumed} reused from an earlier run; {run.seconds:.1f} s")
+    print(run.protections.summary)
+    return run
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from autograder.api import write_feedback
+
+    result = write_feedback(run_dir=args.run_dir, show_hidden=args.show_hidden)
+    print(f"{len(result.pages)} feedback pages in {args.run_dir / 'feedback'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from autograder.api import export_grades
+
+    result = export_grades(run_dir=args.run_dir)
+    print(f"gradebook: {result.grades_csv}\nper exercise: {result.submissions_csv}\nreport: {result.report}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from autograder.api import course_status
+
+    report = course_status(run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions)
+    print(format_table(report.results))
+    for student, assignment in report.pending:
+        print(f"{student}  {assignment}  pending")
+    print(", ".join(f"{k}: {v}" for k, v in sorted(report.counts().items())) or "nothing graded yet")
+    return 0
+
+
+def _override(args: argparse.Namespace) -> int:
+    from autograder.api import override_grade
+
+    result = override_grade(
+        run_dir=args.run_dir, student=args.student, assignment=args.assignment, grade_id=args.grade_id, score=args.score
+    )
+    print(f"{args.student}/{args.assignment}/{args.grade_id}: manual score {result.manual_score:g} (auto {result.auto_score})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from autograder.demo import run_demo
+
+    return run_demo(run_dir=args.run_dir, workers=args.workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"release": _release}
+    handlers = {
+        "release": _release,
+        "grade": _grade,
+        "feedback": _feedback,
+        "export": _export,
+        "status": _status,
+        "override": _override,
+        "demo": _demo,
+    }
     try:
         return handlers[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -118,11 +118,11 @@ def run_notebook(
 
 
 def _client_classes(limits: Limits, protections: Protections, jail: Path):
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbformat.v4 import new_output
 
-    class SandboxKernelManager(KernelManager):
+    class SandboxKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [
                 sys.executable, "-m", "autograder.kernel_launcher",

@@ -1,0 +1,237 @@
+"""The autograder's Python API: keyword-only functions returning dataclasses.
+
+    release_course(solutions_dir=..., notebooks_dir=...)        -> ReleaseResult
+    grade_class(submissions=..., run_dir=..., solutions_dir=...) -> GradeRun
+    write_feedback(run_dir=...)                                  -> FeedbackResult
+    export_grades(run_dir=...)                                   -> ExportResult
+    course_status(run_dir=...)                                   -> StatusReport
+
+The run folder (``course_run/`` by default) holds everything a grading run makes:
+``course/`` (an nbgrader course directory with the gradebook), ``ledger/``,
+``feedback/``, ``report/``; all of it is hidden from student code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.course import CourseDir, assignment_stems, read_notebook
+from autograder.export import ExportResult, export_grades
+from autograder.feedback import FeedbackResult, write_feedback
+from autograder.gradebook import Ledger, merge_result
+from autograder.intake import Job, Manifest, collect
+from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs
+from autograder.release import ReleaseResult, release_course
+from autograder.sandbox import Limits, Protections, detect_protections
+
+__all__ = [
+    "ExportResult",
+    "FeedbackResult",
+    "GradeOptions",
+    "GradeRun",
+    "Limits",
+    "ReleaseResult",
+    "StatusReport",
+    "SubmissionResult",
+    "Override",
+    "course_status",
+    "override_grade",
+    "export_grades",
+    "grade_class",
+    "release_course",
+    "write_feedback",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+FINAL = {"graded", "flagged", "timed out", "failed", "missing", "unreadable"}
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    workers: int = os.cpu_count() or 1
+    limits: Limits = field(default_factory=Limits)
+    db_url: str | None = None  # default: SQLite in the run folder
+    force: bool = False  # re-grade even what the ledger says is done
+    drop_demo: bool = True  # skip ungraded `demo` cells (plots, training runs)
+    verify: bool = True  # re-verification (never turn off for real grading)
+    support: tuple[Path, ...] = ()  # extra modules the notebooks import (tests)
+
+
+@dataclass(frozen=True)
+class GradeRun:
+    results: tuple[SubmissionResult, ...]
+    protections: Protections
+    run_dir: Path
+    resumed: int  # results reused from an earlier run
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    results: tuple[SubmissionResult, ...]
+    pending: tuple[tuple[str, str], ...]  # (student, assignment) not graded yet
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {"pending": len(self.pending)} if self.pending else {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+def _import_support(paths: tuple[Path, ...]) -> None:
+    """Support modules register their exercises when imported (the parent judges)."""
+    import importlib
+    import sys
+
+    for path in paths:
+        folder = str(Path(path).resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
+        importlib.import_module(Path(path).stem)
+
+
+def _secret_seed(run_dir: Path) -> int:
+    """Secret seed of the re-verification cases, fixed per run folder so re-runs agree."""
+    path = run_dir / ".secret-seed"
+    if not path.exists():
+        path.write_text(str(1000 + secrets.randbelow(2**31)))
+        os.chmod(path, 0o600)
+    return int(path.read_text())
+
+
+def _hidden_paths(run_dir: Path, solutions_dir: Path, submissions: Path, db_url: str) -> list[Path]:
+    paths = [run_dir, solutions_dir, submissions, REPO / ".git", REPO / "tests", REPO / "solutions"]
+    if db_url.startswith("sqlite:///"):
+        paths.append(Path(db_url.removeprefix("sqlite:///")).parent)
+    unique: list[Path] = []
+    for p in (Path(p).resolve() for p in paths):
+        if p.exists() and p != Path("/") and p not in unique:
+            unique.append(p)
+    return unique
+
+
+def _prepare(run_dir: Path, solutions_dir: Path, db_url: str | None) -> tuple[CourseDir, dict, dict]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    course = CourseDir.at(run_dir / "course", db_url=db_url)
+    stems = assignment_stems(solutions_dir)
+    if not stems:
+        raise ValueError(f"grade: no instructor notebooks (*.ipynb) in {solutions_dir}")
+    course.install(stems)
+    sources = {s: read_notebook(course.source(s)) for s in stems}
+    releases = {s: read_notebook(course.release(s)) for s in stems}
+    return course, sources, releases
+
+
+def grade_class(
+    *,
+    submissions: Path,
+    run_dir: Path,
+    solutions_dir: Path,
+    options: GradeOptions = GradeOptions(),
+    progress: Callable[[SubmissionResult], None] | None = None,
+    on_start: Callable[[int, Protections], None] | None = None,
+) -> GradeRun:
+    """Grade every submission in ``submissions`` (a folder or a zip)."""
+    start = time.monotonic()
+    run_dir, solutions_dir, submissions = Path(run_dir).resolve(), Path(solutions_dir).resolve(), Path(submissions).resolve()
+    protections = detect_protections()
+    _import_support(options.support)
+    course, sources, releases = _prepare(run_dir, solutions_dir, options.db_url)
+    (run_dir / "protections.txt").write_text(protections.summary + "\n")
+    jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
+    scratch_root = run_dir / "scratch"
+    scratch_root.mkdir(exist_ok=True)
+    os.chmod(scratch_root, 0o711)
+    ctx = GradingContext(
+        course=course,
+        sources=sources,
+        releases=releases,
+        scratch_root=scratch_root,
+        hide=_hidden_paths(run_dir, solutions_dir, submissions, course.db_url),
+        limits=options.limits,
+        protections=protections,
+        secret_seed=_secret_seed(run_dir),
+        support=list(options.support),
+        drop_demo=options.drop_demo,
+        verify=options.verify,
+    )
+    ledger = Ledger(run_dir)
+    todo: list[Job] = []
+    done: list[SubmissionResult] = []
+    for job in jobs:
+        old = None if options.force else ledger.read(job.student, job.assignment)
+        if old is not None and old.status in FINAL and old.digest == ctx.digest(job):
+            done.append(old)
+        else:
+            todo.append(job)
+    if on_start is not None:
+        on_start(len(todo), protections)
+    fresh = grade_jobs(
+        todo,
+        ctx,
+        workers=options.workers,
+        on_result=lambda r: merge_result(r, course=course, run_dir=run_dir),
+        progress=progress,
+    )
+    order = {(j.student, j.assignment): i for i, j in enumerate(jobs)}
+    results = sorted([*done, *fresh], key=lambda r: order[(r.student, r.assignment)])
+    return GradeRun(tuple(results), protections, run_dir, len(done), time.monotonic() - start)
+
+
+def course_status(*, run_dir: Path, submissions: Path | None = None, solutions_dir: Path | None = None) -> StatusReport:
+    """What is graded (with its status) and, given the submissions, what is pending."""
+    run_dir = Path(run_dir).resolve()
+    results = tuple(Ledger(run_dir).all())
+    pending: list[tuple[str, str]] = []
+    if submissions is not None and solutions_dir is not None:
+        releases = {}
+        course = CourseDir.at(run_dir / "course")
+        for stem in assignment_stems(Path(solutions_dir)):
+            path = course.release(stem)
+            if path.exists():
+                releases[stem] = read_notebook(path)
+        seen = {(r.student, r.assignment) for r in results}
+        jobs = collect(Path(submissions), Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked-status")
+        pending = [(j.student, j.assignment) for j in jobs if (j.student, j.assignment) not in seen]
+    return StatusReport(results, tuple(pending))
+
+
+@dataclass(frozen=True)
+class Override:
+    student: str
+    assignment: str
+    grade_id: str
+    manual_score: float
+    auto_score: float | None
+
+
+def override_grade(*, run_dir: Path, student: str, assignment: str, grade_id: str, score: float, db_url: str | None = None) -> Override:
+    """Set nbgrader's manual score for one graded cell; re-grading keeps it."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder.gradebook import GradebookLock
+
+    run_dir = Path(run_dir).resolve()
+    course = CourseDir.at(run_dir / "course", db_url=db_url)
+    with GradebookLock(run_dir), Gradebook(course.db_url) as gb:
+        try:
+            grade = gb.find_grade(grade_id, assignment, assignment, student)
+        except MissingEntry:
+            raise KeyError(f"override: no graded cell {grade_id!r} for {student}/{assignment}") from None
+        if not 0 <= score <= grade.max_score:
+            raise ValueError(f"override: score must be in [0, {grade.max_score:g}], got {score:g}")
+        grade.manual_score = score
+        gb.db.commit()
+        return Override(student, assignment, grade_id, score, grade.auto_score)

@@ -1,0 +1,173 @@
+"""Export step: the gradebook as CSV for the LMS, and an HTML report with PNG plots.
+
+Scores come from nbgrader's gradebook, so manual overrides made there (formgrader,
+``autograder override``) are what is exported; statuses and flags come from the
+ledger. A submission that was not graded (missing, unreadable, failed) has an empty
+score and its status — never a 0 that looks earned.
+
+- ``grades.csv``: one row per student, one score column per assignment + total.
+- ``submissions.csv``: one row per (student, assignment, exercise) with status.
+- ``report/index.html`` with ``*.png``: score distribution per notebook and per
+  exercise, status counts, the flagged submissions, the sandbox's protections.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.course import CourseDir
+from autograder.gradebook import Ledger
+from autograder.pipeline import SubmissionResult
+
+__all__ = ["ExportResult", "export_grades", "gradebook_scores"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    grades_csv: Path
+    submissions_csv: Path
+    report: Path
+    plots: tuple[Path, ...]
+
+
+def gradebook_scores(course: CourseDir, records: list[SubmissionResult]) -> dict[tuple[str, str], dict[str, float]]:
+    """{(student, assignment): {grade_id: score}} from nbgrader (manual overrides win)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    with Gradebook(course.db_url) as gb:
+        for r in records:
+            if r.score is None:
+                continue
+            try:
+                nb = gb.find_submission_notebook(r.assignment, r.assignment, r.student)
+            except MissingEntry:
+                continue
+            out[(r.student, r.assignment)] = {g.name: float(g.score or 0.0) for g in nb.grades}
+    return out
+
+
+def _exercise_of(grade_id: str) -> str:
+    return grade_id.removeprefix("test_").removesuffix("_hidden")
+
+
+def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResult:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir).resolve()
+    course = CourseDir.at(run_dir / "course")
+    records = Ledger(run_dir).all()
+    saved = run_dir / "protections.txt"
+    if not protections_summary and saved.exists():
+        protections_summary = saved.read_text().strip()
+    scores = gradebook_scores(course, records)
+    assignments = sorted({r.assignment for r in records})
+    students = sorted({r.student for r in records})
+    by_key = {(r.student, r.assignment): r for r in records}
+
+    def total(r: SubmissionResult) -> float | None:
+        if r.score is None:
+            return None
+        grades = scores.get((r.student, r.assignment))
+        return sum(grades.values()) if grades is not None else r.score
+
+    grades_csv = run_dir / "grades.csv"
+    with grades_csv.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student", *assignments, "total", *[f"{a} status" for a in assignments]])
+        for s in students:
+            row_scores, statuses, tot = [], [], 0.0
+            for a in assignments:
+                r = by_key.get((s, a))
+                t = total(r) if r else None
+                row_scores.append("" if t is None else f"{t:g}")
+                statuses.append(r.status if r else "missing")
+                tot += t or 0.0
+            w.writerow([s, *row_scores, f"{tot:g}", *statuses])
+
+    submissions_csv = run_dir / "submissions.csv"
+    with submissions_csv.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified"])
+        for r in records:
+            grades = scores.get((r.student, r.assignment), {})
+            if not r.exercises:
+                w.writerow([r.student, r.assignment, r.status, r.reason, "", "", r.max_score, ""])
+            for e in r.exercises:
+                manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
+                w.writerow([r.student, r.assignment, r.status, r.reason, e.name, f"{manual:g}", f"{e.max_score:g}", e.verified])
+
+    report_dir = run_dir / "report"
+    report_dir.mkdir(exist_ok=True)
+    plots = []
+    if assignments:
+        fig, axes = plt.subplots(1, len(assignments), figsize=(3.2 * len(assignments), 2.8), squeeze=False)
+        for ax, a in zip(axes[0], assignments, strict=True):
+            vals = [t for r in records if r.assignment == a and (t := total(r)) is not None]
+            maxes = [r.max_score for r in records if r.assignment == a and r.max_score]
+            ax.hist(vals, bins=10, range=(0, max(maxes or [1])), color="#4477aa")
+            ax.set_title(a, fontsize=9)
+            ax.set_xlabel("score")
+        axes[0][0].set_ylabel("students")
+        fig.tight_layout()
+        plots.append(report_dir / "scores_per_notebook.png")
+        fig.savefig(plots[-1], dpi=80)
+        plt.close(fig)
+
+        names, fractions = [], []
+        for a in assignments:
+            per: dict[str, list[float]] = {}
+            for r in records:
+                if r.assignment == a and r.score is not None:
+                    for e in r.exercises:
+                        if e.max_score:
+                            per.setdefault(e.name, []).append(e.score / e.max_score)
+            for name, vals in per.items():
+                names.append(f"{a}:{name}")
+                fractions.append(sum(vals) / len(vals))
+        fig, ax = plt.subplots(figsize=(6, 0.25 * len(names) + 1))
+        ax.barh(names, fractions, color="#66aa55")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("mean fraction of points")
+        ax.tick_params(axis="y", labelsize=7)
+        fig.tight_layout()
+        plots.append(report_dir / "scores_per_exercise.png")
+        fig.savefig(plots[-1], dpi=80)
+        plt.close(fig)
+
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    flagged = [r for r in records if r.status == "flagged"]
+    problems = [r for r in records if r.status in ("failed", "timed out", "missing", "unreadable")]
+    parts = [
+        "<!doctype html><meta charset=utf-8><title>Grading report</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
+        "table{border-collapse:collapse}</style>",
+        "<h1>Grading report</h1>",
+        f"<p><b>Sandbox:</b> {html.escape(protections_summary or 'see the grading log')}</p>",
+        "<p>" + ", ".join(f"{html.escape(k)}: {v}" for k, v in sorted(counts.items())) + "</p>",
+        *[f"<h2>{p.stem.replace('_', ' ')}</h2><img src='{p.name}'>" for p in plots],
+        "<h2>Flagged submissions</h2>",
+        _table(flagged) if flagged else "<p>None.</p>",
+        "<h2>Not graded or cut short</h2>",
+        _table(problems) if problems else "<p>None.</p>",
+    ]
+    report = report_dir / "index.html"
+    report.write_text("\n".join(parts))
+    return ExportResult(grades_csv, submissions_csv, report, tuple(plots))
+
+
+def _table(records: list[SubmissionResult]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(r.student)}</td><td>{html.escape(r.assignment)}</td>"
+        f"<td>{html.escape(r.status)}</td><td>{html.escape(r.reason)}</td></tr>"
+        for r in records
+    )
+    return f"<table><tr><th>student</th><th>notebook</th><th>status</th><th>why</th></tr>{rows}</table>"

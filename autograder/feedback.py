@@ -1,0 +1,90 @@
+"""Feedback step: one HTML page per student from the graded notebooks.
+
+The page lists, per assignment, the status, the score per exercise and anything the
+instructor should know the student was told (flags, repaired cells), followed by the
+graded notebooks rendered with nbconvert. Hidden test source is replaced by a
+placeholder unless ``show_hidden`` — the failure messages stay, as they teach.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.canonical import nbgrader_meta
+from autograder.course import CourseDir
+from autograder.gradebook import Ledger
+
+__all__ = ["FeedbackResult", "write_feedback", "hide_hidden_tests"]
+
+_HIDDEN = re.compile(r"^[ \t]*#+\s*BEGIN HIDDEN TESTS.*?^[ \t]*#+\s*END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    pages: tuple[Path, ...]  # one per student
+
+
+def hide_hidden_tests(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("grade") and "HIDDEN TESTS" in cell.source:
+            points = nbgrader_meta(cell).get("points", 0)
+            cell.source = _HIDDEN.sub(f"# hidden tests ({points} points): source not shown\n", cell.source)
+    return nb
+
+
+def _render(nb: nbformat.NotebookNode) -> str:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic")
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+_STYLE = """<style>
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
+.flagged{color:#a00}.graded{color:#060}.nb{border-top:2px solid #888;margin-top:2rem}
+pre{white-space:pre-wrap}</style>"""
+
+
+def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[str] | None = None) -> FeedbackResult:
+    run_dir = Path(run_dir).resolve()
+    course = CourseDir.at(run_dir / "course")
+    by_student: dict[str, list] = {}
+    for record in Ledger(run_dir).all():
+        if students is None or record.student in students:
+            by_student.setdefault(record.student, []).append(record)
+    out_dir = run_dir / "feedback"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for student, records in sorted(by_student.items()):
+        parts = [f"<!doctype html><meta charset=utf-8><title>Feedback: {html.escape(student)}</title>{_STYLE}",
+                 f"<h1>Feedback for {html.escape(student)}</h1>"]
+        rows = []
+        for r in records:
+            score = "—" if r.score is None else f"{r.score:g} / {r.max_score:g}"
+            rows.append(f"<tr><td>{html.escape(r.assignment)}</td><td class='{r.status.split()[0]}'>{html.escape(r.status)}</td>"
+                        f"<td>{score}</td><td>{html.escape(r.reason)}</td></tr>")
+        parts.append("<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>" + "".join(rows) + "</table>")
+        for r in records:
+            parts.append(f"<div class=nb><h2>{html.escape(r.assignment)}</h2>")
+            if r.exercises:
+                parts.append("<table><tr><th>exercise</th><th>score</th><th>note</th></tr>" + "".join(
+                    f"<tr><td>{html.escape(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td><td>{html.escape(e.note)}</td></tr>"
+                    for e in r.exercises) + "</table>")
+            for note in r.notes:
+                parts.append(f"<p><em>{html.escape(note.splitlines()[0] if note else '')}</em></p>")
+            graded = course.autograded(student, r.assignment)
+            if graded.exists():
+                nb = nbformat.read(str(graded), as_version=4)
+                parts.append(_render(nb if show_hidden else hide_hidden_tests(nb)))
+            parts.append("</div>")
+        page = out_dir / f"{student}.html"
+        page.write_text("\n".join(parts))
+        pages.append(page)
+    return FeedbackResult(tuple(pages))
