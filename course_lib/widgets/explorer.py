@@ -194,6 +194,8 @@ class LearningRateExplorer:
         lax = self.loss_ax
         lax.cla()
         (self.loss_line,) = lax.plot([], [], "-", color="tab:red", lw=1.5)
+        self.overflow_note = lax.text(0.98, 0.03, "", transform=lax.transAxes, ha="right", va="bottom", fontsize=8,
+                                      color="tab:red")
         lax.set_yscale("log")
         # Few, fixed ticks: a blow-up spans 100 decades and tick labels dominate the draw time.
         lax.yaxis.set_major_locator(LogLocator(numticks=6))
@@ -220,6 +222,8 @@ class LearningRateExplorer:
         ok = np.isfinite(self.losses)
         y = np.clip(self.losses[ok], *_LOSS_SHOWN)
         self.loss_line.set_data(steps[ok], y)
+        off_chart = not ok.all() or self.losses[ok].max() > _LOSS_SHOWN[1]
+        self.overflow_note.set_text(f"losses above {_LOSS_SHOWN[1]:.0e} drawn at {_LOSS_SHOWN[1]:.0e}" if off_chart else "")
         lax = self.loss_ax
         lax.set_xlim(0, max(len(self.losses) - 1, 1))
         lax.set_ylim(y.min() / 3.0, y.max() * 3.0)

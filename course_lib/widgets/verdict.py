@@ -38,7 +38,7 @@ class Verdict(NamedTuple):
     kind: str  # "converged" | "oscillated" | "diverged" | "slow"
     final_loss: float  # L_S (inf or nan after a blow-up)
     at_global_min: bool  # w_S within GLOBAL_TOL of the surface's global minimum
-    message: str  # one line for people
+    message: str  # one line for people, to follow the kind: f"{kind}: {message}"
 
 
 def _second_half_fractions(path: np.ndarray, losses: np.ndarray) -> tuple[float, float]:
@@ -75,19 +75,19 @@ def classify_run(
     final = float(losses[-1])
     if not (np.isfinite(path).all() and np.isfinite(losses).all()) or final > losses[0]:
         bad = np.flatnonzero(~np.isfinite(losses) | ~np.isfinite(path).all(axis=1))
-        where = f"overflowed at step {bad[0]}" if len(bad) else f"loss grew from {losses[0]:.3g} to {final:.3g}"
-        return Verdict("diverged", final, False, f"diverged: {where}")
+        where = f"overflowed at step {bad[0]}" if len(bad) else f"the loss grew from {losses[0]:.3g} to {final:.3g}"
+        return Verdict("diverged", final, False, where)
     at_global = bool(np.linalg.norm(path[-1] - np.asarray(global_min)) <= GLOBAL_TOL)
     with np.errstate(all="ignore"):
         grad_norm = float(np.linalg.norm(grad_fn(path[-1])))
     last_step = float(np.linalg.norm(path[-1] - path[-2]))
     if grad_norm <= GRAD_TOL and last_step <= STEP_TOL:
         where = "the global minimum" if at_global else "a stationary point that is not the global minimum"
-        return Verdict("converged", final, at_global, f"converged to {where}: loss {final:.3g} after {s} steps")
+        return Verdict("converged", final, at_global, f"came to rest at {where}: loss {final:.3g} after {s} steps")
     reversals, rises = _second_half_fractions(path, losses)
     if reversals >= REVERSAL_FRACTION or rises >= RISE_FRACTION:
         return Verdict("oscillated", final, at_global,
-                       f"oscillated: the path turned back on {reversals:.0%} and the loss rose on {rises:.0%} "
+                       f"the path turned back on {reversals:.0%} and the loss rose on {rises:.0%} "
                        f"of the last {s - s // 2} steps (loss {final:.3g})")
     return Verdict("slow", final, at_global,
                    f"neither at rest nor oscillating after {s} steps (loss {final:.3g}): "

@@ -1,0 +1,195 @@
+"""The learning-rate explorer in a real JupyterLab, driven in Debian's Chromium by Playwright.
+
+The test starts its own JupyterLab on 127.0.0.1 (free port, a token it chooses, a temp
+root and temp config/data/runtime/IPython dirs, so nothing is read from the user's
+Jupyter set-up), opens the gradient-descent notebook, runs the setup cell and the cell
+that builds the explorer, drags the learning-rate slider to the far right, and checks
+that the rendered plot changed and the verdict became "diverged". A screenshot goes to
+test-output/widgets/ (git-ignored).
+
+Notebook: notebooks/02_gradient_descent.ipynb when one of its code cells builds
+``learning_rate_explorer(``, else a two-cell fixture notebook written here; the test
+prints which. Only the setup and explorer cells are run, so the student release (whose
+answer cells raise NotImplementedError) works as well as the instructor version.
+
+Skipped, with the reason, only when no Chromium is installed (``make browser`` installs
+Debian's package); Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK_02 = REPO / "notebooks" / "02_gradient_descent.ipynb"
+OUTPUT_DIR = REPO / "test-output" / "widgets"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+EXPLORER_CALL = "learning_rate_explorer("
+TIMEOUT_MS = 45_000
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fixture_notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%matplotlib inline\nimport numpy as np", metadata={"nbgrader": {"grade_id": "setup"}}),
+        nbformat.v4.new_code_cell("from course_lib.widgets import learning_rate_explorer\n\n"
+                                  "learning_rate_explorer(surface=\"ravine\", optimizer=\"sgd\", lr=0.01)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return nb
+
+
+def _choose_notebook() -> tuple[str, nbformat.NotebookNode]:
+    if NOTEBOOK_02.exists():
+        nb = nbformat.read(NOTEBOOK_02, as_version=4)
+        if any(c.cell_type == "code" and EXPLORER_CALL in c.source for c in nb.cells):
+            return "notebooks/02_gradient_descent.ipynb", nb
+    return "fixture notebook (notebooks/02 has no learning_rate_explorer cell yet)", _fixture_notebook()
+
+
+def _cells_to_run(nb: nbformat.NotebookNode) -> list[int]:
+    """Indices of the setup cell (grade_id "setup") and the first cell that builds the explorer."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    setup = [i for i in code if nb.cells[i].metadata.get("nbgrader", {}).get("grade_id") == "setup"]
+    explorer = next(i for i in code if EXPLORER_CALL in nb.cells[i].source)
+    return [*setup[:1], explorer]
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
+    """A JupyterLab server of our own: (base_url, token, root_dir, log_file); stopped afterwards."""
+    root = tmp_path / "root"
+    home = tmp_path / "jupyter"
+    root.mkdir()
+    (home / "config" / "labconfig").mkdir(parents=True)
+    # The "official Jupyter news?" toast would cover part of the page.
+    (home / "config" / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    # No virtual windowing: every cell stays in the DOM, so the test can address cells by index.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_WIDGETS", "JUPYTER_TOKEN", "JUPYTER_CONFIG_PATH")}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])), MPLBACKEND="Agg")
+    log = tmp_path / "lab.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+    ]
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=root,
+                                start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer within 30 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield base, token, root, log
+    finally:
+        # The server shuts its kernels down on SIGTERM; the process group catches stragglers.
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def test_learning_rate_slider_redraws_the_plot_in_jupyterlab(lab, tmp_path):
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` (Debian's chromium package) to enable this test")
+    from playwright.sync_api import sync_playwright
+
+    base, token, root, log = lab
+    which, nb = _choose_notebook()
+    print(f"browser test notebook: {which}")
+    nbformat.write(nb, root / "demo.ipynb")
+    run = _cells_to_run(nb)
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base}/lab/tree/demo.ipynb?token={token}&reset")
+            page.wait_for_selector("#jp-main-statusbar >> text=Idle")  # kernel started and connected
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            for index in run:
+                cells.nth(index).locator(".jp-InputArea-editor").click()
+                page.keyboard.press("Shift+Enter")
+            plot = page.locator(".course-explorer-plot")
+            plot.wait_for(state="visible")
+            verdict = page.locator(".course-explorer-verdict")
+            page.wait_for_function("document.querySelector('.course-explorer-plot').naturalWidth > 0")
+            plot.scroll_into_view_if_needed()
+            before_src = plot.get_attribute("src")
+            before_png = plot.screenshot()
+            before_verdict = verdict.inner_text()
+            assert "diverged" not in before_verdict
+
+            # Drag the learning-rate handle to the right end of its track (lr ~ 10).
+            handle = page.locator(".course-lr-slider .noUi-handle")
+            track = page.locator(".course-lr-slider .noUi-target").bounding_box()
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(track["x"] + track["width"] * 0.98, box["y"] + box["height"] / 2, steps=8)
+            page.mouse.up()
+
+            page.wait_for_function(
+                "document.querySelector('.course-explorer-verdict').innerText.includes('diverged')")
+            page.wait_for_function(f"document.querySelector('.course-explorer-plot').src !== {json.dumps(before_src)}")
+            page.wait_for_timeout(300)  # let the new image decode before the screenshot
+            after_png = plot.screenshot()
+            readout = page.locator(".course-lr-slider .widget-readout").inner_text()
+            page.screenshot(path=str(OUTPUT_DIR / "lr_explorer_jupyterlab.png"), full_page=True)
+            (OUTPUT_DIR / "lr_explorer_plot_before.png").write_bytes(before_png)
+            (OUTPUT_DIR / "lr_explorer_plot_after.png").write_bytes(after_png)
+        finally:
+            context.close()
+
+    assert after_png != before_png, "the plot's pixels did not change after moving the slider"
+    assert float(readout) > 1.0, f"slider readout {readout!r}: the drag did not move the learning rate"
+    assert "Traceback" not in log.read_text()
