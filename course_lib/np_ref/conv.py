@@ -239,8 +239,10 @@ def conv2d_backward(
 
 
 class MaxPool2dCache(NamedTuple):
-    argmax: np.ndarray  # (N, C, H', W') int64: flat index into x of each window's maximum
+    first: np.ndarray  # (N, C, H', W') int: row-major position (i*K + j) of each window's maximum
     x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    kernel: int
+    stride: int
 
 
 def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
@@ -264,7 +266,6 @@ def max_pool2d_forward(
     """
     win = _windows("max_pool2d_forward", x, kernel, stride)
     n, c, ho, wo = win.shape[:4]
-    h, w = x.shape[2:]
     kk = kernel * kernel
     # Window offset first: reductions over a short *last* axis are slow in NumPy, over
     # the first axis they are a few elementwise passes over long arrays.
@@ -276,25 +277,26 @@ def max_pool2d_forward(
     first = np.zeros(out.shape, dtype=np.intp)
     for q in range(kk - 1, -1, -1):
         first[offs[q] == out] = q
-    corner = (np.arange(n * c).reshape(n, c, 1, 1) * h + np.arange(ho)[:, None] * stride) * w
-    corner = corner + np.arange(wo) * stride  # flat index into x of each window's top-left pixel
-    step = (np.arange(kk) // kernel) * w + np.arange(kk) % kernel  # offset q -> flat step
-    argmax = corner + step[first]
-    return out, MaxPool2dCache(argmax, x.shape)
+    return out, MaxPool2dCache(first, x.shape, kernel, stride)
 
 
 def max_pool2d_backward(dout: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     """dout (N, C, H', W') -> dx (N, C, H, W): each window's gradient goes to its maximum.
 
-    With overlapping windows (stride < kernel) one pixel can be the maximum of several
-    windows; bincount adds those contributions instead of overwriting them.
+    One pass per kernel offset (i, j): the windows whose maximum sat there add their
+    dout onto that pixel. ``+=`` accumulates, so a pixel that is the maximum of several
+    overlapping windows (stride < kernel) receives all of their gradients.
     """
-    argmax, x_shape = cache
+    first, x_shape, kernel, stride = cache
+    n, c, ho, wo = first.shape
     require_float("max_pool2d_backward", "dout", dout)
-    n, c, ho, wo = argmax.shape
     require_shape("max_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
-    dx = np.bincount(argmax.ravel(), weights=dout.ravel(), minlength=int(np.prod(x_shape)))
-    return dx.reshape(x_shape).astype(dout.dtype, copy=False)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for i in range(kernel):
+        for j in range(kernel):
+            hit = dout * (first == i * kernel + j)  # dout where this offset won, else 0
+            dx[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride] += hit
+    return dx
 
 
 class AvgPool2dCache(NamedTuple):

@@ -181,8 +181,10 @@ def conv2d_backward(
 
 
 class MaxPool2dCache(NamedTuple):
-    argmax: torch.Tensor  # (N, C, H', W') int64: flat index into x of each window's maximum
+    first: torch.Tensor  # (N, C, H', W') int64: row-major position (i*K + j) of each window's maximum
     x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    kernel: int
+    stride: int
 
 
 def _windows(fn: str, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -208,27 +210,26 @@ def max_pool2d_forward(
     flat = win.reshape(n, c, ho, wo, kernel * kernel)
     # torch.argmax returns the first maximum in row-major window order, the element
     # F.max_pool2d routes the gradient to when several values tie.
-    k = flat.argmax(dim=-1)
-    out = flat.gather(-1, k[..., None])[..., 0]
-    rows = torch.arange(ho, device=x.device)[:, None] * stride + torch.div(k, kernel, rounding_mode="floor")
-    cols = torch.arange(wo, device=x.device)[None, :] * stride + k % kernel
-    planes = torch.arange(n * c, device=x.device).reshape(n, c, 1, 1)
-    argmax = (planes * x.shape[2] + rows) * x.shape[3] + cols
-    return out, MaxPool2dCache(argmax, tuple(x.shape))
+    first = flat.argmax(dim=-1)
+    out = flat.gather(-1, first[..., None])[..., 0]
+    return out, MaxPool2dCache(first, tuple(x.shape), kernel, stride)
 
 
 def max_pool2d_backward(dout: torch.Tensor, cache: MaxPool2dCache) -> torch.Tensor:
     """dout (N, C, H', W') -> dx (N, C, H, W): each window's gradient goes to its maximum.
 
-    index_add_ adds (rather than overwrites) when overlapping windows share a maximum.
+    One pass per kernel offset; ``+=`` accumulates where overlapping windows share a maximum.
     """
-    argmax, x_shape = cache
-    n, c, ho, wo = argmax.shape
+    first, x_shape, kernel, stride = cache
+    n, c, ho, wo = first.shape
     require_float("max_pool2d_backward", "dout", dout)
     require_shape("max_pool2d_backward", "dout", dout, [("N", n), ("C", c), ("H'", ho), ("W'", wo)])
-    dx = dout.new_zeros(n * c * x_shape[2] * x_shape[3])
-    dx.index_add_(0, argmax.reshape(-1), dout.reshape(-1))
-    return dx.reshape(x_shape)
+    dx = dout.new_zeros(x_shape)
+    for i in range(kernel):
+        for j in range(kernel):
+            hit = torch.where(first == i * kernel + j, dout, 0)
+            dx[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride] += hit
+    return dx
 
 
 class AvgPool2dCache(NamedTuple):
