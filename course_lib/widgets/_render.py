@@ -6,9 +6,10 @@ pyplot's global figure list. A bare ``Figure`` on an Agg canvas is ours alone; e
 redraw re-renders it into PNG bytes, which ``ipywidgets.Image`` ships to the browser.
 
 Speed matters (one interaction should redraw in well under 200 ms): the layout is fixed
-(constrained layout re-measures every tick label on every draw) and the PNG is written
-with light compression, which is several times faster than ``savefig``'s default and
-only a little larger.
+(constrained layout re-measures every tick label on every draw), ``Blitter`` keeps the
+pixels of everything that did not change (contours, axes, tick labels) and redraws only
+the artists that did, and the PNG is written with light compression, which is several
+times faster than ``savefig``'s default and only a little larger.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
-__all__ = ["new_figure", "figure_png", "display_static"]
+__all__ = ["new_figure", "figure_png", "Blitter", "display_static"]
 
 
 def new_figure(figsize: tuple[float, float], *, dpi: float = 80.0, **margins: float) -> Figure:
@@ -31,13 +38,56 @@ def new_figure(figsize: tuple[float, float], *, dpi: float = 80.0, **margins: fl
     return fig
 
 
-def figure_png(fig: Figure) -> bytes:
-    canvas = fig.canvas
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
+def _encode(fig: Figure) -> bytes:
+    rgba = np.asarray(fig.canvas.buffer_rgba())
     buf = io.BytesIO()
     Image.fromarray(rgba).save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Draw the whole figure and return it as PNG bytes."""
+    fig.canvas.draw()
+    return _encode(fig)
+
+
+class Blitter:
+    """Render a figure whose changes are confined to a few artists (and whole axes).
+
+    ``png(dynamic, full_axes, key)`` draws the figure once with ``dynamic`` artists and
+    ``full_axes`` hidden and keeps those pixels (the background) under ``key``; every
+    call restores the background of its key and draws only the hidden parts on top, in
+    the order given. Use a key that changes whenever anything in the background does
+    (axis limits, a new data set); the last ``keep`` backgrounds are kept, so going back
+    to an earlier key is cheap. Equivalent to ``figure_png``.
+    """
+
+    def __init__(self, fig: Figure, *, keep: int = 4) -> None:
+        self.fig = fig
+        self.keep = keep
+        self._backgrounds: dict[Hashable, Any] = {}  # key -> saved pixels, oldest first
+
+    def png(self, dynamic: Sequence[Artist], full_axes: Sequence[Axes] = (), key: Hashable = None) -> bytes:
+        canvas = self.fig.canvas
+        hidden = [*full_axes, *dynamic]
+        if key not in self._backgrounds:
+            # Texts (titles) are blanked rather than hidden: the axes place a hidden title
+            # somewhere else, and later draws would reuse that wrong position.
+            saved = [a.get_text() if isinstance(a, Text) else a.get_visible() for a in hidden]
+            for a in hidden:
+                a.set_text("") if isinstance(a, Text) else a.set_visible(False)
+            canvas.draw()
+            self._backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
+            while len(self._backgrounds) > self.keep:
+                del self._backgrounds[next(iter(self._backgrounds))]
+            for a, value in zip(hidden, saved):
+                a.set_text(value) if isinstance(a, Text) else a.set_visible(value)
+        canvas.restore_region(self._backgrounds[key])
+        renderer = canvas.get_renderer()
+        for a in hidden:
+            if a.get_visible():
+                a.draw(renderer)
+        return _encode(self.fig)
 
 
 def display_static(fig: Figure, caption: str) -> None:

@@ -20,7 +20,7 @@ from matplotlib.ticker import LogLocator, NullLocator
 
 from course_lib.np_ref.optim import gradient_descent
 from course_lib.plotting import plot_loss_surface
-from course_lib.widgets._render import display_static, figure_png, new_figure
+from course_lib.widgets._render import Blitter, display_static, new_figure
 from course_lib.widgets._static import resolve_static
 from course_lib.widgets.surfaces import SURFACES, Surface
 from course_lib.widgets.verdict import Verdict, classify_run
@@ -125,6 +125,9 @@ class LearningRateExplorer:
         self.figure = new_figure((9.0, 3.8), left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.28)
         self.surface_ax, self.loss_ax = self.figure.subplots(1, 2, width_ratios=[1.1, 1.0])
         self._drawn_surface: str | None = None
+        self._surface_artists: dict[str, list[Any]] = {}
+        self._blitter = Blitter(self.figure)
+        self._build_axes()
         self.path: np.ndarray = np.empty((0, 2))
         self.losses: np.ndarray = np.empty(0)
         self.verdict: Verdict | None = None
@@ -157,8 +160,14 @@ class LearningRateExplorer:
         return SURFACES[self.surface_menu.value]
 
     def png(self) -> bytes:
-        """The current figure as PNG bytes (what the widget shows)."""
-        return figure_png(self.figure)
+        """The current figure as PNG bytes (what the widget shows).
+
+        The contour panel is kept as pixels between calls; only the path and the whole
+        loss panel (whose limits change with every run) are drawn again.
+        """
+        # The legend is redrawn too, so that it stays on top of the path.
+        dynamic = [self.path_line, self.start_marker, self.end_marker, self.surface_ax.get_legend()]
+        return self._blitter.png(dynamic, [self.loss_ax], key=self._drawn_surface)
 
     def update(self) -> None:
         """Re-run gradient descent with the current controls and redraw."""
@@ -180,19 +189,13 @@ class LearningRateExplorer:
         if not self._batching:
             self.update()
 
-    def _draw_surface(self, surface: Surface) -> None:
+    def _build_axes(self) -> None:
+        """The artists every surface shares: path, markers, legend, and the loss panel."""
         ax = self.surface_ax
-        ax.cla()
-        plot_loss_surface(surface.loss, ax=ax, xlim=surface.xlim, ylim=surface.ylim, vectorized=True,
-                          resolution=80, levels=14)
-        ax.plot(*surface.global_min, "P", color="tab:green", ms=9, zorder=3, label="global min")
         (self.path_line,) = ax.plot([], [], "-o", color="tab:red", ms=3, lw=1.2, zorder=4, label="path")
         (self.start_marker,) = ax.plot([], [], "o", color="k", ms=7, zorder=5, label="start")
         (self.end_marker,) = ax.plot([], [], "*", color="k", ms=12, zorder=5, label="end")
-        ax.legend(loc="upper left", fontsize=7, framealpha=0.8)
-        ax.set_title(surface.title, fontsize=10)
         lax = self.loss_ax
-        lax.cla()
         (self.loss_line,) = lax.plot([], [], "-", color="tab:red", lw=1.5)
         self.overflow_note = lax.text(0.98, 0.03, "", transform=lax.transAxes, ha="right", va="bottom", fontsize=8,
                                       color="tab:red")
@@ -203,11 +206,29 @@ class LearningRateExplorer:
         lax.set_xlabel("step")
         lax.set_ylabel("loss (0 at the global minimum)")
         lax.grid(True, which="major", alpha=0.3)
+
+    def _show_surface(self, surface: Surface) -> None:
+        """Contours of ``surface``, made on first use and kept (hidden) while another one is shown."""
+        ax = self.surface_ax
+        if surface.key not in self._surface_artists:
+            before = set(ax.get_children())
+            plot_loss_surface(surface.loss, ax=ax, xlim=surface.xlim, ylim=surface.ylim, vectorized=True,
+                              resolution=80, levels=14)
+            ax.plot(*surface.global_min, "P", color="tab:green", ms=9, zorder=3, label="global min")
+            self._surface_artists[surface.key] = [a for a in ax.get_children() if a not in before]
+            if ax.get_legend() is None:
+                ax.legend(loc="upper left", fontsize=7, framealpha=0.8)
+        for key, artists in self._surface_artists.items():
+            for artist in artists:
+                artist.set_visible(key == surface.key)
+        ax.set_xlim(*surface.xlim)
+        ax.set_ylim(*surface.ylim)
+        ax.set_title(surface.title, fontsize=10)
         self._drawn_surface = surface.key
 
     def _draw(self, surface: Surface) -> None:
         if self._drawn_surface != surface.key:
-            self._draw_surface(surface)
+            self._show_surface(surface)
         finite = np.isfinite(self.path).all(axis=1)
         shown = self.path[finite]
         spans = np.array([surface.xlim[1] - surface.xlim[0], surface.ylim[1] - surface.ylim[0]])

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.collections import PathCollection
+from matplotlib.image import AxesImage
 
 from course_lib import data
 from course_lib.np_ref.activations import softmax
-from course_lib.widgets._render import display_static, figure_png, new_figure
+from course_lib.widgets._render import Blitter, display_static, new_figure
 from course_lib.widgets._static import resolve_static
 from course_lib.widgets.trainer import Params, data_loss, forward, init_params, train_epoch
 
@@ -45,6 +47,13 @@ L2_CHOICES = (0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 _CLASS_RGB = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40]]) / 255.0  # tab10
 _GRID = 60  # G: the decision regions are a G x G image; forward on 3,600 points costs ~1 ms
 _TINT = 0.45  # how strongly a region takes its class colour (1 = solid)
+
+
+class _DataView(NamedTuple):
+    grid: np.ndarray  # (G*G, 2) points where the model is evaluated for the region image
+    image: AxesImage
+    points: list[PathCollection]  # training points, validation points
+    limits: tuple[tuple[float, float], tuple[float, float]]  # (xlim, ylim)
 
 
 class Playground:
@@ -84,6 +93,8 @@ class Playground:
         self.static = static
         self._batching = False
         self._task: asyncio.Task[None] | None = None
+        self._drawn_dataset: str | None = None
+        self._views: dict[str, _DataView] = {}
         self._stop_requested = False
 
         style = {"description_width": "initial"}
@@ -112,6 +123,8 @@ class Playground:
 
         self.figure = new_figure((9.0, 3.8), left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)
         self.region_ax, self.loss_ax = self.figure.subplots(1, 2, width_ratios=[1.0, 1.1])
+        self._blitter = Blitter(self.figure, keep=8)
+        self._build_loss_axes()
         self.train_button.on_click(self._on_train_clicked)
         self.step_button.on_click(lambda _: self.step(1))
         self.reset_button.on_click(lambda _: self.reset())
@@ -160,7 +173,8 @@ class Playground:
         self.train_loss: list[float] = []
         self.val_loss: list[float] = []
         self._record_losses()
-        self._draw_data()
+        if self._drawn_dataset != self.dataset_menu.value:
+            self._show_data()
         self.redraw()
 
     def step(self, epochs: int = 1) -> None:
@@ -179,7 +193,17 @@ class Playground:
         return softmax(scores, axis=1)
 
     def png(self) -> bytes:
-        return figure_png(self.figure)
+        """The current figure as PNG bytes (what the widget shows).
+
+        Axes, ticks and labels are kept as pixels while the loss panel's limits stay the
+        same; the decision regions, the points on top of them and the curves are redrawn.
+        """
+        # Same order as a full draw: spines go over the image and the curves, as they do there.
+        dynamic = [self.region_image, *self._points, *self.region_ax.spines.values(), self.region_ax.get_legend(),
+                   self.region_ax.title, self.train_line, self.val_line, *self.loss_ax.spines.values(),
+                   self.loss_ax.title]
+        key = (self._drawn_dataset, self.loss_ax.get_xlim(), self.loss_ax.get_ylim())
+        return self._blitter.png(dynamic, key=key)
 
     # --- training loop for the Train button --------------------------------------------------
 
@@ -219,32 +243,46 @@ class Playground:
         self.train_loss.append(data_loss(self.params, self.x_train, self.y_train, activation=activation))
         self.val_loss.append(data_loss(self.params, self.x_val, self.y_val, activation=activation))
 
-    def _draw_data(self) -> None:
-        ax = self.region_ax
-        ax.cla()
-        x = np.concatenate([self.x_train, self.x_val])
-        lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
-        g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], _GRID), np.linspace(lo[1], hi[1], _GRID))
-        self._grid = np.stack([g1.ravel(), g2.ravel()], axis=1)
-        self.region_image = ax.imshow(np.ones((_GRID, _GRID, 3)), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                                      aspect="auto", interpolation="bilinear")
-        colors = _CLASS_RGB[: self.n_classes]
-        ax.scatter(*self.x_train.T, c=colors[self.y_train], s=14, edgecolors="k", linewidths=0.4, label="train")
-        ax.scatter(*self.x_val.T, facecolors="none", edgecolors=colors[self.y_val], s=16, linewidths=1.0,
-                   label="validation")
-        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
+    def _build_loss_axes(self) -> None:
         lax = self.loss_ax
-        lax.cla()
         (self.train_line,) = lax.plot([], [], color="tab:blue", label="train")
         (self.val_line,) = lax.plot([], [], color="tab:orange", label="validation")
         lax.set_xlabel("epoch")
         lax.set_ylabel("cross-entropy")
         lax.grid(True, alpha=0.3)
         lax.legend(loc="upper right", fontsize=8)
+        self.region_ax.set_xlabel("$x_1$")
+        self.region_ax.set_ylabel("$x_2$")
+
+    def _show_data(self) -> None:
+        """Points and region image of the current data set: made on first use, then kept (hidden) for later."""
+        ax = self.region_ax
+        key = self.dataset_menu.value
+        if key not in self._views:
+            x = np.concatenate([self.x_train, self.x_val])
+            lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
+            g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], _GRID), np.linspace(lo[1], hi[1], _GRID))
+            image = ax.imshow(np.ones((_GRID, _GRID, 3)), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
+                              aspect="auto", interpolation="bilinear")
+            colors = _CLASS_RGB[: self.n_classes]
+            points = [
+                ax.scatter(*self.x_train.T, c=colors[self.y_train], s=14, edgecolors="k", linewidths=0.4,
+                           label="train"),
+                ax.scatter(*self.x_val.T, facecolors="none", edgecolors=colors[self.y_val], s=16, linewidths=1.0,
+                           label="validation"),
+            ]
+            if ax.get_legend() is None:
+                ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+            self._views[key] = _DataView(np.stack([g1.ravel(), g2.ravel()], axis=1), image, points,
+                                         ((lo[0], hi[0]), (lo[1], hi[1])))
+        for other, view in self._views.items():
+            for artist in (view.image, *view.points):
+                artist.set_visible(other == key)
+        view = self._views[key]
+        self._grid, self.region_image, self._points = view.grid, view.image, view.points
+        ax.set_xlim(*view.limits[0])
+        ax.set_ylim(*view.limits[1])
+        self._drawn_dataset = key
 
     def redraw(self) -> None:
         probs = self.predict_proba(self._grid)  # (G*G, K)
@@ -253,9 +291,12 @@ class Playground:
         epochs = np.arange(len(self.train_loss))
         self.train_line.set_data(epochs, self.train_loss)
         self.val_line.set_data(epochs, self.val_loss)
+        # Limits grow in coarse steps, so the axes (and the blitter's background) stay put
+        # for many frames: epochs in blocks of 50, losses in steps of 0.5.
         top = max(max(self.train_loss), max(self.val_loss))
-        self.loss_ax.set_xlim(0, max(10, len(self.train_loss) - 1))
-        self.loss_ax.set_ylim(0.0, 1.05 * top if np.isfinite(top) and top > 0 else 1.0)
+        top = np.ceil(1.05 * top / 0.5) * 0.5 if np.isfinite(top) and top > 0 else 1.0
+        self.loss_ax.set_xlim(0, 50 * max(1, int(np.ceil(self.epoch / 50))))
+        self.loss_ax.set_ylim(0.0, top)
         layers = " x ".join(map(str, self.hidden)) or "no"
         self.region_ax.set_title(f"{self.dataset_menu.value}: {layers} hidden, {self.activation_menu.value}, "
                                  f"epoch {self.epoch}", fontsize=10)
