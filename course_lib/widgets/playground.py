@@ -112,6 +112,10 @@ class Playground:
         self.step_button = widgets.Button(description="Step", icon="step-forward")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.status = widgets.HTML()
+        # CSS classes name the parts for the browser test (and for anyone styling the notebook).
+        for control, name in ((self.train_button, "train"), (self.step_button, "step"), (self.reset_button, "reset"),
+                              (self.status, "status")):
+            control.add_class(f"course-playground-{name}")
         self.image = widgets.Image(format="png")
         self.image.add_class("course-playground-plot")
         self.widget = widgets.VBox([

@@ -81,9 +81,10 @@ def _cells_to_run(nb: nbformat.NotebookNode) -> list[int]:
     return [*setup[:1], explorer]
 
 
-@pytest.fixture()
-def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path, Path]]:
     """A JupyterLab server of our own: (base_url, token, root_dir, log_file); stopped afterwards."""
+    tmp_path = tmp_path_factory.mktemp("lab")
     root = tmp_path / "root"
     home = tmp_path / "jupyter"
     root.mkdir()
@@ -134,62 +135,108 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str, Path, Path]]:
             proc.wait(timeout=5)
 
 
-def test_learning_rate_slider_redraws_the_plot_in_jupyterlab(lab, tmp_path):
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """A headless Chromium (Debian's, never a downloaded one) with a fresh profile."""
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if executable is None:
         pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser` (Debian's chromium package) to enable this test")
     from playwright.sync_api import sync_playwright
 
-    base, token, root, log = lab
-    which, nb = _choose_notebook()
-    print(f"browser test notebook: {which}")
-    nbformat.write(nb, root / "demo.ipynb")
-    run = _cells_to_run(nb)
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
         try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{base}/lab/tree/demo.ipynb?token={token}&reset")
-            page.wait_for_selector("#jp-main-statusbar >> text=Idle")  # kernel started and connected
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            for index in run:
-                cells.nth(index).locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
-            plot = page.locator(".course-explorer-plot")
-            plot.wait_for(state="visible")
-            verdict = page.locator(".course-explorer-verdict")
-            page.wait_for_function("document.querySelector('.course-explorer-plot').naturalWidth > 0")
-            plot.scroll_into_view_if_needed()
-            before_src = plot.get_attribute("src")
-            before_png = plot.screenshot()
-            before_verdict = verdict.inner_text()
-            assert "diverged" not in before_verdict
-
-            # Drag the learning-rate handle to the right end of its track (lr ~ 10).
-            handle = page.locator(".course-lr-slider .noUi-handle")
-            track = page.locator(".course-lr-slider .noUi-target").bounding_box()
-            box = handle.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.down()
-            page.mouse.move(track["x"] + track["width"] * 0.98, box["y"] + box["height"] / 2, steps=8)
-            page.mouse.up()
-
-            page.wait_for_function(
-                "document.querySelector('.course-explorer-verdict').innerText.includes('diverged')")
-            page.wait_for_function(f"document.querySelector('.course-explorer-plot').src !== {json.dumps(before_src)}")
-            page.wait_for_timeout(300)  # let the new image decode before the screenshot
-            after_png = plot.screenshot()
-            readout = page.locator(".course-lr-slider .widget-readout").inner_text()
-            page.screenshot(path=str(OUTPUT_DIR / "lr_explorer_jupyterlab.png"), full_page=True)
-            (OUTPUT_DIR / "lr_explorer_plot_before.png").write_bytes(before_png)
-            (OUTPUT_DIR / "lr_explorer_plot_after.png").write_bytes(after_png)
+            yield context
         finally:
             context.close()
 
+
+def _open_and_run(browser, lab, nb: nbformat.NotebookNode, name: str, run: list[int]):
+    """Open ``nb`` (saved as ``name``) in JupyterLab and run the cells ``run`` one by one."""
+    base, token, root, _ = lab
+    nbformat.write(nb, root / name)
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
+    page.wait_for_selector("#jp-main-statusbar >> text=Idle")  # kernel started and connected
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    for index in run:
+        cells.nth(index).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+    return page
+
+
+def test_learning_rate_slider_redraws_the_plot_in_jupyterlab(browser, lab):  # browser first: skip before starting a server
+    which, nb = _choose_notebook()
+    print(f"browser test notebook: {which}")
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    page = _open_and_run(browser, lab, nb, "gradient_descent.ipynb", _cells_to_run(nb))
+    try:
+        plot = page.locator(".course-explorer-plot")
+        plot.wait_for(state="visible")
+        verdict = page.locator(".course-explorer-verdict")
+        page.wait_for_function("document.querySelector('.course-explorer-plot').naturalWidth > 0")
+        plot.scroll_into_view_if_needed()
+        before_src = plot.get_attribute("src")
+        before_png = plot.screenshot()
+        assert "diverged" not in verdict.inner_text()
+
+        # Drag the learning-rate handle to the right end of its track (lr ~ 10).
+        handle = page.locator(".course-lr-slider .noUi-handle")
+        track = page.locator(".course-lr-slider .noUi-target").bounding_box()
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(track["x"] + track["width"] * 0.98, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+
+        page.wait_for_function("document.querySelector('.course-explorer-verdict').innerText.includes('diverged')")
+        page.wait_for_function(f"document.querySelector('.course-explorer-plot').src !== {json.dumps(before_src)}")
+        page.wait_for_timeout(300)  # let the new image decode before the screenshot
+        after_png = plot.screenshot()
+        readout = page.locator(".course-lr-slider .widget-readout").inner_text()
+        page.screenshot(path=str(OUTPUT_DIR / "lr_explorer_jupyterlab.png"), full_page=True)
+        (OUTPUT_DIR / "lr_explorer_plot_before.png").write_bytes(before_png)
+        (OUTPUT_DIR / "lr_explorer_plot_after.png").write_bytes(after_png)
+    finally:
+        page.close()
+
     assert after_png != before_png, "the plot's pixels did not change after moving the slider"
     assert float(readout) > 1.0, f"slider readout {readout!r}: the drag did not move the learning rate"
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in lab[3].read_text()
+
+
+def _epoch(page) -> int:
+    return int(page.locator(".course-playground-status").inner_text().split()[-1])
+
+
+def test_playground_trains_live_and_pauses_in_jupyterlab(browser, lab):
+    nb = _fixture_notebook()
+    nb.cells[1] = nbformat.v4.new_code_cell("from course_lib.widgets import playground\n\nplayground(dataset=\"xor\")")
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    page = _open_and_run(browser, lab, nb, "playground.ipynb", [0, 1])
+    try:
+        plot = page.locator(".course-playground-plot")
+        plot.wait_for(state="visible")
+        page.wait_for_function("document.querySelector('.course-playground-plot').naturalWidth > 0")
+        plot.scroll_into_view_if_needed()
+        before_png = plot.screenshot()
+        assert _epoch(page) == 0
+        page.locator(".course-playground-train").click()
+        # Epochs advance while the kernel stays responsive to the next click.
+        page.wait_for_function("parseInt(document.querySelector('.course-playground-status').innerText.split(' ').pop()) >= 30")
+        page.locator(".course-playground-train").click()  # Pause
+        page.wait_for_function("document.querySelector('.course-playground-train').innerText.includes('Train')")
+        paused_at = _epoch(page)
+        page.wait_for_timeout(1000)
+        still = _epoch(page)
+        page.wait_for_timeout(300)
+        after_png = plot.screenshot()
+        page.screenshot(path=str(OUTPUT_DIR / "playground_jupyterlab.png"), full_page=True)
+    finally:
+        page.close()
+
+    assert paused_at >= 30 and still == paused_at, f"paused at epoch {paused_at}, one second later {still}"
+    assert after_png != before_png, "the decision boundary did not change while training"
