@@ -31,7 +31,7 @@ from autograder.course import CourseDir
 from autograder.execute import prepare_scratch, run_notebook
 from autograder.intake import Job
 from autograder.sandbox import Limits, Protections
-from autograder.verify import SETUP_FAILED, Verdict, VerifyItem, run_verification, test_seeds
+from autograder.verify import SETUP_FAILED, UNVERIFIABLE, Verdict, VerifyItem, run_verification, test_seeds
 
 __all__ = ["ExerciseScore", "GradingContext", "SubmissionResult", "grade_job", "grade_jobs", "read_submission"]
 
@@ -248,6 +248,10 @@ def _reconcile(
                 result.flags.append(f"{name}: tests passed but no answer cell was found")
                 _zero(cells, "no answer cell for this exercise")
                 result.exercises[-1] = ExerciseScore(name, 0.0, max_score, nb_score, False, "no answer")
+            continue
+        if verdict.error.startswith(UNVERIFIABLE):  # the grader's limit: said, never hidden
+            result.notes.append(f"{name}: {verdict.error}; nbgrader's score kept")
+            result.exercises.append(ExerciseScore(name, nb_score, max_score, nb_score, None, verdict.error[:200]))
             continue
         problem = ""
         if verdict.trapped:

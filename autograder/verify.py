@@ -43,6 +43,7 @@ from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_
 __all__ = ["Verdict", "VerifyItem", "plan_verification", "run_verification", "test_seeds"]
 
 SETUP_FAILED = "the canonical setup cell failed"
+UNVERIFIABLE = "cannot be re-verified"
 _SEED = re.compile(r"seed\s*=\s*(\d+)")
 _MAX_RESULT = 64 * 1024**2
 
@@ -55,6 +56,7 @@ class VerifyItem:
     answer: str  # the student's answer cell source
     seeds: tuple[int, ...]
     cases: list[tuple[int, Any]] = field(default_factory=list)  # (seed, Case)
+    unverifiable: str = ""  # set when the grader itself cannot re-verify this exercise
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,13 @@ def plan_verification(items: list[VerifyItem], setup: str, directory: Path) -> N
     for item in items:
         ex = item.exercise
         item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)] if ex.kind == "function" else []
-        cases[ex.name] = [[case.args, case.kwargs] for _, case in item.cases]
+        encoded = [[case.args, case.kwargs] for _, case in item.cases]
+        try:
+            wire.dumps(encoded)
+        except wire.WireError as exc:
+            item.unverifiable = f"{UNVERIFIABLE}: its cases cannot be sent to the sandbox ({exc})"
+            continue
+        cases[ex.name] = encoded
         plan.append({"name": ex.name, "kind": ex.kind, "answer": item.answer, "references": list(ex.references)})
     (directory / "plan.json").write_text(json.dumps({"setup": setup, "items": plan}))
     (directory / "cases.bin").write_bytes(wire.dumps(cases))
@@ -99,6 +107,8 @@ def run_verification(
     if not items:
         return {}
     plan_verification(items, setup, scratch / "verify")
+    if all(item.unverifiable for item in items):
+        return {item.exercise.name: _judge(item, None, "") for item in items}
     args = [
         "--scratch", str(scratch),
         "--limits", json.dumps(asdict(limits)),
@@ -121,6 +131,8 @@ def run_verification(
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     frames = {}
+    if os.environ.get("AUTOGRADER_TRACE"):
+        print(out.decode(errors="replace")[:0] or [(json.loads(l)["name"], round(json.loads(l)["seconds"], 2)) for l in out.splitlines() if l.strip()], file=sys.stderr)
     for line in out[:_MAX_RESULT].splitlines():
         try:
             frame = json.loads(line)
@@ -136,6 +148,8 @@ def run_verification(
 def _judge(item: VerifyItem, frame: dict | None, stderr: str) -> Verdict:
     ex = item.exercise
     seeds = {seed: False for seed in item.seeds}
+    if item.unverifiable:
+        return Verdict(ex.name, seeds, (), item.unverifiable, "")
     if frame is None:
         return Verdict(ex.name, seeds, (), f"re-verification did not report ({stderr.strip() or 'no output'})", "")
     if frame.get("status") != "ok":
@@ -202,44 +216,82 @@ def _transform(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+class _PatchOnImport:
+    """Meta-path finder: patches reference attributes of a module the moment it is
+    first imported, so the traps need not import torch for a NumPy-only answer."""
+
+    def __init__(self, pending: dict[str, list[tuple[str, str]]], patch: Any) -> None:
+        self.pending, self.patch = pending, patch
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in self.pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        loader, attrs = spec.loader, self.pending[name]
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module: Any) -> None:
+            exec_module(module)
+            for attr, dotted in attrs:
+                self.patch(module, attr, dotted)
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
 def _install_traps(paths: list[str], namespace: dict, hits: list[str]) -> None:
     originals: dict[int, tuple[Any, Any]] = {}
     codes: dict[tuple[str, int, str], str] = {}
-    for path in paths:
-        module_name, _, attr = path.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-            original = getattr(module, attr)
-        except Exception:
-            continue
 
-        def trap(*args: Any, _path: str = path, **kwargs: Any) -> Any:
-            hits.append(_path)
-            raise _Trapped(f"{_path} is the reference for this exercise and cannot be used in the answer")
+    def patch(module: Any, attr: str, dotted: str) -> None:
+        original = getattr(module, attr, None)
+        if original is None:
+            return
+
+        def trap(*args: Any, **kwargs: Any) -> Any:
+            hits.append(dotted)
+            raise _Trapped(f"{dotted} is the reference for this exercise and cannot be used in the answer")
 
         originals[id(original)] = (original, trap)
         setattr(module, attr, trap)
         code = getattr(original, "__code__", None)
         if code is not None:
-            codes[(code.co_filename, code.co_firstlineno, code.co_name)] = path
+            codes[(code.co_filename, code.co_firstlineno, code.co_name)] = dotted
+
+    pending: dict[str, list[tuple[str, str]]] = {}
+    for dotted in paths:
+        module_name, _, attr = dotted.rpartition(".")
+        module = sys.modules.get(module_name)
+        if module is None:
+            pending.setdefault(module_name, []).append((attr, dotted))
+        else:
+            patch(module, attr, dotted)
     # Every alias: names the setup cell imported, package re-exports, lazy caches.
     for mapping in [namespace, *(vars(m) for m in list(sys.modules.values()) if hasattr(m, "__dict__"))]:
         for key, value in list(mapping.items()):
             hit = originals.get(id(value))
             if hit is not None and hit[0] is value:
                 mapping[key] = hit[1]
+    if pending:
+        sys.meta_path.insert(0, _PatchOnImport(pending, patch))
 
     # A copy re-loaded from the module's file (importlib.reload, exec of its source)
     # has new function objects but the same code location.
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
             code = frame.f_code
-            path = codes.get((code.co_filename, code.co_firstlineno, code.co_name))
-            if path is not None:
-                hits.append(path)
-                raise _Trapped(f"{path} (re-loaded) is the reference for this exercise")
+            dotted = codes.get((code.co_filename, code.co_firstlineno, code.co_name))
+            if dotted is not None:
+                hits.append(dotted)
+                raise _Trapped(f"{dotted} (re-loaded) is the reference for this exercise")
 
-    if codes:
+    if paths:
         import threading
 
         sys.setprofile(profile)
@@ -335,13 +387,18 @@ def main(argv: list[str] | None = None) -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
 
+    clock = time.monotonic()
+
     def send(name: str, status: str, data: bytes = b"") -> None:
-        line = json.dumps({"name": name, "status": status, "data": base64.b64encode(data).decode()})
+        nonlocal clock
+        seconds, clock = time.monotonic() - clock, time.monotonic()
+        line = json.dumps({"name": name, "status": status, "data": base64.b64encode(data).decode(), "seconds": seconds})
         os.write(results, line.encode() + b"\n")
 
     namespace: dict[str, Any] = {"__name__": "__main__", "get_ipython": _ShellStub()}
     try:
         exec(compile(_transform(plan["setup"]), "<setup>", "exec"), namespace)
+        send("<setup>", "ok")
     except BaseException as exc:
         for item in plan["items"]:
             send(item["name"], f"{SETUP_FAILED}: {type(exc).__name__}: {exc}"[:300])

@@ -19,3 +19,52 @@ def tiny_solutions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("solutions")
     tinycourse.write_solutions(directory)
     return directory
+
+
+TINY_CHECKS = FIXTURES / "tiny_checks.py"
+FAST_LIMITS = dict(cell_timeout=5.0, notebook_budget=20.0, verify_timeout=10.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_course(tiny_solutions: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(sources, releases) of 00_tiny as nbgrader generates them."""
+    from autograder.course import CourseDir, read_notebook
+
+    course = CourseDir.at(tmp_path_factory.mktemp("course"))
+    course.install({tinycourse.STEM: tiny_solutions / f"{tinycourse.STEM}.ipynb"})
+    return (
+        {tinycourse.STEM: read_notebook(course.source(tinycourse.STEM))},
+        {tinycourse.STEM: read_notebook(course.release(tinycourse.STEM))},
+    )
+
+
+def make_class(tiny_course, out_dir: Path, recipes: tuple[str, ...]) -> Path:
+    import tiny_checks  # noqa: F401  (registers the exercises)
+    from course_lib.checks import exercises
+
+    from autograder.sample import write_sample_class
+
+    sources, releases = tiny_course
+    return write_sample_class(
+        sources=sources,
+        releases=releases,
+        out_dir=out_dir,
+        exercises=lambda stem: {e.name: e for e in exercises(stem)},
+        recipes=recipes,
+    )
+
+
+def grade(submissions: Path, run_dir: Path, solutions: Path, *, workers: int = 2, force: bool = False):
+    from autograder.api import GradeOptions, Limits, grade_class
+
+    options = GradeOptions(workers=workers, limits=Limits(**FAST_LIMITS), force=force, support=(TINY_CHECKS,))
+    return grade_class(submissions=submissions, run_dir=run_dir, solutions_dir=solutions, options=options)
+
+
+@pytest.fixture(scope="session")
+def graded_class(tiny_course, tiny_solutions: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The whole tiny sample class (every recipe), graded once with 2 workers."""
+    root = tmp_path_factory.mktemp("graded")
+    submissions = make_class(tiny_course, root / "class", __import__("autograder.sample").sample.RECIPES)
+    run = grade(submissions, root / "run", tiny_solutions)
+    return run, submissions
