@@ -6,8 +6,8 @@ Times ``course_lib.np_ref`` ``lstm_forward`` + ``lstm_backward`` against torch's
 Both sides compute the gradients of x, h0 and all weights. The target is a ratio of at
 most 2. The vanilla RNN against ``nn.RNN`` is reported for information.
 
-The two libraries are timed alternately, repetition by repetition, so that load from
-other processes falls on both; the best of k repetitions is reported.
+The two libraries take turns in blocks of runs, several rounds, so that load from other
+processes falls on both; the best run of each is reported.
 
     python benchmarks/bench_recurrent.py            # prints a table, PASS/FAIL per target
     from benchmarks.bench_recurrent import run      # -> list of dicts for a top-level runner
@@ -36,8 +36,8 @@ __all__ = ["run", "numpy_blas_threads", "main"]
 N, T, D, H = 32, 50, 128, 128
 DTYPE = np.float32
 TARGET = 2.0
-WARMUP = 3
-REPEATS = 15
+ROUNDS = 3
+REPEATS = 10
 
 # Entry points that report the thread count of the BLAS NumPy loaded (OpenBLAS builds
 # prefix or suffix the name; MKL has its own).
@@ -77,17 +77,21 @@ def numpy_blas_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _best_of(fns: dict[str, Callable[[], object]], *, warmup: int, repeats: int) -> dict[str, float]:
-    """Best wall time of each function, running them alternately so both share the machine's load."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
+def _best_of(fns: dict[str, Callable[[], object]], *, rounds: int, repeats: int) -> dict[str, float]:
+    """Best wall time of each function over ``rounds`` blocks of ``repeats`` runs.
+
+    The libraries take turns block by block, not run by run: each keeps a pool of BLAS /
+    OpenMP threads that spin for a while after their last call, and alternating single runs
+    makes the two pools fight over the cores. The first run of every block is a warm-up.
+    """
     best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -136,7 +140,7 @@ def _numpy_case(kind: str, x, h0, wx, wh, b, dh) -> Callable[[], None]:
     return step
 
 
-def run(*, repeats: int = REPEATS, warmup: int = WARMUP) -> list[dict]:
+def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
     """Time both recurrent layers; one dict per case: name, numpy_s, torch_s, ratio, target."""
     threads = numpy_blas_threads()
     previous = torch.get_num_threads()
@@ -148,7 +152,7 @@ def run(*, repeats: int = REPEATS, warmup: int = WARMUP) -> list[dict]:
             data = _params(gates, rng)
             best = _best_of(
                 {"numpy": _numpy_case(kind, *data), "torch": _torch_case(kind, *data)},
-                warmup=warmup, repeats=repeats,
+                rounds=rounds, repeats=repeats,
             )
             results.append({
                 "name": f"{kind} forward+backward N={N} T={T} D={D} H={H} float32, {threads} thread(s)",
@@ -168,7 +172,7 @@ def main() -> int:
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             print(f"  {var}={os.environ[var]}")
-    print(f"best of {REPEATS} alternating repetitions\n")
+    print(f"best of {ROUNDS} rounds x {REPEATS} runs, the libraries taking turns by round\n")
     print(f"{'case':<62} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  verdict")
     for row in run():
         verdict = "info" if row["target"] is None else (

@@ -2,7 +2,8 @@
 
 Letters: N batch, T time steps, D input features, H hidden units. Sequences are
 batch-first, x (N, T, D) -> h (N, T, H), as ``nn.RNN(batch_first=True)``. Row-vector
-layout as everywhere in the course: a weight maps by ``x @ w``.
+layout as everywhere in the course: a weight maps by ``x @ w``, so ``x_t @ wx`` is the
+lecture's W_xh^T x_t written for a batch of row vectors.
 
 Vanilla RNN (one step)::
 
@@ -26,15 +27,19 @@ step. A loss on the last state only passes dh with dh[:, :-1] = 0.
 
 Gradient clipping by global norm, ``clip_grad_norm``, follows ``torch.nn.utils.clip_grad_norm_``.
 
-The step functions are written for reading. The sequence functions are written for speed,
-and say why at each trick: the input projection for all steps is one matmul, state lives
-time-major in preallocated arrays, and the weight gradients are single matmuls after the
-time loop, so the loop itself only does the (N, H) @ (H, G*H) recurrence and small
-in-place element-wise updates.
+The step functions are written for reading. The sequence functions are written for speed
+(``benchmarks/bench_recurrent.py`` times them against torch): the input term x_t @ wx of
+every step is computed before the time loop in one call; the states live in preallocated
+arrays in a feature-major layout, step t holding h_t.T (H, N), because BLAS spreads
+(4H, H) @ (H, N) over its threads far better than (N, H) @ (H, 4H) when N is small, and
+each gate is then one contiguous block; backward computes everything that does not depend
+on the recurrence for all steps at once, and each weight gradient is a single matmul after
+the loop. The loop itself does one matmul and a few in-place element-wise updates per step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -91,14 +96,48 @@ def _check_args(
     require_shape(fn, h_name, h_prev, [("N", n), ("H", hidden)])
 
 
+_HUGE_PAGE = 2 << 20  # bytes
+
+
+def _workspace(dtype: np.dtype, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Uninitialised C-contiguous arrays of these shapes, carved out of ONE allocation.
+
+    Why: the kernel maps fresh memory on first touch, one page fault per 4 KiB page, and
+    for lstm_forward + lstm_backward those faults cost about a fifth of the run time.
+    NumPy asks for transparent huge pages on allocations of 4 MiB and more, so one block,
+    started on a 2 MiB boundary, is mapped with a handful of 2 MiB faults instead.
+    """
+    dtype = np.dtype(dtype)
+    sizes = [math.prod(shape) for shape in shapes]
+    nbytes = sum(sizes) * dtype.itemsize
+    raw = np.empty(nbytes + _HUGE_PAGE, np.uint8)
+    start = -raw.ctypes.data % _HUGE_PAGE
+    flat = raw[start:start + nbytes].view(dtype)
+    arrays, offset = [], 0
+    for shape, size in zip(shapes, sizes):
+        arrays.append(flat[offset:offset + size].reshape(shape))
+        offset += size
+    return arrays
+
+
 def _time_major(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """(N, T, K) -> contiguous (T, N, K): each step's (N, K) slice is then one block of memory."""
+    """(N, T, K) -> contiguous (T, N, K): rows ordered by (t, n), as the weight gradients need."""
     return np.ascontiguousarray(a.transpose(1, 0, 2), dtype=dtype)
 
 
-def _batch_major(a: np.ndarray) -> np.ndarray:
-    """(T, N, K) -> contiguous (N, T, K), the layout callers see."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2))
+def _feature_major(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """(N, T, K) -> contiguous (T, K, N): step t is one contiguous (K, N) block."""
+    return np.ascontiguousarray(a.transpose(1, 2, 0), dtype=dtype)
+
+
+def _batch_first(a: np.ndarray) -> np.ndarray:
+    """(T, K, N) -> contiguous (N, T, K), the layout callers see."""
+    return np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def _rows_by_step(a: np.ndarray) -> np.ndarray:
+    """(T, K, N) -> contiguous (K, T*N): one column per (t, n) pair, for the summed-over-steps matmuls."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(a.shape[1], -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +175,8 @@ def rnn_step_backward(
 
 
 class RNNCache(NamedTuple):
-    x: np.ndarray   # (T, N, D) time-major copy of the input
-    hs: np.ndarray  # (T+1, N, H) time-major: hs[0] = h0, hs[t+1] = h_t
+    x: np.ndarray   # (T, N, D) the input, time-major
+    hs: np.ndarray  # (T+1, H, N) the states, feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
     wx: np.ndarray  # (D, H)
     wh: np.ndarray  # (H, H)
 
@@ -150,21 +189,22 @@ def rnn_forward(
     x (N, T, D), h0 (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, T, H) every hidden state, cache.
     """
     _check_args("rnn_forward", x, h0, wx, wh, b, gates=1, h_name="h0")
-    n, steps, d = x.shape
+    n, steps, _ = x.shape
     hidden = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)
     wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
     xt = _time_major(x, dtype)
-    # Only h_{t-1} @ wh is sequential: the input term of every step is one large matmul.
-    a = (xt.reshape(-1, d) @ wx).reshape(steps, n, hidden)
-    a += b
-    hs = np.empty((steps + 1, n, hidden), dtype)
-    hs[0] = h0
+    # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
+    a = np.matmul(wx.T, xt.transpose(0, 2, 1))  # (T, H, N): a[t] = (x_t @ wx).T
+    a += np.repeat(b[:, None], n, axis=1)
+    wh_t = np.ascontiguousarray(wh.T)
+    hs = np.empty((steps + 1, hidden, n), dtype)
+    hs[0] = h0.T
     for t in range(steps):
-        np.matmul(hs[t], wh, out=hs[t + 1])
+        np.matmul(wh_t, hs[t], out=hs[t + 1])
         hs[t + 1] += a[t]
         np.tanh(hs[t + 1], out=hs[t + 1])
-    return _batch_major(hs[1:]), RNNCache(xt, hs, wx, wh)
+    return _batch_first(hs[1:]), RNNCache(xt, hs, wx, wh)
 
 
 def rnn_backward(
@@ -182,18 +222,19 @@ def rnn_backward(
     # da[t] starts as tanh'(a_t) = 1 - h_t^2 for all steps at once and becomes dL/da_t in the loop.
     da = hs[1:] * hs[1:]
     np.subtract(1, da, out=da)
-    dh_t = _time_major(dh, hs.dtype)
-    carry = np.zeros((n, hidden), hs.dtype)  # dL/dh_t arriving from step t+1
+    dh_steps = _feature_major(dh, hs.dtype)
+    carry = np.zeros((hidden, n), hs.dtype)  # dL/dh_t arriving from step t+1 (transposed)
     for t in range(steps - 1, -1, -1):
-        carry += dh_t[t]
+        carry += dh_steps[t]
         da[t] *= carry
-        np.matmul(da[t], wh.T, out=carry)
+        np.matmul(wh, da[t], out=carry)
     # The weights are shared by all steps, so their gradients sum over steps: one matmul each.
-    da2 = da.reshape(-1, hidden)
-    dx = (da2 @ wx.T).reshape(steps, n, d)
-    dwx = xt.reshape(-1, d).T @ da2
-    dwh = hs[:-1].reshape(-1, hidden).T @ da2
-    return _batch_major(dx), carry, dwx, dwh, da2.sum(axis=0)
+    da2 = _rows_by_step(da)  # (H, T*N)
+    dx = (da2.T @ wx.T).reshape(steps, n, d)
+    dwx = da2 @ xt.reshape(-1, d)
+    dwh = da2 @ _rows_by_step(hs[:-1]).T
+    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
+            np.ascontiguousarray(dwx.T), np.ascontiguousarray(dwh.T), da2.sum(axis=1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,11 +298,11 @@ def lstm_step_backward(
 
 
 class LSTMCache(NamedTuple):
-    x: np.ndarray       # (T, N, D) time-major copy of the input
-    hs: np.ndarray      # (T+1, N, H) time-major: hs[0] = h0, hs[t+1] = h_t
-    cs: np.ndarray      # (T+1, N, H) time-major: cs[0] = c0 = 0, cs[t+1] = c_t
-    gates: np.ndarray   # (T, N, 4H) activated gates i, f, g, o
-    tanh_c: np.ndarray  # (T, N, H) tanh(c_t)
+    x: np.ndarray       # (T, N, D) the input, time-major
+    hs: np.ndarray      # (T+1, H, N) feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
+    cs: np.ndarray      # (T+1, H, N) feature-major: cs[0] = c0.T = 0, cs[t+1] = c_t.T
+    gates: np.ndarray   # (T, 4H, N) activated gates i, f, g, o, feature-major
+    tanh_c: np.ndarray  # (T, H, N) tanh(c_t).T
     wx: np.ndarray      # (D, 4H)
     wh: np.ndarray      # (H, 4H)
 
@@ -274,40 +315,41 @@ def lstm_forward(
     x (N, T, D), h0 (N, H), wx (D, 4H), wh (H, 4H), b (4H,) -> h (N, T, H) every hidden state, cache.
     """
     _check_args("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
-    n, steps, d = x.shape
-    hidden = wh.shape[0]
+    n, steps, _ = x.shape
+    hid = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)
     wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
-    xt = _time_major(x, dtype)
-    # sigmoid(z) = (1 + tanh(z / 2)) / 2. Halving the i, f, o columns of the weights (exact: a
-    # power of two) makes ONE tanh call per step activate all four gates, without overflow.
-    half = np.full(4 * hidden, 0.5, dtype)
-    half[2 * hidden:3 * hidden] = 1
-    gates = (xt.reshape(-1, d) @ (wx * half)).reshape(steps, n, 4 * hidden)
-    gates += b * half
-    wh_half = wh * half
-    hs = np.empty((steps + 1, n, hidden), dtype)
-    hs[0] = h0
-    cs = np.empty_like(hs)
+    xt, gates, hs, cs, tanh_c = _workspace(
+        dtype, (steps, n, x.shape[2]), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
+    )
+    np.copyto(xt, x.transpose(1, 0, 2))
+    # sigmoid(z) = (1 + tanh(z / 2)) / 2. Halving the i, f, o rows of the weights (exact: a
+    # power of two) lets ONE tanh call per step activate all four gates, without overflow.
+    half = np.full((4 * hid, 1), 0.5, dtype)
+    half[2 * hid:3 * hid] = 1
+    # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
+    np.matmul(half * wx.T, xt.transpose(0, 2, 1), out=gates)  # gates[t] = (x_t @ wx).T, halved
+    gates += np.repeat(half * b[:, None], n, axis=1)
+    wh_t = np.ascontiguousarray(half * wh.T)
+    hs[0] = h0.T
     cs[0] = 0
-    tanh_c = np.empty((steps, n, hidden), dtype)
-    rec = np.empty((n, 4 * hidden), dtype)
-    ig = np.empty((n, hidden), dtype)
+    rec = np.empty((4 * hid, n), dtype)
+    ig = np.empty((hid, n), dtype)
     for t in range(steps):
         a = gates[t]
-        np.matmul(hs[t], wh_half, out=rec)
+        np.matmul(wh_t, hs[t], out=rec)
         a += rec
         np.tanh(a, out=a)
-        i_f, g, o = a[:, :2 * hidden], a[:, 2 * hidden:3 * hidden], a[:, 3 * hidden:]
-        for s in (i_f, o):  # tanh(z/2) -> sigmoid(z)
+        for s in (a[:2 * hid], a[3 * hid:]):  # i, f and o: tanh(z/2) -> sigmoid(z)
             s *= 0.5
             s += 0.5
-        np.multiply(a[:, hidden:2 * hidden], cs[t], out=cs[t + 1])
-        np.multiply(a[:, :hidden], g, out=ig)
+        i, f, g, o = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
+        np.multiply(f, cs[t], out=cs[t + 1])
+        np.multiply(i, g, out=ig)
         cs[t + 1] += ig
         np.tanh(cs[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=hs[t + 1])
-    return _batch_major(hs[1:]), LSTMCache(xt, hs, cs, gates, tanh_c, wx, wh)
+    return _batch_first(hs[1:]), LSTMCache(xt, hs, cs, gates, tanh_c, wx, wh)
 
 
 def lstm_backward(
@@ -320,47 +362,54 @@ def lstm_backward(
     """
     xt, hs, cs, gates, tanh_c, wx, wh = cache
     steps, n, d = xt.shape
-    hidden = wh.shape[0]
-    require_shape("lstm_backward", "dh", dh, [("N", n), ("T", steps), ("H", hidden)])
+    hid = wh.shape[0]
+    require_shape("lstm_backward", "dh", dh, [("N", n), ("T", steps), ("H", hid)])
     dtype = gates.dtype
-    g4 = gates.reshape(steps, n, 4, hidden)
-    i, f, g, o = (g4[:, :, k] for k in range(4))
+    i, f, g, o = (gates[:, k * hid:(k + 1) * hid] for k in range(4))  # each (T, H, N)
     # Everything in dL/da_t except the two sequential factors dc_t and dh_t depends only on
     # forward values, so it is computed for all steps at once, before the loop:
     #   da_i = dc * [g i (1-i)],  da_f = dc * [c_prev f (1-f)],  da_g = dc * [i (1-g^2)],
     #   da_o = dh * [tanh_c o (1-o)]
     # The bracketed factors go into `da`, which the loop then multiplies in place.
-    da = np.subtract(1, gates)
+    da, k, dh_steps, da2, h_prev = _workspace(
+        dtype, gates.shape, tanh_c.shape, tanh_c.shape, (4 * hid, steps * n), (steps * n, hid)
+    )
+    np.subtract(1, gates, out=da)
     da *= gates  # s (1 - s) in all four blocks; the g block is fixed next
-    da4 = da.reshape(steps, n, 4, hidden)
-    np.multiply(g, g, out=da4[:, :, 2])
-    np.subtract(1, da4[:, :, 2], out=da4[:, :, 2])
-    da4[:, :, 0] *= g
-    da4[:, :, 1] *= cs[:-1]
-    da4[:, :, 2] *= i
-    da4[:, :, 3] *= tanh_c
+    da_i, da_f, da_g, da_o = (da[:, k * hid:(k + 1) * hid] for k in range(4))
+    np.multiply(g, g, out=da_g)
+    np.subtract(1, da_g, out=da_g)
+    da_i *= g
+    da_f *= cs[:-1]
+    da_g *= i
+    da_o *= tanh_c
     # dc_t receives dh_t * o_t * (1 - tanh(c_t)^2) through h_t = o_t tanh(c_t).
-    k = tanh_c * tanh_c
+    np.multiply(tanh_c, tanh_c, out=k)
     np.subtract(1, k, out=k)
     k *= o
-    dh_t = _time_major(dh, dtype)
-    dh_cur = np.empty((n, hidden), dtype)
-    dc = np.zeros((n, hidden), dtype)  # dL/dc_t; holds dc_{t+1} * f_{t+1} between steps
-    tmp = np.empty((n, hidden), dtype)
-    carry = np.zeros((n, hidden), dtype)  # dL/dh_t arriving from step t+1
+    np.copyto(dh_steps, dh.transpose(1, 2, 0))
+    dh_t = np.empty((hid, n), dtype)
+    dc = np.zeros((hid, n), dtype)  # dL/dc_t; holds dc_{t+1} * f_{t+1} between steps
+    tmp = np.empty((hid, n), dtype)
+    carry = np.zeros((hid, n), dtype)  # dL/dh_t arriving from step t+1
+    da3 = da.reshape(steps, 4, hid, n)[:, :3]  # the i, f, g blocks, all scaled by dc
     for t in range(steps - 1, -1, -1):
-        np.add(dh_t[t], carry, out=dh_cur)
-        np.multiply(dh_cur, k[t], out=tmp)
+        np.add(dh_steps[t], carry, out=dh_t)
+        np.multiply(dh_t, k[t], out=tmp)
         dc += tmp
-        da4[t, :, :3] *= dc[:, None, :]
-        da4[t, :, 3] *= dh_cur
+        da3[t] *= dc
+        da_o[t] *= dh_t
         dc *= f[t]
-        np.matmul(da[t], wh.T, out=carry)
-    da2 = da.reshape(-1, 4 * hidden)
-    dx = (da2 @ wx.T).reshape(steps, n, d)
-    dwx = xt.reshape(-1, d).T @ da2
-    dwh = hs[:-1].reshape(-1, hidden).T @ da2
-    return _batch_major(dx), carry, dwx, dwh, da2.sum(axis=0)
+        np.matmul(wh, da[t], out=carry)
+    # The weights are shared by all steps, so their gradients sum over steps: one matmul each,
+    # with one column per (t, n) pair: da2 (4H, T*N), rows of xt and h_prev (T*N, D or H).
+    np.copyto(da2.reshape(4 * hid, steps, n), da.transpose(1, 0, 2))
+    np.copyto(h_prev.reshape(steps, n, hid), hs[:-1].transpose(0, 2, 1))
+    dx = (da2.T @ wx.T).reshape(steps, n, d)
+    dwx = da2 @ xt.reshape(-1, d)
+    dwh = da2 @ h_prev
+    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
+            np.ascontiguousarray(dwx.T), np.ascontiguousarray(dwh.T), da2.sum(axis=1))
 
 
 # ---------------------------------------------------------------------------------------------
