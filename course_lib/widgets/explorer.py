@@ -96,6 +96,8 @@ class LearningRateExplorer:
         _check_range("momentum", momentum, 0.0, 0.99)
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
             raise ValueError(f"learning_rate_explorer: argument 'steps' must be an integer in [1, {MAX_STEPS}], got {steps!r}")
+        if start is not None and np.shape(start) != (2,):
+            raise ValueError(f"learning_rate_explorer: argument 'start' must be a point (w1, w2), got {start!r}")
         self.static = static
         self.start = start
         self._batching = False

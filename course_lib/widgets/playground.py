@@ -131,7 +131,7 @@ class Playground:
         self._build_loss_axes()
         self.train_button.on_click(self._on_train_clicked)
         self.step_button.on_click(lambda _: self.step(1))
-        self.reset_button.on_click(lambda _: self.reset())
+        self.reset_button.on_click(self._on_reset_clicked)
         for control in (self.dataset_menu, self.layers_slider, self.units_slider, self.activation_menu):
             control.observe(self._on_architecture_change, names="value")
         self.reset()
@@ -235,6 +235,10 @@ class Playground:
             self._task = None
             self.train_button.description, self.train_button.icon = "Train", "play"
             self.train_button.button_style = "success"
+
+    def _on_reset_clicked(self, _: Any) -> None:
+        self._stop_requested = True  # Reset also stops a running Train loop (no-op otherwise)
+        self.reset()
 
     def _on_architecture_change(self, change: dict[str, Any]) -> None:
         if not self._batching:

@@ -172,11 +172,19 @@ def test_every_control_combination_is_quiet():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"lr": 0.0}, "'lr'"), ({"lr": 50.0}, "'lr'"), ({"optimizer": "lbfgs"}, "'optimizer'"),
-     ({"surface": "saddle"}, "'surface'"), ({"steps": 0}, "'steps'"), ({"momentum": 1.0}, "'momentum'")],
+     ({"surface": "saddle"}, "'surface'"), ({"steps": 0}, "'steps'"), ({"momentum": 1.0}, "'momentum'"),
+     ({"start": (1.0, 2.0, 3.0)}, "'start'")],
 )
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         learning_rate_explorer(**kwargs)
+
+
+def test_start_point_overrides_the_surfaces():
+    ex = learning_rate_explorer(surface="bowl", optimizer="sgd", lr=0.5, steps=3, start=(1.0, -1.0), static=True)
+    # Closed form: w1 *= (1 - 0.5), w2 *= (1 - 2 * 0.5) = 0 after the first step.
+    np.testing.assert_allclose(plotted_path(ex), [[1.0, -1.0], [0.5, 0.0], [0.25, 0.0], [0.125, 0.0]],
+                               rtol=F64_RTOL, atol=F64_ATOL)
 
 
 def test_set_rejects_unknown_controls(explorer):

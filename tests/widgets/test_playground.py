@@ -94,6 +94,24 @@ def test_train_button_runs_in_the_event_loop_and_pauses(pg):
     assert pg.train_button.description == "Train"
 
 
+def test_reset_button_stops_training(pg):
+    async def scenario() -> int:
+        pg.train_button.click()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if pg.epoch >= pg.epochs_per_frame:
+                break
+        pg.reset_button.click()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if pg._task is None:
+                break
+        return pg.epoch
+
+    assert asyncio.run(scenario()) == 0
+    assert pg.train_button.description == "Train"
+
+
 def test_architecture_changes_reset_hyperparameters_do_not(pg):
     pg.step(3)
     pg.set(lr=0.5, l2=1e-3, p_drop=0.2)
