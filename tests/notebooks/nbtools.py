@@ -24,6 +24,7 @@ __all__ = [
     "SOLUTIONS",
     "RELEASED",
     "solution_stems",
+    "read",
     "nbgrader_meta",
     "is_answer",
     "is_test",
