@@ -66,8 +66,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def format_table(results: Sequence[object]) -> str:
+    """One row per submission; a student's missing notebooks share one row."""
     rows = [("student", "notebook", "status", "score", "why")]
+    missing: dict[str, list[str]] = {}
     for r in results:
+        if r.status == "missing":
+            missing.setdefault(r.student, []).append(r.assignment)
+    for r in results:
+        if r.status == "missing":
+            names = missing.pop(r.student, None)
+            if names:
+                label = names[0] if len(names) == 1 else f"({len(names)} notebooks)"
+                rows.append((r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason))
+            continue
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
         rows.append((r.student, r.assignment, r.status, score, r.reason[:90]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

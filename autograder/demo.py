@@ -3,8 +3,8 @@
 The sample class (see ``autograder.sample``) is generated from solutions/ into the
 run folder and zipped the way an LMS bulk download is, so the demo also exercises
 the zip intake. Honest students hand in every notebook; each faulty or dishonest
-student plays its trick in one notebook (a different one per student) and leaves
-the others as released.
+student hands in the one notebook it plays its trick in (a different one per
+student), so the rest of its row is "missing".
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import nbformat
 
 from autograder.api import GradeOptions, export_grades, grade_class, write_feedback
 from autograder.course import CourseDir, assignment_stems, read_notebook
@@ -44,10 +43,10 @@ def build_sample_zip(*, solutions_dir: Path, run_dir: Path) -> Path:
     for offset, recipe in enumerate(EXPECTED):
         if recipe in HONEST:
             picked = ordered
-        else:  # the trick in one notebook, the rest as released
+        elif recipe in ("corrupt", "renamed"):  # these need two notebooks to show their fault
+            picked = ordered[:2]
+        else:  # the trick in one notebook (a different one per student); nothing else handed in
             picked = [ordered[offset % len(ordered)]]
-            if recipe in ("corrupt", "renamed"):  # these need two notebooks to show their fault
-                picked = ordered[:2]
         write_sample_class(
             sources={s: sources[s] for s in picked},
             releases={s: releases[s] for s in picked},
@@ -55,9 +54,6 @@ def build_sample_zip(*, solutions_dir: Path, run_dir: Path) -> Path:
             exercises=lambda stem: {e.name: e for e in exercises(stem)},
             recipes=(recipe,),
         )
-        for stem in ordered:
-            if stem not in picked:
-                (folder / recipe / f"{stem}.ipynb").write_text(nbformat.writes(releases[stem]))
     archive = run_dir / "sample_class.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):

@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     status.update(kernel_died=True, stopped_at=index)
                     break
+                except Exception as exc:  # e.g. a message with a bad signature from a mangled kernel
+                    why = f"autograder: the kernel broke the protocol ({type(exc).__name__}: {str(exc)[:100]})"
+                    cell.outputs.append(new_output("error", ename="KernelProtocolError", evalue=why, traceback=[why]))
+                    status.update(kernel_died=True, stopped_at=index)
+                    break
                 save(nb)
             else:
                 status["completed"] = True
