@@ -172,14 +172,18 @@ def main() -> int:
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             print(f"  {var}={os.environ[var]}")
-    print(f"best of {ROUNDS} rounds x {REPEATS} runs, the libraries taking turns by round\n")
-    print(f"{'case':<62} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  verdict")
+    print(f"best of {ROUNDS} rounds x {REPEATS} runs, the libraries taking turns by round")
+    if hasattr(os, "getloadavg"):  # other jobs on the machine distort timings of threaded BLAS badly
+        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print(f"\n{'case':<62} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  verdict")
     for row in run():
         verdict = "info" if row["target"] is None else (
             f"PASS (<= {row['target']:g}x)" if row["ratio"] <= row["target"] else f"FAIL (> {row['target']:g}x)"
         )
         print(f"{row['name']:<62} {1e3 * row['numpy_s']:9.2f} {1e3 * row['torch_s']:9.2f} "
               f"{row['ratio']:6.2f}  {verdict}")
+    if hasattr(os, "getloadavg"):
+        print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 
