@@ -36,7 +36,6 @@ def _refs(module: str, *names: str) -> tuple[str, ...]:
     return tuple(f"course_lib.{lib}.{module}.{name}" for name in names for lib in ("np_ref", "torch_ref"))
 
 
-
 # --- l2_penalty ----------------------------------------------------------------------------------
 
 
