@@ -89,6 +89,17 @@ class StatusReport:
         return out
 
 
+def _preload() -> None:
+    """Import what the grading threads use before they start: concurrent first imports
+    of one package can see it half-initialized."""
+    import nbgrader.api  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    import nbgrader.utils  # noqa: F401
+    from course_lib.checks import exercises
+
+    exercises()
+
+
 def _import_support(paths: tuple[Path, ...]) -> None:
     """Support modules register their exercises when imported (the parent judges)."""
     import importlib
@@ -151,6 +162,7 @@ def grade_class(
     course, sources, releases = _prepare(run_dir, solutions_dir, options.db_url)
     (run_dir / "protections.txt").write_text(protections.summary + "\n")
     jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
+    _preload()
     scratch_root = run_dir / "scratch"
     scratch_root.mkdir(exist_ok=True)
     os.chmod(scratch_root, 0o711)

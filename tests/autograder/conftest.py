@@ -12,6 +12,7 @@ if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
 
 import tinycourse  # noqa: E402
+from tinycourse import grade, make_class  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +20,6 @@ def tiny_solutions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("solutions")
     tinycourse.write_solutions(directory)
     return directory
-
-
-TINY_CHECKS = FIXTURES / "tiny_checks.py"
-FAST_LIMITS = dict(cell_timeout=5.0, notebook_budget=20.0, verify_timeout=10.0)
 
 
 @pytest.fixture(scope="session")
@@ -36,29 +33,6 @@ def tiny_course(tiny_solutions: Path, tmp_path_factory: pytest.TempPathFactory):
         {tinycourse.STEM: read_notebook(course.source(tinycourse.STEM))},
         {tinycourse.STEM: read_notebook(course.release(tinycourse.STEM))},
     )
-
-
-def make_class(tiny_course, out_dir: Path, recipes: tuple[str, ...]) -> Path:
-    import tiny_checks  # noqa: F401  (registers the exercises)
-    from course_lib.checks import exercises
-
-    from autograder.sample import write_sample_class
-
-    sources, releases = tiny_course
-    return write_sample_class(
-        sources=sources,
-        releases=releases,
-        out_dir=out_dir,
-        exercises=lambda stem: {e.name: e for e in exercises(stem)},
-        recipes=recipes,
-    )
-
-
-def grade(submissions: Path, run_dir: Path, solutions: Path, *, workers: int = 2, force: bool = False):
-    from autograder.api import GradeOptions, Limits, grade_class
-
-    options = GradeOptions(workers=workers, limits=Limits(**FAST_LIMITS), force=force, support=(TINY_CHECKS,))
-    return grade_class(submissions=submissions, run_dir=run_dir, solutions_dir=solutions, options=options)
 
 
 @pytest.fixture(scope="session")
