@@ -303,7 +303,7 @@ def lstm_step_backward(
 
 
 class LSTMCache(NamedTuple):
-    x: np.ndarray       # (T, N, D) the input, time-major
+    x1: np.ndarray      # (T, N, D+1) the input, time-major, with a column of ones appended
     hs: np.ndarray      # (T+1, H, N) feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
     cs: np.ndarray      # (T+1, H, N) feature-major: cs[0] = c0.T = 0, cs[t+1] = c_t.T
     gates: np.ndarray   # (T, 4H, N) activated gates i, f, g, o, feature-major
@@ -324,17 +324,22 @@ def lstm_forward(
     hid = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)
     wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
-    xt, gates, hs, cs, tanh_c = _workspace(
-        dtype, (steps, n, x.shape[2]), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
+    d = x.shape[2]
+    x1, gates, hs, cs, tanh_c = _workspace(
+        dtype, (steps, n, d + 1), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
     )
-    np.copyto(xt, x.transpose(1, 0, 2))
+    # The bias trick: with a column of ones appended to x, "+ b" is one more row of the
+    # weight matrix, and db comes out of the same matmul as dwx in backward.
+    np.copyto(x1[:, :, :d], x.transpose(1, 0, 2))
+    x1[:, :, d] = 1
     # sigmoid(z) = (1 + tanh(z / 2)) / 2. Halving the i, f, o rows of the weights (exact: a
     # power of two) lets ONE tanh call per step activate all four gates, without overflow.
     half = np.full((4 * hid, 1), 0.5, dtype)
     half[2 * hid:3 * hid] = 1
+    wxb_t = np.concatenate([wx.T, b[:, None]], axis=1)  # (4H, D+1)
+    wxb_t *= half
     # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
-    np.matmul(half * wx.T, xt.transpose(0, 2, 1), out=gates)  # gates[t] = (x_t @ wx).T, halved
-    gates += np.repeat(half * b[:, None], n, axis=1)
+    np.matmul(wxb_t, x1.transpose(0, 2, 1), out=gates)  # gates[t] = (x_t @ wx + b).T, halved
     wh_t = np.ascontiguousarray(half * wh.T)
     hs[0] = h0.T
     cs[0] = 0
@@ -354,7 +359,7 @@ def lstm_forward(
         cs[t + 1] += ig
         np.tanh(cs[t + 1], out=tanh_c[t])
         np.multiply(o, tanh_c[t], out=hs[t + 1])
-    return _batch_first(hs[1:]), LSTMCache(xt, hs, cs, gates, tanh_c, wx, wh)
+    return _batch_first(hs[1:]), LSTMCache(x1, hs, cs, gates, tanh_c, wx, wh)
 
 
 def lstm_backward(
@@ -365,8 +370,8 @@ def lstm_backward(
     dh (N, T, H), the upstream gradient on every hidden state ->
     dx (N, T, D), dh0 (N, H), dwx (D, 4H), dwh (H, 4H), db (4H,).
     """
-    xt, hs, cs, gates, tanh_c, wx, wh = cache
-    steps, n, d = xt.shape
+    x1, hs, cs, gates, tanh_c, wx, wh = cache
+    steps, n, d = x1.shape[0], x1.shape[1], x1.shape[2] - 1
     hid = wh.shape[0]
     require_shape("lstm_backward", "dh", dh, [("N", n), ("T", steps), ("H", hid)])
     dtype = gates.dtype
@@ -376,8 +381,8 @@ def lstm_backward(
     #   da_i = dc * [g i (1-i)],  da_f = dc * [c_prev f (1-f)],  da_g = dc * [i (1-g^2)],
     #   da_o = dh * [tanh_c o (1-o)]
     # The bracketed factors go into `da`, which the loop then multiplies in place.
-    da, dtanh_c, dh_steps, da2, h_prev = _workspace(
-        dtype, gates.shape, tanh_c.shape, tanh_c.shape, (4 * hid, steps * n), (steps * n, hid)
+    da, dtanh_c, dh_steps, da2, h_prev, dx_steps = _workspace(
+        dtype, gates.shape, tanh_c.shape, tanh_c.shape, (4 * hid, steps * n), (steps * n, hid), (steps * n, d)
     )
     np.subtract(1, gates, out=da)
     da *= gates  # s (1 - s) in all four blocks; the g block is fixed next
@@ -407,14 +412,14 @@ def lstm_backward(
         dc *= f[t]
         np.matmul(wh, da[t], out=carry)
     # The weights are shared by all steps, so their gradients sum over steps: one matmul each,
-    # with one column per (t, n) pair: da2 (4H, T*N), rows of xt and h_prev (T*N, D or H).
+    # with one column per (t, n) pair: da2 (4H, T*N), rows of x1 and h_prev (T*N, D+1 or H).
     np.copyto(da2.reshape(4 * hid, steps, n), da.transpose(1, 0, 2))
     np.copyto(h_prev.reshape(steps, n, hid), hs[:-1].transpose(0, 2, 1))
-    dx = (da2.T @ wx.T).reshape(steps, n, d)
-    dwx = da2 @ xt.reshape(-1, d)
+    np.matmul(da2.T, wx.T, out=dx_steps)
+    dwxb = da2 @ x1.reshape(-1, d + 1)  # (4H, D+1): [dwx.T | db]
     dwh = da2 @ h_prev
-    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
-            np.ascontiguousarray(dwx.T), np.ascontiguousarray(dwh.T), _sum_columns(da2))
+    return (np.ascontiguousarray(dx_steps.reshape(steps, n, d).transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
+            np.ascontiguousarray(dwxb[:, :d].T), np.ascontiguousarray(dwh.T), dwxb[:, d].copy())
 
 
 # ---------------------------------------------------------------------------------------------
