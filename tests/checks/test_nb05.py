@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from autograder import wire
 from course_lib.checks.nb05_regularization import (
     check_batchnorm,
     check_dropout,
@@ -74,20 +75,30 @@ def precision_recall_f1(pred_labels, labels, *, positive=1, swap=False, arithmet
     return float(p), float(r), float(f)
 
 
+CORRECT = [
+    (check_l2_penalty, l2_penalty),
+    (check_dropout, dropout),
+    (check_batchnorm, batchnorm),
+    (check_early_stopping, early_stopping),
+    (check_precision_recall_f1, precision_recall_f1),
+]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(
-    ("check", "answer"),
-    [
-        (check_l2_penalty, l2_penalty),
-        (check_dropout, dropout),
-        (check_batchnorm, batchnorm),
-        (check_early_stopping, early_stopping),
-        (check_precision_recall_f1, precision_recall_f1),
-    ],
-    ids=["l2_penalty", "dropout", "batchnorm", "early_stopping", "precision_recall_f1"],
-)
+@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
 def test_a_correct_answer_passes(check, answer, seed) -> None:
     check(answer, seed=seed)
+
+
+@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
+def test_cases_and_outputs_cross_the_autograder_wire(check, answer) -> None:
+    # The autograder's re-verification sends cases to its sandbox and outputs back by value
+    # (autograder.wire); the judge must still accept a correct answer after the round trip.
+    exercise = check.args[0]
+    for seed in SEEDS:
+        for case in exercise.cases(seed):
+            args, kwargs = wire.loads(wire.dumps((case.args, case.kwargs)))
+            exercise.judge(case, wire.loads(wire.dumps(answer(*args, **kwargs))))
 
 
 def test_the_library_reference_passes() -> None:

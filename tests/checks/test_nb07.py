@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from autograder import wire
 from course_lib.checks.nb07_rnn import (
     check_clip_grad_norm,
     check_lstm_cell,
@@ -68,20 +69,30 @@ def lstm_cell(x, h_prev, c_prev, wx, wh, b, *, order="ifgo", tanh_c=True):
     return sigmoid(a["o"]) * (np.tanh(c) if tanh_c else c), c
 
 
+CORRECT = [
+    (check_rnn_cell, rnn_cell),
+    (check_rnn_unroll, rnn_unroll),
+    (check_rnn_bptt, rnn_bptt),
+    (check_clip_grad_norm, clip_grad_norm),
+    (check_lstm_cell, lstm_cell),
+]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(
-    ("check", "answer"),
-    [
-        (check_rnn_cell, rnn_cell),
-        (check_rnn_unroll, rnn_unroll),
-        (check_rnn_bptt, rnn_bptt),
-        (check_clip_grad_norm, clip_grad_norm),
-        (check_lstm_cell, lstm_cell),
-    ],
-    ids=["rnn_cell", "rnn_unroll", "rnn_bptt", "clip_grad_norm", "lstm_cell"],
-)
+@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
 def test_a_correct_answer_passes(check, answer, seed) -> None:
     check(answer, seed=seed)
+
+
+@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
+def test_cases_and_outputs_cross_the_autograder_wire(check, answer) -> None:
+    # The autograder's re-verification sends cases to its sandbox and outputs back by value
+    # (autograder.wire); the judge must still accept a correct answer after the round trip.
+    exercise = check.args[0]
+    for seed in SEEDS:
+        for case in exercise.cases(seed):
+            args, kwargs = wire.loads(wire.dumps((case.args, case.kwargs)))
+            exercise.judge(case, wire.loads(wire.dumps(answer(*args, **kwargs))))
 
 
 def test_the_library_reference_passes() -> None:
