@@ -28,13 +28,14 @@ step. A loss on the last state only passes dh with dh[:, :-1] = 0.
 Gradient clipping by global norm, ``clip_grad_norm``, follows ``torch.nn.utils.clip_grad_norm_``.
 
 The step functions are written for reading. The sequence functions are written for speed
-(``benchmarks/bench_recurrent.py`` times them against torch): the input term x_t @ wx of
-every step is computed before the time loop in one call; the states live in preallocated
-arrays in a feature-major layout, step t holding h_t.T (H, N), because BLAS spreads
-(4H, H) @ (H, N) over its threads far better than (N, H) @ (H, 4H) when N is small, and
-each gate is then one contiguous block; backward computes everything that does not depend
-on the recurrence for all steps at once, and each weight gradient is a single matmul after
-the loop. The loop itself does one matmul and a few in-place element-wise updates per step.
+(``benchmarks/bench_recurrent.py`` times them against torch); each trick is commented where
+it is used. In short: the input term x_t @ wx of every step is computed before the time
+loop in one call; the states live in preallocated arrays in a feature-major layout, step t
+holding h_t.T (H, N), because BLAS spreads (4H, H) @ (H, N) over its threads far better
+than (N, H) @ (H, 4H) when N is small, and each gate is then one contiguous block; backward
+computes everything that does not depend on the recurrence for all steps at once, and each
+weight gradient is a single matmul after the loop. The loop itself does one matmul and a
+few in-place element-wise updates per step.
 """
 
 from __future__ import annotations
@@ -320,11 +321,10 @@ def lstm_forward(
     x (N, T, D), h0 (N, H), wx (D, 4H), wh (H, 4H), b (4H,) -> h (N, T, H) every hidden state, cache.
     """
     _check_args("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
-    n, steps, _ = x.shape
+    n, steps, d = x.shape
     hid = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)
     wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
-    d = x.shape[2]
     x1, gates, hs, cs, tanh_c = _workspace(
         dtype, (steps, n, d + 1), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
     )
