@@ -30,3 +30,20 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = CourseDir.at(tmp_path_factory.mktemp("course"))
     course.install(assignment_stems(SOLUTIONS))  # the course's own nbgrader_config.py, real generate_assignment
     return course.root
+
+
+_EXECUTION_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "execution_seconds" and report.when == "call":
+            _EXECUTION_SECONDS[report.nodeid.rsplit("[", 1)[-1].rstrip("]")] = value
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    # The per-notebook execution times recorded by test_execute, in one table at the end.
+    if _EXECUTION_SECONDS:
+        terminalreporter.section("solution notebook execution time (target 20 s, limit 60 s)")
+        for stem, seconds in sorted(_EXECUTION_SECONDS.items()):
+            terminalreporter.write_line(f"{stem:<24} {seconds:6.1f} s")
