@@ -142,22 +142,29 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     canon = canonicalize(submitted, source=source, release=release, drop_demo=ctx.drop_demo)
     result.notes.extend(canon.notes)
 
+    # Execution and re-verification are independent (re-verification needs only the
+    # answer cells), so they run at the same time, each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
+    verify_scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify"
     prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+    verdicts: dict[str, Verdict] = {}
     try:
-        run = run_notebook(
-            canon.notebook, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections
-        )
+        with ThreadPoolExecutor(max_workers=1) as side:
+            if ctx.verify:
+                prepare_scratch(verify_scratch, support=ctx.support, protections=ctx.protections)
+                t0 = time.monotonic()
+                pending = side.submit(_reverify, ctx, job.assignment, canon.answers, verify_scratch)
+            run = run_notebook(
+                canon.notebook, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections
+            )
+            if ctx.verify:
+                verdicts = pending.result()
+                result.verify_seconds = time.monotonic() - t0
         result.execute_seconds = run.seconds
         executed = run.notebook if run.notebook is not None else canon.notebook
-        verdicts: dict[str, Verdict] = {}
-        if ctx.verify:
-            t0 = time.monotonic()
-            prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)  # nothing persists
-            verdicts = _reverify(ctx, job.assignment, canon.answers, scratch)
-            result.verify_seconds = time.monotonic() - t0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(verify_scratch, ignore_errors=True)
 
     broken = next((v.error for v in verdicts.values() if v.error.startswith(SETUP_FAILED)), "")
     if broken:  # the grader's fault, not the student's: never a flag, never a silent pass
