@@ -36,7 +36,7 @@ __all__ = ["run", "numpy_blas_threads", "main"]
 N, T, D, H = 32, 50, 128, 128
 DTYPE = np.float32
 TARGET = 2.0
-ROUNDS = 3
+ROUNDS = 5
 REPEATS = 10
 
 # Entry points that report the thread count of the BLAS NumPy loaded (OpenBLAS builds
