@@ -356,6 +356,16 @@ def test_backward_rejects_wrong_dh_shape(backend, kind):
         getattr(backend.mod, f"{kind}_backward")(backend.asarray(np.ones((2, 3, 4))), cache)
 
 
+@pytest.mark.parametrize("kind, wrong", [("rnn", "dh"), ("lstm", "dh"), ("lstm", "dc")])
+def test_step_backward_rejects_wrong_upstream_shape(backend, kind, wrong):
+    p = _params(13, kind, n=2, t=None, d=4, h=3)
+    result = _run(backend, getattr(backend.mod, f"{kind}_step_forward"), *p.values())
+    upstream = {"dh": np.ones((2, 3)), "dc": np.ones((2, 3))} if kind == "lstm" else {"dh": np.ones((2, 3))}
+    upstream[wrong] = np.ones((3, 2))  # the transpose: same size, wrong shape
+    with pytest.raises(ValueError, match=rf"{kind}_step_backward: .*'{wrong}'"):
+        getattr(backend.mod, f"{kind}_step_backward")(*(backend.asarray(u) for u in upstream.values()), result[-1])
+
+
 @pytest.mark.parametrize("max_norm", [0.0, -1.0, float("inf"), float("nan"), "1"])
 def test_clip_grad_norm_rejects_bad_max_norm(backend, max_norm):
     with pytest.raises(ValueError, match="clip_grad_norm: .*'max_norm'"):
