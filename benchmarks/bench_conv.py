@@ -9,7 +9,10 @@ Max pooling (2x2, stride 2) on the layer's output is reported for information.
 Threads: torch is set to as many threads as NumPy's BLAS uses
 (``bench_recurrent.numpy_blas_threads``: threadpoolctl if installed, else the count
 OpenBLAS itself reports). NumPy's own elementwise copies run on one thread whatever
-that number is; that is part of what is being measured. The two libraries take turns
+that number is; that is part of what is being measured. When NumPy's BLAS has more
+than one thread, the cases are measured a second time in a child process started
+with OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=1 (both libraries on one thread), because
+OpenBLAS reads its thread count from the environment when it loads. The two libraries take turns
 in blocks of runs, several rounds, so that load from other processes falls on both;
 the best run of each is reported.
 
@@ -19,6 +22,9 @@ the best run of each is reported.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -103,8 +109,8 @@ def _pool_case(rng: np.random.Generator) -> dict[str, Callable[[], None]]:
     return {"numpy": numpy_step, "torch": torch_step}
 
 
-def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
-    """Measure both cases; one dict per case: name, numpy_s, torch_s, ratio, target (None = info)."""
+def _measure(*, rounds: int, repeats: int) -> list[dict]:
+    """Both cases in this process, torch on as many threads as NumPy's BLAS."""
     threads = numpy_blas_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -131,6 +137,32 @@ def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
         torch.set_num_threads(previous)
 
 
+def _measure_single_thread(*, rounds: int, repeats: int) -> list[dict]:
+    """The same cases in a child process started with one BLAS/OpenMP thread.
+
+    OpenBLAS reads its thread count when it loads, and we do not change it behind
+    NumPy's back (no threadpoolctl dependency), so a fresh interpreter it is.
+    """
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--json", str(rounds), str(repeats)],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    return json.loads(done.stdout)
+
+
+def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
+    """One dict per case: name, numpy_s, torch_s, ratio, target (None = info).
+
+    Measured at NumPy's own BLAS thread count and, when that is more than one, again
+    with both libraries on a single thread.
+    """
+    rows = _measure(rounds=rounds, repeats=repeats)
+    if numpy_blas_threads() > 1:
+        rows += _measure_single_thread(rounds=rounds, repeats=repeats)
+    return rows
+
+
 def main() -> int:
     print(f"x ({N}, {C}, {H}, {W}), w ({FILTERS}, {C}, {K}, {K}), b ({FILTERS},), stride 1, pad {PAD}, "
           f"{np.dtype(DTYPE).name}; best of {ROUNDS} rounds x {REPEATS} runs")
@@ -147,4 +179,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    if sys.argv[1:2] == ["--json"]:  # the single-thread child of run()
+        print(json.dumps(_measure(rounds=int(sys.argv[2]), repeats=int(sys.argv[3]))))
+    else:
+        raise SystemExit(main())
