@@ -11,10 +11,10 @@ Threads: torch is set to as many threads as NumPy's BLAS uses
 OpenBLAS itself reports). NumPy's own elementwise copies run on one thread whatever
 that number is; that is part of what is being measured. When NumPy's BLAS has more
 than one thread, the cases are measured a second time in a child process started
-with OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=1 (both libraries on one thread), because
-OpenBLAS reads its thread count from the environment when it loads. The two libraries take turns
-in blocks of runs, several rounds, so that load from other processes falls on both;
-the best run of each is reported.
+with OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=1, both libraries on one thread (OpenBLAS
+takes its thread count from the environment when it loads). The two libraries take
+turns in blocks of runs, several rounds, so that load from other processes falls on
+both; the best run of each is reported.
 
     python benchmarks/bench_conv.py            # prints a table, PASS/FAIL per target
     from bench_conv import run                 # -> list of dicts for a top-level runner
