@@ -184,7 +184,8 @@ def grade_class(
     done: list[SubmissionResult] = []
     for job in jobs:
         old = None if options.force else ledger.read(job.student, job.assignment)
-        if old is not None and old.status in FINAL and old.digest == ctx.digest(job):
+        retry = old is not None and old.reason.startswith(("grader error", "could not save"))
+        if old is not None and old.status in FINAL and not retry and old.digest == ctx.digest(job):
             done.append(old)
         else:
             todo.append(job)

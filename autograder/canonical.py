@@ -69,7 +69,7 @@ def _fresh(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cell = copy.deepcopy(cell)
     if cell.cell_type == "code":
         cell.outputs, cell.execution_count = [], None
-    cell.pop("attachments", None) if cell.cell_type == "code" else None
+        cell.pop("attachments", None)  # not allowed on code cells; some editors add it
     return cell
 
 
@@ -113,18 +113,17 @@ def canonicalize(
             continue
         for cell in reversed(cells):
             if cell.cell_type == "code" and _grade_id(cell) is None and gid in answer_defines(cell.source):
-                cell.metadata["nbgrader"] = {}
+                cell.metadata["nbgrader"] = {"grade_id": gid}  # full metadata is restored below
                 seen.add(gid)
                 result.notes.append(f"answer {gid!r} found by its definition (its nbgrader metadata was missing)")
-                _set_grade_id(cell, gid)
                 break
 
     # Overwrite instructor cells, keep answers; restore what was deleted.
     by_id = {gid: i for i, c in enumerate(cells) if (gid := _grade_id(c))}
     out: list[nbformat.NotebookNode] = []
     placed: set[str] = set()
-    canon_order = [gid for gid in canon]
-    for i, cell in enumerate(cells):
+    canon_order = list(canon)
+    for cell in cells:
         gid = _grade_id(cell)
         if gid is None:
             out.append(cell)
@@ -154,10 +153,6 @@ def canonicalize(
     return result
 
 
-def _set_grade_id(cell: nbformat.NotebookNode, gid: str) -> None:
-    cell.metadata["nbgrader"] = {"grade_id": gid}
-
-
 def _canonical_cell(cell: nbformat.NotebookNode, canon: nbformat.NotebookNode, result: Canonicalized) -> nbformat.NotebookNode:
     if _is_answer(canon):
         fixed = _fresh(cell)
@@ -167,9 +162,7 @@ def _canonical_cell(cell: nbformat.NotebookNode, canon: nbformat.NotebookNode, r
             fixed.setdefault("execution_count", None)
         fixed.metadata["nbgrader"] = copy.deepcopy(canon.metadata["nbgrader"])
         return fixed
-    if cell.source != canon.source and nbgrader_meta(canon).get("grade"):
-        pass  # hidden tests always differ from the released cell; not worth a note
-    return _fresh(canon)
+    return _fresh(canon)  # locked and test cells: the instructor's, whatever the student did
 
 
 def _restore(gid: str, canon: dict, stubs: dict, result: Canonicalized) -> nbformat.NotebookNode:

@@ -232,7 +232,6 @@ def main(argv: list[str] | None = None) -> int:
                 status["completed"] = True
     except Exception as exc:  # kernel failed to start, or died between cells
         status["error"] = f"{type(exc).__name__}: {exc}"[:800]
-        status.setdefault("stopped_at", None)
     save(nb)
     return 0
 

@@ -186,6 +186,8 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
         result.status, result.reason = "failed", f"kernel died at cell {run.stopped_at}; points before it kept"
     elif run.error:
         result.status, result.reason = "failed", run.error
+        if not any(c.get("execution_count") for c in executed.cells if c.cell_type == "code"):
+            result.score = None  # nothing ran: no score at all, never an honest-looking 0
     else:
         result.status = "graded"
 
@@ -199,7 +201,8 @@ def _mark_unexecuted(nb: nbformat.NotebookNode, stopped_at: int | None, run: Any
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or not nbgrader_meta(cell).get("grade"):
             continue
-        if stopped_at is None or index > stopped_at:
+        # Without a known stop (hard kill), a cell that never got an execution count never ran.
+        if (index > stopped_at) if stopped_at is not None else cell.get("execution_count") is None:
             cell.outputs = []
             _error(cell, "NotExecuted", f"autograder: not run because {why} earlier")
 

@@ -33,6 +33,7 @@ __all__ = [
     "detect_protections",
     "drop_privileges",
     "enter_jail",
+    "jail_env",
     "sandbox_argv",
 ]
 
