@@ -207,7 +207,7 @@ def rnn_forward(
     hs = np.empty((steps + 1, hidden, n), dtype)
     hs[0] = h0.T
     for t in range(steps):
-        np.matmul(wh_t, hs[t], out=hs[t + 1])
+        np.dot(wh_t, hs[t], out=hs[t + 1])  # np.dot: ~1 us less call overhead than np.matmul
         hs[t + 1] += a[t]
         np.tanh(hs[t + 1], out=hs[t + 1])
     return _batch_first(hs[1:]), RNNCache(xt, hs, wx, wh)
@@ -233,7 +233,7 @@ def rnn_backward(
     for t in range(steps - 1, -1, -1):
         carry += dh_steps[t]
         da[t] *= carry
-        np.matmul(wh, da[t], out=carry)
+        np.dot(wh, da[t], out=carry)
     # The weights are shared by all steps, so their gradients sum over steps: one matmul each.
     da2 = _rows_by_step(da)  # (H, T*N)
     dx = (da2.T @ wx.T).reshape(steps, n, d)
@@ -347,7 +347,7 @@ def lstm_forward(
     ig = np.empty((hid, n), dtype)
     for t in range(steps):
         a = gates[t]
-        np.matmul(wh_t, hs[t], out=rec)
+        np.dot(wh_t, hs[t], out=rec)  # np.dot: ~1 us less call overhead than np.matmul
         a += rec
         np.tanh(a, out=a)
         for s in (a[:2 * hid], a[3 * hid:]):  # i, f and o: tanh(z/2) -> sigmoid(z)
@@ -410,7 +410,7 @@ def lstm_backward(
         da3[t] *= dc
         da_o[t] *= dh_t
         dc *= f[t]
-        np.matmul(wh, da[t], out=carry)
+        np.dot(wh, da[t], out=carry)
     # The weights are shared by all steps, so their gradients sum over steps: one matmul each,
     # with one column per (t, n) pair: da2 (4H, T*N), rows of x1 and h_prev (T*N, D+1 or H).
     np.copyto(da2.reshape(4 * hid, steps, n), da.transpose(1, 0, 2))
