@@ -12,7 +12,7 @@ import pytest
 
 import tinycourse
 from autograder.cli import main
-from tinycourse import TINY_CHECKS, grade, make_class
+from tinycourse import SUPPORT, grade, make_class
 
 pytestmark = pytest.mark.slow
 STEM = tinycourse.STEM
@@ -49,7 +49,7 @@ def test_two_graders_at_once_lose_no_updates(tiny_course, tiny_solutions, tmp_pa
     run_dir = tmp_path / "run"
     grade(first, run_dir, tiny_solutions)  # creates the course directory and gradebook
     base = [sys.executable, "-m", "autograder", "grade", "--solutions", str(tiny_solutions), "--run-dir", str(run_dir),
-            "--support", str(TINY_CHECKS), "--workers", "1", "--force"]  # fmt: skip
+            *[a for p in SUPPORT for a in ("--support", str(p))], "--workers", "1", "--force"]  # fmt: skip
     procs = [subprocess.Popen([*base, str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for folder in (first, second)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     from nbgrader.api import Gradebook
@@ -86,6 +86,6 @@ def test_cli_status_feedback_export(graded_class, capsys) -> None:
 
 def test_grade_reports_missing_submissions_folder(tiny_solutions, tmp_path, capsys) -> None:
     code = main(["grade", str(tmp_path / "nope"), "--solutions", str(tiny_solutions), "--run-dir", str(tmp_path / "run"),
-                 "--support", str(TINY_CHECKS)])  # fmt: skip
+                 *[a for p in SUPPORT for a in ("--support", str(p))]])  # fmt: skip
     assert code == 2
     assert "no submissions" in capsys.readouterr().err

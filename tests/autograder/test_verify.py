@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import tiny_checks
+import tiny_refs
 from autograder.execute import prepare_scratch
 from autograder.sandbox import Limits, detect_protections
 from autograder.verify import VerifyItem, run_verification
@@ -19,7 +20,7 @@ SECRET = 987654
 def _verify(tmp_path: Path, answer: str, exercise=tiny_checks.SQUARE, seeds=(0, 1, SECRET)):
     protections = detect_protections()
     scratch = tmp_path / "scratch"
-    prepare_scratch(scratch, support=[Path(tiny_checks.__file__)], protections=protections)
+    prepare_scratch(scratch, support=[Path(tiny_refs.__file__), Path(tiny_checks.__file__)], protections=protections)
     item = VerifyItem(exercise=exercise, answer=answer, seeds=tuple(seeds))
     limits = Limits(verify_timeout=5.0)
     return run_verification([item], setup=SETUP, scratch=scratch, hide=[], limits=limits, protections=protections)[
@@ -34,13 +35,14 @@ def test_honest_answer_passes_every_seed(tmp_path: Path) -> None:
 
 def test_reference_called_through_a_reload_is_trapped(tmp_path: Path) -> None:
     answer = (
-        "import importlib, tiny_checks\n"
-        "fresh = importlib.reload(tiny_checks)\n"
+        "import importlib, tiny_refs\n"
+        "fresh = importlib.reload(tiny_refs)\n"
         "def square(x):\n    return fresh.reference_square(x)\n"
     )
     verdict = _verify(tmp_path, answer)
-    assert verdict.trapped == ("tiny_checks.reference_square",)
-    assert not any(verdict.seeds.values())
+    # Recorded on the first call; any trapped call zeroes the exercise (pipeline._reconcile).
+    assert verdict.trapped == ("tiny_refs.reference_square",)
+    assert verdict.seeds[0] is False
 
 
 def test_answers_memorised_for_the_notebook_seeds_fail_the_secret_seed(tmp_path: Path) -> None:
