@@ -38,6 +38,7 @@ DTYPE = np.float32
 TARGET = 2.0
 ROUNDS = 5
 REPEATS = 10
+IDLE_PAUSE_S = 0.5
 
 # Entry points that report the thread count of the BLAS NumPy loaded (OpenBLAS builds
 # prefix or suffix the name; MKL has its own).
@@ -80,13 +81,15 @@ def numpy_blas_threads() -> int:
 def _best_of(fns: dict[str, Callable[[], object]], *, rounds: int, repeats: int) -> dict[str, float]:
     """Best wall time of each function over ``rounds`` blocks of ``repeats`` runs.
 
-    The libraries take turns block by block, not run by run: each keeps a pool of BLAS /
-    OpenMP threads that spin for a while after their last call, and alternating single runs
-    makes the two pools fight over the cores. The first run of every block is a warm-up.
+    The libraries take turns block by block, not run by run: each keeps a pool of threads
+    (OpenBLAS's for NumPy, OpenMP's for torch) that keep spinning for up to ~0.1 s after
+    their last call and would steal a core from the other library. Hence the pause before
+    every block, and its first run is a warm-up.
     """
     best = {name: float("inf") for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(IDLE_PAUSE_S)
             fn()
             for _ in range(repeats):
                 start = time.perf_counter()
