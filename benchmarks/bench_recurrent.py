@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `course_lib` importable f
 
 from course_lib.np_ref import recurrent  # noqa: E402
 
-__all__ = ["run", "numpy_blas_threads", "main"]
+__all__ = ["run", "numpy_blas_threads", "blas_kernel", "main"]
 
 N, T, D, H = 32, 50, 128, 128
 DTYPE = np.float32
@@ -51,6 +51,27 @@ _THREAD_QUERIES = (
 )
 
 
+def _blas_library() -> ctypes.CDLL | None:
+    """The BLAS shared library NumPy loaded (Linux: found in /proc/self/maps), or None."""
+    np.ones((2, 2)) @ np.ones((2, 2))  # make sure it is loaded
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return None
+    paths = sorted(set(re.findall(r"\S*(?:openblas|mkl_rt)\S*\.so\S*", maps.read_text())))
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def blas_kernel() -> str:
+    """OpenBLAS's kernel family (e.g. Haswell = AVX2, SkylakeX = AVX-512), or "unknown"."""
+    lib = _blas_library()
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+        query = getattr(lib, name, None) if lib is not None else None
+        if query is not None:
+            query.restype = ctypes.c_char_p
+            return query().decode()
+    return "unknown"
+
+
 def numpy_blas_threads() -> int:
     """The number of threads NumPy's BLAS will use for a large matmul."""
     try:
@@ -61,17 +82,12 @@ def numpy_blas_threads() -> int:
             return int(counts[0])
     except ImportError:
         pass
-    np.ones((2, 2)) @ np.ones((2, 2))  # make sure the BLAS library is loaded
-    maps = Path("/proc/self/maps")
-    if maps.exists():
-        libs = sorted(set(re.findall(r"\S*(?:openblas|mkl_rt)\S*\.so\S*", maps.read_text())))
-        for path in libs:
-            lib = ctypes.CDLL(path)
-            for name in _THREAD_QUERIES:
-                query = getattr(lib, name, None)
-                if query is not None:
-                    query.restype = ctypes.c_int
-                    return int(query())
+    lib = _blas_library()
+    for name in _THREAD_QUERIES:
+        query = getattr(lib, name, None) if lib is not None else None
+        if query is not None:
+            query.restype = ctypes.c_int
+            return int(query())
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
@@ -144,8 +160,10 @@ def _numpy_case(kind: str, x, h0, wx, wh, b, dh) -> Callable[[], None]:
 
 
 def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
-    """Time both recurrent layers; one dict per case: name, numpy_s, torch_s, ratio, target."""
+    """Time both recurrent layers; one dict per case: name, numpy_s, torch_s, ratio, target
+    (None: for information), threads, blas_kernel."""
     threads = numpy_blas_threads()
+    kernel = blas_kernel()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -163,6 +181,8 @@ def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
                 "torch_s": best["torch"],
                 "ratio": best["numpy"] / best["torch"],
                 "target": target,
+                "threads": threads,
+                "blas_kernel": kernel,
             })
     finally:
         torch.set_num_threads(previous)
@@ -171,7 +191,8 @@ def run(*, rounds: int = ROUNDS, repeats: int = REPEATS) -> list[dict]:
 
 def main() -> int:
     threads = numpy_blas_threads()
-    print(f"NumPy {np.__version__} BLAS threads: {threads}; torch {torch.__version__} set to the same.")
+    print(f"NumPy {np.__version__}, BLAS kernel {blas_kernel()}, {threads} BLAS thread(s); "
+          f"torch {torch.__version__} set to the same thread count.")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             print(f"  {var}={os.environ[var]}")
