@@ -111,8 +111,9 @@ def _workspace(dtype: np.dtype, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     dtype = np.dtype(dtype)
     sizes = [math.prod(shape) for shape in shapes]
     nbytes = sum(sizes) * dtype.itemsize
-    raw = np.empty(nbytes + _HUGE_PAGE, np.uint8)
-    start = -raw.ctypes.data % _HUGE_PAGE
+    pad = _HUGE_PAGE if nbytes >= _HUGE_PAGE else 0  # smaller blocks cannot hold a huge page anyway
+    raw = np.empty(nbytes + pad, np.uint8)
+    start = -raw.ctypes.data % _HUGE_PAGE if pad else 0
     flat = raw[start:start + nbytes].view(dtype)
     arrays, offset = [], 0
     for shape, size in zip(shapes, sizes):
