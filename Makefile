@@ -45,11 +45,13 @@ browser:
 demo: venv
 	$(BIN)/python -m autograder demo
 
+# pytest-xdist runs one worker per core; each worker's torch and BLAS get one thread
+# so that workers do not fight over the cores (the benchmarks set threads themselves).
 test: venv browser
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto -m "not slow and not browser"
 
 release: venv
 	$(BIN)/python -m autograder release
@@ -58,7 +60,10 @@ lab: venv
 	$(BIN)/jupyter lab notebooks/
 
 bench: venv
-	$(BIN)/python benchmarks/bench_course_lib.py
+	-$(BIN)/python benchmarks/bench_course_lib.py
+	-$(BIN)/python benchmarks/bench_widgets.py
+	-$(BIN)/python benchmarks/bench_notebooks.py
+	-$(BIN)/python benchmarks/bench_autograder.py
 
 clean:
 	rm -rf $(VENV) course_run test-output
