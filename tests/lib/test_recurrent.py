@@ -366,6 +366,21 @@ def test_step_backward_rejects_wrong_upstream_shape(backend, kind, wrong):
         getattr(backend.mod, f"{kind}_step_backward")(*(backend.asarray(u) for u in upstream.values()), result[-1])
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_mixed_dtypes(backend, kind):
+    """NumPy promotes float32 with float64 (as its matmul does); torch's matmul refuses, so the
+    Torch path says which arguments disagree."""
+    p = _params(14, kind, n=2, t=3, d=4, h=3)
+    p["wx"] = p["wx"].astype(np.float32)
+    forward = getattr(backend.mod, f"{kind}_forward")
+    if backend.device is None:
+        out, _ = _run(backend, forward, *p.values())
+        assert out.dtype == np.float64
+    else:
+        with pytest.raises(ValueError, match=rf"{kind}_forward: .*'wx'.*one dtype"):
+            _run(backend, forward, *p.values())
+
+
 @pytest.mark.parametrize("max_norm", [0.0, -1.0, float("inf"), float("nan"), "1"])
 def test_clip_grad_norm_rejects_bad_max_norm(backend, max_norm):
     with pytest.raises(ValueError, match="clip_grad_norm: .*'max_norm'"):
