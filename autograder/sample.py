@@ -53,6 +53,10 @@ EXPECTED = {
 }
 
 
+# The checkout being graded: the snoop and the vandal aim at its real paths.
+REPO = Path(__file__).resolve().parents[1]
+
+
 def solution_answers(source: nbformat.NotebookNode) -> dict[str, str]:
     """grade_id -> the instructor's answer with the solution markers removed."""
     out = {}
@@ -117,8 +121,9 @@ get_ipython().input_transformers_post.append(_neuter)
 _SNOOP = """\
 import glob, os
 _found = []
-for _pattern in ("/work/*/solutions/*.ipynb", "/work/*/course_run/course/gradebook.db",
-                 "/work/*/course_run/course/source/*/*.ipynb", "../../*", "/tmp/*", "/proc/1/cmdline"):
+for _pattern in ("{repo}/solutions/*.ipynb", "{repo}/course_run/course/gradebook.db",
+                 "{repo}/course_run/course/source/*/*.ipynb", "/work/*/solutions/*.ipynb",
+                 "/root/*", "/home/*/*", "../../*", "/tmp/*", "/proc/1/cmdline"):
     for _path in glob.glob(_pattern):
         try:
             with open(_path, "rb") as _fh:
@@ -130,7 +135,7 @@ print("snoop found:", _found)
 
 _VANDAL = """\
 import os
-for _target in ("/work/main/autograder/PWNED", "/work/main/course_run/PWNED", "/tmp/PWNED", "/var/tmp/PWNED",
+for _target in ("{repo}/autograder/PWNED", "{repo}/course_run/PWNED", "/tmp/PWNED", "/var/tmp/PWNED",
                 "/dev/shm/PWNED", os.path.expanduser("~/.ipython/profile_default/startup/00-pwned.py")):
     try:
         os.makedirs(os.path.dirname(_target), exist_ok=True)
@@ -165,9 +170,9 @@ def student_notebook(recipe: str, release: nbformat.NotebookNode, answers: dict[
     if recipe in ("perfect", "snoop", "vandal"):
         nb = perfect
         if recipe == "snoop":
-            nb = _prefix_first(nb, _SNOOP)
+            nb = _prefix_first(nb, _SNOOP.replace("{repo}", str(REPO)))
         if recipe == "vandal":
-            nb = _prefix_first(nb, _VANDAL)
+            nb = _prefix_first(nb, _VANDAL.replace("{repo}", str(REPO)))
         return nb
     if recipe == "partial":
         return _with_answers(release, {g: a for i, g in enumerate(names) if i % 2 == 0 for a in [answers[g]]})

@@ -2,10 +2,12 @@
 
 ``sandbox_argv`` wraps a trusted helper (``autograder.execute`` or
 ``autograder.verify``) in ``unshare --net --mount --pid --fork --kill-child``. The
-helper starts as root inside the new namespaces and calls ``enter_jail``: it hides
-the paths it is told to (solutions, gradebook, other submissions...) under empty
-tmpfs mounts, gives the job fresh ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/proc``
-and binds the job's scratch directory at ``JAIL_DIR``. Student code then runs only
+helper starts as root inside the new namespaces and calls ``enter_jail``: it builds
+a new root holding only the system directories (read-only), the Python environment and
+the course's own packages, fresh ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/proc``, and
+the job's scratch directory at ``JAIL_DIR``, and chroots into it — solutions, hidden
+tests, the gradebook, other submissions and any other copy of the course on the
+machine are not there to be read. Student code then runs only
 after ``drop_privileges``: uid/gid 65534 (``nobody``), no supplementary groups,
 ``no_new_privs``, rlimits on memory, processes, file size and CPU.
 
@@ -115,41 +117,76 @@ def _libc_mount(source: str, target: str, fstype: str | None, flags: int, data: 
         raise OSError(err, f"mount {source} -> {target}: {os.strerror(err)}")
 
 
+# What student code may see of the machine: the system (read-only), the interpreter and
+# its environment, and the course's own packages. Everything else — other checkouts of
+# the course, home directories, the gradebook, other submissions — is simply absent.
+_SYSTEM_DIRS = ("usr", "etc", "sys", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_JAIL_ROOT = "/tmp/.jail-root"  # inside this namespace's own /tmp tmpfs, invisible to the host
+
+
 def enter_jail(scratch: Path, hide: list[Path]) -> Path:
-    """Inside new mount+pid namespaces (as root): hide ``hide``, give fresh temp dirs
-    and /proc, bind ``scratch`` at JAIL_DIR. Returns the jail's view of scratch."""
+    """Inside new mount+pid namespaces (as root): build a root that holds only the
+    system, the Python environment, course_lib/autograder and the scratch directory
+    (at JAIL_DIR), with fresh /tmp, /var/tmp, /dev/shm and /proc; chroot into it.
+
+    ``hide`` paths are covered first as well, for the case where one lies inside a
+    directory the jail keeps (defence in depth). Returns the jail's view of scratch."""
     _libc_mount("none", "/", None, _MS_REC | _MS_PRIVATE)  # nothing propagates back to the host
-    # An fd keeps the scratch directory reachable after its parent is hidden.
-    fd = os.open(scratch, os.O_PATH | os.O_DIRECTORY)
+    # fds keep the kept directories reachable once their parents are hidden or /tmp
+    # (where they may live: a CI clone, pytest's tmp_path) is covered by the new root's tmpfs.
+    kept = [(os.open(p, os.O_PATH | os.O_DIRECTORY), p) for p in _code_dirs()]
+    scratch_fd = os.open(scratch, os.O_PATH | os.O_DIRECTORY)
     for path in hide:
         if path.is_dir():
             _libc_mount("tmpfs", str(path), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=4k,mode=0755")
         elif path.exists():
             _libc_mount("/dev/null", str(path), None, _MS_BIND)
-    _expose(Path(sys.base_prefix).resolve())
-    for tmp in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(tmp):
-            _libc_mount("tmpfs", tmp, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
-    os.makedirs(JAIL_DIR, exist_ok=True)
-    _libc_mount(f"/proc/self/fd/{fd}", JAIL_DIR, None, _MS_BIND)
-    os.close(fd)
+    _libc_mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
+    root = Path(_JAIL_ROOT)
+    root.mkdir(mode=0o755)
+    _libc_mount("tmpfs", str(root), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=0755")
+    for name in _SYSTEM_DIRS:
+        host = Path("/") / name
+        if host.is_symlink():  # merged-/usr systems: /bin -> usr/bin
+            (root / name).symlink_to(os.readlink(host))
+        elif host.is_dir():
+            _bind(str(host), root / name, read_only=True)
+    _bind("/dev", root / "dev", read_only=False)  # device nodes: /dev/null, /dev/urandom
+    for fd, path in kept:
+        _bind(f"/proc/self/fd/{fd}", root / path.relative_to("/"), read_only=True)
+        os.close(fd)
+    for tmp in ("tmp", "var/tmp", "dev/shm"):
+        (root / tmp).mkdir(parents=True, exist_ok=True)
+        _libc_mount("tmpfs", str(root / tmp), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
+    _bind(f"/proc/self/fd/{scratch_fd}", root / JAIL_DIR.lstrip("/"), read_only=False)
+    os.close(scratch_fd)
+    (root / "proc").mkdir()
     # A /proc of the new pid namespace: student code sees no grader process.
-    _libc_mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV)
+    _libc_mount("proc", str(root / "proc"), "proc", _MS_NOSUID | _MS_NODEV)
+    os.chroot(root)
+    os.chdir("/")
     return Path(JAIL_DIR)
 
 
-def _expose(path: Path) -> None:
-    """Make ``path`` (the Python installation) reachable for ``nobody``: an ancestor
-    without o+x (e.g. /root) is replaced by an empty tmpfs holding only ``path``."""
-    for ancestor in reversed(path.parents):
-        if ancestor == Path("/") or os.stat(ancestor).st_mode & 0o001:
-            continue
-        fd = os.open(path, os.O_PATH | os.O_DIRECTORY)
-        _libc_mount("tmpfs", str(ancestor), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=4k,mode=0755")
-        os.makedirs(path, exist_ok=True)
-        _libc_mount(f"/proc/self/fd/{fd}", str(path), None, _MS_BIND | _MS_REC)
-        os.close(fd)
-        return
+def _code_dirs() -> list[Path]:
+    """The interpreter, its environment and the course's packages (course_lib, autograder)."""
+    import course_lib
+
+    dirs = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        Path(course_lib.__file__).resolve().parent,
+        Path(__file__).resolve().parent,
+    }
+    # Binding a directory that lies inside another kept one would be redundant.
+    return sorted(d for d in dirs if not any(o != d and d.is_relative_to(o) for o in dirs))
+
+
+def _bind(source: str, target: Path, *, read_only: bool) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    _libc_mount(source, str(target), None, _MS_BIND | _MS_REC)
+    if read_only:
+        _libc_mount("none", str(target), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
 
 
 def drop_privileges(limits: Limits, *, protections: Protections) -> None:
