@@ -152,12 +152,13 @@ def enter_jail(scratch: Path, hide: list[Path]) -> Path:
         elif host.is_dir():
             _bind(str(host), root / name, read_only=True)
     _bind("/dev", root / "dev", read_only=False)  # device nodes: /dev/null, /dev/urandom
-    for fd, path in kept:
-        _bind(f"/proc/self/fd/{fd}", root / path.relative_to("/"), read_only=True)
-        os.close(fd)
     for tmp in ("tmp", "var/tmp", "dev/shm"):
         (root / tmp).mkdir(parents=True, exist_ok=True)
         _libc_mount("tmpfs", str(root / tmp), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
+    # After the fresh temp dirs, so that code kept from under /tmp is bound on top of them.
+    for fd, path in kept:
+        _bind(f"/proc/self/fd/{fd}", root / path.relative_to("/"), read_only=True)
+        os.close(fd)
     _bind(f"/proc/self/fd/{scratch_fd}", root / JAIL_DIR.lstrip("/"), read_only=False)
     os.close(scratch_fd)
     (root / "proc").mkdir()
