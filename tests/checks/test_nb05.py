@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from autograder import wire
+from tests.checks.support import judge_after_wire_round_trip
 from course_lib.checks.nb05_regularization import (
     check_batchnorm,
     check_dropout,
@@ -92,13 +92,7 @@ def test_a_correct_answer_passes(check, answer, seed) -> None:
 
 @pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
 def test_cases_and_outputs_cross_the_autograder_wire(check, answer) -> None:
-    # The autograder's re-verification sends cases to its sandbox and outputs back by value
-    # (autograder.wire); the judge must still accept a correct answer after the round trip.
-    exercise = check.args[0]
-    for seed in SEEDS:
-        for case in exercise.cases(seed):
-            args, kwargs = wire.loads(wire.dumps((case.args, case.kwargs)))
-            exercise.judge(case, wire.loads(wire.dumps(answer(*args, **kwargs))))
+    judge_after_wire_round_trip(check, answer, SEEDS)
 
 
 def test_the_library_reference_passes() -> None:
