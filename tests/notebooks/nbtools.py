@@ -127,17 +127,27 @@ def drop_demo_cells(nb: NotebookNode) -> NotebookNode:
     return out
 
 
+KERNEL_START_RACE = "Kernel died before replying to kernel_info"
+KERNEL_START_ATTEMPTS = 3
+
+
 def run_nbgrader(course: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
     """Stock ``nbgrader <args>`` (the command-line app) in the course directory; raises with its log on failure."""
     nbgrader = Path(sys.executable).parent / "nbgrader"
-    proc = subprocess.run(
-        [str(nbgrader), *args],
-        cwd=course,
-        env=nbgrader_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    for _attempt in range(KERNEL_START_ATTEMPTS):
+        proc = subprocess.run(
+            [str(nbgrader), *args],
+            cwd=course,
+            env=nbgrader_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        # Stock nbgrader starts kernels on TCP ports it picks before the kernel binds them;
+        # with two graders running at once a port can be taken in between and the kernel
+        # dies at start-up. That is the machine, not the notebook: run the step again.
+        if proc.returncode == 0 or KERNEL_START_RACE not in proc.stdout + proc.stderr:
+            break
     if proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
