@@ -101,7 +101,7 @@ def _check_conv(
     require_nonnegative_int(fn, "pad", pad)
     _, _, kh, kw = w.shape
     if kh == 0 or kw == 0:
-        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {w.shape}")
+        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {tuple(w.shape)}")
     return (
         _output_size(fn, "w", x.shape[2], kh, stride, pad),
         _output_size(fn, "w", x.shape[3], kw, stride, pad),

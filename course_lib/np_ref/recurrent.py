@@ -88,7 +88,7 @@ def _check_args(
     if h_name == "h0":
         require_ndim(fn, "x", x, 3, "(N, T, D)")
         if x.shape[1] == 0:
-            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {x.shape}")
+            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}")
     else:
         require_ndim(fn, "x", x, 2, "(N, D)")
     n, d = x.shape[0], x.shape[-1]

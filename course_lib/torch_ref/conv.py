@@ -15,11 +15,11 @@ from typing import NamedTuple
 
 import torch
 
+from course_lib.np_ref.conv import _check_conv as _np_check_conv
 from course_lib.np_ref.conv import _output_size, conv_output_size
 from course_lib.validation import (
     require_float,
     require_ndim,
-    require_nonnegative_int,
     require_positive_int,
     require_shape,
 )
@@ -50,27 +50,14 @@ class Conv2dCache(NamedTuple):
 def _check_conv(
     fn: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int, pad: int
 ) -> tuple[int, int]:
-    """Validate conv2d arguments; return the output size (H', W')."""
-    for name, arr in (("x", x), ("w", w), ("b", b)):
-        require_float(fn, name, arr)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_ndim(fn, "w", w, 4, "(F, C, KH, KW)")
-    require_shape(fn, "w", w, [("F", None), ("C", x.shape[1]), ("KH", None), ("KW", None)])
-    require_shape(fn, "b", b, [("F", w.shape[0])])
-    require_positive_int(fn, "stride", stride)
-    require_nonnegative_int(fn, "pad", pad)
+    """The NumPy path's checks (they are duck-typed), plus one torch needs: a shared dtype."""
+    out_size = _np_check_conv(fn, x, w, b, stride, pad)
     if not x.dtype == w.dtype == b.dtype:
         # NumPy would silently promote; torch's matmul refuses, so say which argument differs.
         raise ValueError(
             f"{fn}: arguments 'x', 'w', 'b' must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}"
         )
-    _, _, kh, kw = w.shape
-    if kh == 0 or kw == 0:
-        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {tuple(w.shape)}")
-    return (
-        _output_size(fn, "w", x.shape[2], kh, stride, pad),
-        _output_size(fn, "w", x.shape[3], kw, stride, pad),
-    )
+    return out_size
 
 
 def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> torch.Tensor:

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import torch
 
-from course_lib.validation import require_float, require_ndim, require_shape
+from course_lib.np_ref.recurrent import _check_args as _np_check_args
+from course_lib.validation import require_float, require_shape
 
 __all__ = [
     "RNNStepCache",
@@ -41,27 +42,9 @@ Tensor = torch.Tensor
 def _check_args(
     fn: str, x: Tensor, h_prev: Tensor, wx: Tensor, wh: Tensor, b: Tensor, *, gates: int, h_name: str,
 ) -> None:
-    """Validate x (N, D) or (N, T, D), h_prev (N, H), wx (D, G*H), wh (H, G*H), b (G*H,).
-
-    H is read off wh's rows, so a wrong wh is blamed on wh and not on everything else.
-    """
+    """The NumPy path's checks of x, h_prev, wx, wh, b, plus one torch needs: a shared dtype."""
+    _np_check_args(fn, x, h_prev, wx, wh, b, gates=gates, h_name=h_name)  # duck-typed: serves both paths
     named = (("x", x), (h_name, h_prev), ("wx", wx), ("wh", wh), ("b", b))
-    for name, arr in named:
-        require_float(fn, name, arr)
-    g_label = "H" if gates == 1 else f"{gates}H"
-    require_ndim(fn, "wh", wh, 2, f"(H, {g_label})")
-    hidden = wh.shape[0]
-    require_shape(fn, "wh", wh, [("H", hidden), (g_label, gates * hidden)])
-    if h_name == "h0":
-        require_ndim(fn, "x", x, 3, "(N, T, D)")
-        if x.shape[1] == 0:
-            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}")
-    else:
-        require_ndim(fn, "x", x, 2, "(N, D)")
-    n, d = x.shape[0], x.shape[-1]
-    require_shape(fn, "wx", wx, [("D", d), (g_label, gates * hidden)])
-    require_shape(fn, "b", b, [(g_label, gates * hidden)])
-    require_shape(fn, h_name, h_prev, [("N", n), ("H", hidden)])
     if len({arr.dtype for _, arr in named}) > 1:
         # NumPy would silently promote; torch's matmul refuses, so say which arguments differ.
         got = ", ".join(f"{name}={arr.dtype}" for name, arr in named)
