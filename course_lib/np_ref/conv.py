@@ -22,7 +22,8 @@ with the (F, C*KH*KW) weight matrix. The backward pass reuses that matrix for dw
 dx is the sum of every weight times dout, added back onto the pixel it came from
 (col2im), computed as one more matrix product plus KW shifted adds. Python loops run
 only over kernel offsets, never over pixels or the batch. ``conv2d_forward_naive``
-spells the same sum out with explicit loops.
+spells the same sum out with explicit loops. Temporaries that never leave a function
+live in reusable buffers (``_scratch.py`` says why); results and caches are fresh arrays.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from course_lib.np_ref._scratch import scratch
 from course_lib.validation import (
     require_float,
     require_ndim,
@@ -114,14 +116,16 @@ def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, ho: int, wo:
     s = stride
     # Channel-major padded copy: each kernel offset below then writes one block of
     # rows of `cols` whose columns run (n, h, w), exactly the order of the product.
-    xp = np.zeros((c, n, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+    xp = scratch("conv.xp", (c, n, h + 2 * pad, w + 2 * pad), x.dtype)
+    xp.fill(0)
     xp[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
-    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)  # fresh: it is kept in the cache
+    xj = scratch("conv.xj", (c, n, h + 2 * pad, wo), x.dtype)
     for j in range(kw):
         # The columns kernel column j sees, packed to width W'. Now a window for row
         # offset i is a run of H'*W' contiguous numbers (for stride 1), and copying
         # long runs beats copying W'-long row pieces (about 1.5x for the benchmark).
-        xj = np.ascontiguousarray(xp[:, :, :, j : j + s * (wo - 1) + 1 : s])
+        np.copyto(xj, xp[:, :, :, j : j + s * (wo - 1) + 1 : s])
         for i in range(kh):
             cols[:, i, j] = xj[:, :, i : i + s * (ho - 1) + 1 : s]
     return cols.reshape(c * kh * kw, n * ho * wo)
@@ -146,18 +150,28 @@ def _input_grad(
     ho, wo = dout.shape[2:]
     s = stride
     dout_t = dout.transpose(1, 0, 2, 3)  # (F, N, H', W')
-    rows = np.zeros((f, kh, n, h, wo), dtype=dout.dtype)
+    rows = scratch("conv.rows", (f, kh, n, h, wo), dout.dtype)
     for i in range(kh):
         # Output rows r whose kernel row i lands inside the image (not on the
         # padding): y = r*s + i - pad must lie in [0, H).
         first = max(0, -((i - pad) // s))  # ceil((pad - i) / s), at least 0
-        stop = min(ho, (h - 1 + pad - i) // s + 1)
-        if first < stop:
-            y0 = first * s + i - pad
-            rows[:, i, :, y0 : y0 + s * (stop - first - 1) + 1 : s] = dout_t[:, :, first:stop]
+        stop = max(first, min(ho, (h - 1 + pad - i) // s + 1))  # stop == first: none does
+        y0 = first * s + i - pad  # the first input row reached (>= 0)
+        y_end = y0 + s * (stop - first - 1) + 1 if stop > first else y0
+        # Input rows that no output row reaches through kernel row i get zero (scratch
+        # memory comes uncleared). With stride 1 these are only the edges.
+        if s > 1:
+            rows[:, i].fill(0)
+        else:
+            rows[:, i, :, :y0].fill(0)
+            rows[:, i, :, y_end:].fill(0)
+        rows[:, i, :, y0:y_end:s] = dout_t[:, :, first:stop]
     w_t = w.transpose(1, 3, 0, 2).reshape(c * kw, f * kh)  # rows (c, j), columns (f, i)
-    per_col = (w_t @ rows.reshape(f * kh, -1)).reshape(c, kw, n, h, wo)
-    dxp = np.zeros((c, n, h, w_in + 2 * pad), dtype=dout.dtype)  # padded along W only
+    per_col = scratch("conv.per_col", (c * kw, n * h * wo), dout.dtype)
+    np.matmul(w_t, rows.reshape(f * kh, -1), out=per_col)
+    per_col = per_col.reshape(c, kw, n, h, wo)
+    dxp = scratch("conv.dxp", (c, n, h, w_in + 2 * pad), dout.dtype)  # padded along W only
+    dxp.fill(0)
     for j in range(kw):
         dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += per_col[:, j]
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
@@ -177,7 +191,8 @@ def conv2d_forward(
     f, _, kh, kw = w.shape
     dtype = np.result_type(x, w, b)
     cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)
-    out_fp = w.reshape(f, -1).astype(dtype, copy=False) @ cols  # (F, P): one BLAS call does all the work
+    out_fp = scratch("conv.out_fp", (f, cols.shape[1]), dtype)
+    np.matmul(w.reshape(f, -1).astype(dtype, copy=False), cols, out=out_fp)  # (F, P): one BLAS call does all the work
     out = np.empty((n, f, ho, wo), dtype=dtype)
     np.add(out_fp.reshape(f, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=out)
     return out, Conv2dCache(cols, w, x.shape, stride, pad)
@@ -228,7 +243,9 @@ def conv2d_backward(
     require_float("conv2d_backward", "dout", dout)
     require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
     dtype = cols.dtype
-    dout_fp = np.ascontiguousarray(dout.transpose(1, 0, 2, 3), dtype=dtype).reshape(f, -1)  # (F, P)
+    dout_fp = scratch("conv.dout_fp", (f, n, ho, wo), dtype)
+    np.copyto(dout_fp, dout.transpose(1, 0, 2, 3))
+    dout_fp = dout_fp.reshape(f, -1)  # (F, P)
     db = dout_fp.sum(axis=1)
     # cols @ dout_fp.T (C*KH*KW rows) rather than dout_fp @ cols.T (F rows): the same
     # numbers, but OpenBLAS shares the larger row count out over its threads much
