@@ -34,7 +34,7 @@ N, C, H, W, FILTERS, K, PAD = 64, 6, 14, 14, 16, 5, 2
 POOL = 2
 DTYPE = np.float32
 TARGET = 2.0
-ROUNDS = 12
+ROUNDS = 24
 REPEATS = 20
 
 

@@ -32,7 +32,7 @@ __all__ = ["CASES", "run", "main"]
 N, T, D, H = 32, 50, 128, 128
 DTYPE = np.float32
 TARGET = 2.0
-ROUNDS = 12
+ROUNDS = 20
 REPEATS = 6
 GATES = {"lstm": 4, "rnn": 1}
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -108,20 +109,24 @@ def compare(module: str, case: str, *, threads: int, rounds: int, repeats: int,
         for library, worker in workers.items():  # a library that ignored the thread count would void the row
             if worker.info["threads"] != threads:
                 raise RuntimeError(f"{worker.label} runs on {worker.info['threads']} threads")
-        best = {library: float("inf") for library in LIBRARIES}
+        blocks: dict[str, list[float]] = {library: [] for library in LIBRARIES}
         for round_ in range(rounds):
             order = LIBRARIES if round_ % 2 == 0 else LIBRARIES[::-1]
             for library in order:
                 time.sleep(IDLE_PAUSE_S)  # let the other library's threads stop spinning and sleep
-                best[library] = min(best[library], workers[library].best_of(repeats))
+                blocks[library].append(workers[library].best_of(repeats))
     finally:
         for worker in workers.values():
             worker.close()
+    best = {library: min(times) for library, times in blocks.items()}
+    typical = {library: statistics.median(times) for library, times in blocks.items()}
     return {
         "name": f"{spec.label} ({threads} thr)",
         "numpy_s": best["numpy"],
         "torch_s": best["torch"],
         "ratio": best["numpy"] / best["torch"],
+        # For information: the median block of each, which includes the machine's slow spells.
+        "median_ratio": typical["numpy"] / typical["torch"],
         "target": spec.target,
         "threads": threads,
         "blas_kernel": workers["numpy"].info["kernel"],
