@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # isolated, when impor
 if __package__ in (None, ""):  # run as a script: make `course_lib` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from isolated import Case, compare, machine_threads  # noqa: E402
+from isolated import Case, run_cases, script_main  # noqa: E402
 
 __all__ = ["CASES", "run", "main"]
 
@@ -117,23 +117,12 @@ CASES = {
 
 def run(*, rounds: int = ROUNDS, repeats: int = REPEATS, keep_blas_env: bool = False) -> list[dict]:
     """One dict per case and thread count (1, then every core): name, numpy_s, torch_s,
-    ratio, target (None = for information), threads, blas_kernel."""
-    counts = sorted({1, machine_threads()})
-    return [
-        compare("bench_conv", case, threads=threads,
-                rounds=rounds, repeats=repeats, keep_blas_env=keep_blas_env)
-        for threads in counts
-        for case in CASES
-    ]
+    ratio, median_ratio, target (None = for information), threads, blas_kernel."""
+    return run_cases("bench_conv", rounds=rounds, repeats=repeats, keep_blas_env=keep_blas_env)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from bench_course_lib import print_rows
-
-    keep = "--keep-blas-env" in (sys.argv[1:] if argv is None else argv)
-    print(f"x ({N}, {C}, {H}, {W}), w ({FILTERS}, {C}, {K}, {K}), b ({FILTERS},), stride 1, pad {PAD}, "
-          f"{np.dtype(DTYPE).name}; best of {ROUNDS} blocks x {REPEATS} runs per library, taking turns")
-    return print_rows(run(keep_blas_env=keep))
+def main() -> int:
+    return script_main("bench_conv", f"x ({N}, {C}, {H}, {W}), w ({FILTERS}, {C}, {K}, {K}), b ({FILTERS},), stride 1, pad {PAD}, float32", rounds=ROUNDS, repeats=REPEATS)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,25 @@ def compare(module: str, case: str, *, threads: int, rounds: int, repeats: int,
     }
 
 
+def run_cases(module: str, *, rounds: int, repeats: int, keep_blas_env: bool = False) -> list[dict]:
+    """compare() every case in ``module.CASES``, on one thread and then on every core."""
+    cases = importlib.import_module(module).CASES
+    return [
+        compare(module, case, threads=threads, rounds=rounds, repeats=repeats, keep_blas_env=keep_blas_env)
+        for threads in sorted({1, machine_threads()})
+        for case in cases
+    ]
+
+
+def script_main(module: str, header: str, *, rounds: int, repeats: int) -> int:
+    """``python bench_<x>.py [--keep-blas-env]``: print the table of one benchmark module."""
+    from bench_course_lib import print_rows
+
+    print(f"{header}; best of {rounds} blocks x {repeats} runs per library, taking turns")
+    keep = "--keep-blas-env" in sys.argv[1:]
+    return print_rows(run_cases(module, rounds=rounds, repeats=repeats, keep_blas_env=keep))
+
+
 def _numpy_threads_and_kernel() -> tuple[int, str]:
     from bench_blas import blas_kernel, numpy_blas_threads
 
