@@ -10,7 +10,8 @@ thread count and builds its step once. The parent asks the two workers in turns 
 block of ``repeats`` runs, ``rounds`` blocks each, with a pause before every block so that
 the other pool has gone to sleep; which library goes first flips every round. The turns
 interleave the two in time, so that load from other processes and the machine's own
-slow spells fall on both. The best run of each is compared.
+slow spells fall on both. The best run of each is compared with the target; the ratio
+of the median blocks is reported beside it.
 
 BLAS kernel: some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) because older
 OpenBLAS builds mis-detect their CPU; that pins a current NumPy to an older, slower kernel
@@ -30,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,17 +76,20 @@ class Worker:
 
     def __init__(self, module: str, case: str, library: str, *, threads: int, keep_blas_env: bool):
         self.label = f"{module}:{case} ({library}, {threads} threads)"
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: it can never fill up and block
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), module, case, library],
             env=child_env(threads, keep_blas_env=keep_blas_env),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
         )
         self.info = self._answer()
 
     def _answer(self) -> dict:
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"benchmark worker {self.label} failed:\n{self.process.stderr.read()[-2000:]}")
+            self.process.wait(timeout=60)
+            self.stderr.seek(0)
+            raise RuntimeError(f"benchmark worker {self.label} failed:\n{self.stderr.read()[-2000:]}")
         return json.loads(line)
 
     def best_of(self, repeats: int) -> float:
@@ -97,6 +102,7 @@ class Worker:
             self.process.stdin.write("\n")
             self.process.stdin.flush()
             self.process.wait(timeout=60)
+        self.stderr.close()
 
 
 def compare(module: str, case: str, *, threads: int, rounds: int, repeats: int,
