@@ -4,7 +4,7 @@ The course_lib targets compare ``course_lib.np_ref`` with torch on the same numb
 threads. Both libraries keep a pool of worker threads that spin for a while after each
 call (OpenBLAS's for NumPy, OpenMP's for torch). Timed in one process, the pool of the
 library that ran last keeps a core busy while the other library runs; on a 2-core
-machine that cost 30-100% of a run, falling on whichever library came second. So each
+machine that added about 40% to torch's LSTM and 60% to NumPy's conv2d. So each
 library runs in a worker process of its own, which imports only that library, sets its
 thread count and builds its step once. The parent asks the two workers in turns for a
 block of ``repeats`` runs, ``rounds`` blocks each, with a pause before every block so that
