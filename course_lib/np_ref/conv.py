@@ -262,14 +262,19 @@ class MaxPool2dCache(NamedTuple):
     stride: int
 
 
-def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
-    """Validate pooling arguments; x (N, C, H, W) -> read-only view (N, C, H', W', K, K)."""
+def _check_pool(fn: str, x: np.ndarray, kernel: int, stride: int) -> None:
+    """Validate pooling arguments (duck-typed: torch_ref uses it for tensors too)."""
     require_float(fn, "x", x)
     require_ndim(fn, "x", x, 4, "(N, C, H, W)")
     require_positive_int(fn, "kernel", kernel)
     require_positive_int(fn, "stride", stride)
     _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
     _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
+
+
+def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """Validate pooling arguments; x (N, C, H, W) -> read-only view (N, C, H', W', K, K)."""
+    _check_pool(fn, x, kernel, stride)
     return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
 
 

@@ -16,13 +16,8 @@ from typing import NamedTuple
 import torch
 
 from course_lib.np_ref.conv import _check_conv as _np_check_conv
-from course_lib.np_ref.conv import _output_size, conv_output_size
-from course_lib.validation import (
-    require_float,
-    require_ndim,
-    require_positive_int,
-    require_shape,
-)
+from course_lib.np_ref.conv import _check_pool, conv_output_size
+from course_lib.validation import require_float, require_shape
 
 __all__ = [
     "Conv2dCache",
@@ -175,13 +170,8 @@ class MaxPool2dCache(NamedTuple):
 
 
 def _windows(fn: str, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Validate pooling arguments; x (N, C, H, W) -> view (N, C, H', W', K, K)."""
-    require_float(fn, "x", x)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_positive_int(fn, "kernel", kernel)
-    require_positive_int(fn, "stride", stride)
-    _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
-    _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
+    """Validate pooling arguments (the NumPy path's checks); x (N, C, H, W) -> view (N, C, H', W', K, K)."""
+    _check_pool(fn, x, kernel, stride)
     return x.unfold(2, kernel, stride).unfold(3, kernel, stride)
 
 
