@@ -40,6 +40,7 @@ class OutputBudget:
     """Bytes of output allowed per cell and per notebook; charges never expire (a
     ``clear_output`` does not refund), so a clear-and-print loop is cut as well."""
 
+
     per_cell: int
     per_notebook: int
     _cells: dict[int, int] = field(default_factory=dict)
@@ -53,9 +54,11 @@ class OutputBudget:
             return Admit.KEEP
         if msg_type.startswith("comm"):
             return Admit.DROP  # widget state is never stored: it grew the helper to GBs
+        # The cell is charged for everything it sent; the notebook only for what was
+        # kept, so one flooding cell does not silence every cell after it.
         self._cells[cell_index] = self._cells.get(cell_index, 0) + size
-        self._total += size
-        if self._cells[cell_index] <= self.per_cell and self._total <= self.per_notebook:
+        if self._cells[cell_index] <= self.per_cell and self._total + size <= self.per_notebook:
+            self._total += size
             return Admit.KEEP
         if msg_type == "error" and cell_index not in self._errors:
             self._errors.add(cell_index)
