@@ -40,6 +40,8 @@ from autograder.sandbox import NOBODY, Limits, Protections, remove_tree, sandbox
 
 __all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
 
+_RECEIVE_QUEUE = 64  # messages the helper's sockets hold before the sender must wait or drop
+
 
 @dataclass(frozen=True)
 class ExecutionResult:
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections))
     km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
     km.connection_file = str(private / "kernel.json")
+    # zmq queues up to 1000 messages per socket by default: 1 GB of 1 MB messages
+    # waiting in the helper. A short queue pushes a flood back onto the kernel's side.
+    import zmq
+
+    km.context.setsockopt(zmq.RCVHWM, _RECEIVE_QUEUE)
     client = client_class(
         nb,
         km=km,

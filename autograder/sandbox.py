@@ -79,7 +79,7 @@ class Limits:
     scratch_bytes: int = 256 * 1024**2  # the work directory (a tmpfs)
     tmp_bytes: int = 64 * 1024**2  # each of the jail's /tmp, /var/tmp, /dev/shm
     notebook_output_bytes: int = 2 * 1024**2  # all cells together
-    helper_memory_bytes: int = 2 * 1024**3  # address space of the root helper driving the kernel
+    helper_memory_bytes: int = 1024**3  # address space of the root helper driving the kernel
 
 
 @dataclass(frozen=True)

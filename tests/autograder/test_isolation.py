@@ -300,7 +300,7 @@ def test_comm_flood_cannot_grow_the_helper(tmp_path: Path) -> None:
           f"{result.helper_peak_bytes / MiB:.0f} MiB peak reported by the helper")
     assert result.completed, result.error
     assert "sent" in _text(result.notebook.cells[0])
-    assert 0 < peak[0] < 200 * MiB  # the widget state alone would be 300 MiB
+    assert 0 < peak[0] < 256 * MiB  # the widget state alone would be 300 MiB (measured before: 499 MiB)
     assert len(nbformat.writes(result.notebook)) < 64 * 1024
 
 
