@@ -453,3 +453,47 @@ def test_code_dirs_does_not_import_course_lib() -> None:
 def test_print_the_protections_summary() -> None:
     print(PROTECTIONS.summary)
     assert PROTECTIONS.summary
+
+
+def test_sandbox_argv_puts_the_warden_in_front_only_when_needed() -> None:
+    from autograder.sandbox import Protections, sandbox_argv
+
+    full = Protections(True, True, True, True, True, "v1", True, True)
+    argv = sandbox_argv("autograder.execute", ["--limits", '{"tree_processes": 7}'], full)
+    assert argv[1:3] == ["-m", "autograder.warden"] and "--ipc" in argv
+    assert '"tree_processes": 7' in argv[argv.index("--limits") + 1]  # the helper's limits, for the cgroup
+    bare = Protections(namespaces=False, unprivileged_user=False, rlimits=True)
+    assert sandbox_argv("autograder.execute", ["--x"], bare)[1:] == ["-m", "autograder.execute", "--x"]
+
+
+@needs_full
+def test_each_sandbox_gets_a_limited_cgroup_removed_afterwards(tmp_path: Path) -> None:
+    from autograder import cgroups
+
+    own = cgroups._v1_dirs() if PROTECTIONS.cgroup == "v1" else [cgroups._v2_dir()]
+    seen: dict[Path, str] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for base in own:
+                for path in base.glob("autograder-*"):
+                    for name in ("memory.limit_in_bytes", "memory.max", "pids.max"):
+                        try:
+                            seen.setdefault(path / name, (path / name).read_text().strip())
+                        except OSError:
+                            pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = _run(tmp_path, "honest", HONEST, tree_memory_bytes=768 * MiB, tree_processes=99)
+    finally:
+        stop.set()
+        watcher.join()
+    _assert_honest(result)
+    values = {path.name: value for path, value in seen.items()}
+    assert values.get("pids.max") == "99"
+    assert int(values.get("memory.limit_in_bytes") or values.get("memory.max")) == 768 * MiB
+    assert not any(path.parent.exists() for path in seen)  # removed once the sandbox ended
