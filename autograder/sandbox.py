@@ -136,7 +136,8 @@ def detect_protections() -> Protections:
     if linux and shutil.which("unshare"):
 
         def probe(flags: tuple[str, ...]) -> bool:
-            return subprocess.run(["unshare", *flags, "--fork", "--kill-child", "true"], capture_output=True).returncode == 0
+            command = ["unshare", *flags, "--fork", "--kill-child", "true"]
+            return subprocess.run(command, capture_output=True).returncode == 0
 
         namespaces = probe(_NAMESPACES[:3])
         ipc = namespaces and probe(_NAMESPACES)

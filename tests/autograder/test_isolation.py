@@ -125,9 +125,11 @@ def test_scratch_and_temp_dirs_are_capped_as_a_whole(tmp_path: Path) -> None:
         "import os\nwritten = 0\ntry:\n    for i in range(20):\n"
         "        with open(f'f{i}', 'wb') as f: f.write(b'x' * (15 * 1024**2))\n        written += 1\n"
         "except OSError as e: print('work', written, e.strerror)",
-        "try:\n    open('/dev/shm/big', 'wb').write(b'x' * (15 * 1024**2))\nexcept OSError as e: print('shm', e.strerror)",
-        "try:\n    open('/tmp/big', 'wb').write(b'x' * (15 * 1024**2))\nexcept OSError as e: print('tmp', e.strerror)",
-        "try:\n    open('/var/tmp/big', 'wb').write(b'x' * (15 * 1024**2))\nexcept OSError as e: print('vartmp', e.strerror)",
+        *(
+            f"try:\n    open('{path}/big', 'wb').write(b'x' * (15 * 1024**2))\n"
+            f"except OSError as e: print('{name}', e.strerror)"
+            for path, name in (("/dev/shm", "shm"), ("/tmp", "tmp"), ("/var/tmp", "vartmp"))
+        ),
     ]
     result = _run(tmp_path, "filler", cells, file_bytes=16 * MiB, scratch_bytes=64 * MiB, tmp_bytes=8 * MiB)
     # (IPython's own history database also finds the disk full: other lines may appear.)
@@ -445,7 +447,10 @@ def test_summary_names_each_missing_protection() -> None:
 
 
 def test_code_dirs_does_not_import_course_lib() -> None:
-    probe = "import sys; from autograder.sandbox import _code_dirs; d = _code_dirs(); print('course_lib' in sys.modules, len(d))"
+    probe = (
+        "import sys; from autograder.sandbox import _code_dirs; d = _code_dirs();"
+        "print('course_lib' in sys.modules, len(d))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "False" and int(out[1]) >= 2
 
