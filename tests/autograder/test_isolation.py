@@ -502,3 +502,34 @@ def test_each_sandbox_gets_a_limited_cgroup_removed_afterwards(tmp_path: Path) -
     assert values.get("pids.max") == "99"
     assert int(values.get("memory.limit_in_bytes") or values.get("memory.max")) == 768 * MiB
     assert not any(path.parent.exists() for path in seen)  # removed once the sandbox ended
+
+
+def test_the_hard_kill_still_lets_the_warden_clean_up(tmp_path: Path) -> None:
+    # run_notebook's hard kill sends SIGTERM to the whole group first; a jail that
+    # ignores it is SIGKILLed by the warden, which then removes the cgroup.
+    import json
+    import signal
+    from dataclasses import asdict
+
+    from autograder import cgroups
+
+    if not (PROTECTIONS.own_uid and PROTECTIONS.cgroup):
+        pytest.skip(PROTECTIONS.summary)
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
+    argv = [
+        sys.executable, "-m", "autograder.warden",
+        "--limits", json.dumps(asdict(Limits())), "--protections", json.dumps(asdict(PROTECTIONS)),
+        "--", sys.executable, "-c", stubborn,
+    ]  # fmt: skip
+    warden = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
+    assert warden.stdout is not None and warden.stdout.readline().strip() == b"up"
+    own = cgroups._v1_dirs() if PROTECTIONS.cgroup == "v1" else [cgroups._v2_dir()]
+    groups = [p for base in own for p in base.glob(f"autograder-*-{warden.pid}")]
+    assert groups and all((g / "cgroup.procs").read_text().split() for g in groups)
+    start = time.monotonic()
+    os.killpg(warden.pid, signal.SIGTERM)
+    warden.wait(timeout=10)
+    assert time.monotonic() - start < 5
+    assert not any(g.exists() for g in groups)
