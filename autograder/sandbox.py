@@ -37,7 +37,7 @@ from pathlib import Path
 
 from autograder import cgroups, keyrings
 from autograder.removal import remove_tree
-from autograder.warden import SANDBOX_UID_ENV, UID_BASE, UID_COUNT
+from autograder.warden import LEASE_DIR, SANDBOX_UID_ENV, UID_BASE, UID_COUNT
 
 __all__ = [
     "JAIL_DIR",
@@ -144,12 +144,17 @@ def detect_protections() -> Protections:
     # Without a mount namespace the interpreter may sit where nobody cannot reach it
     # (e.g. under /root), so switching users needs the jail too.
     jailed = root and namespaces
+    try:  # where the warden keeps its uid leases
+        LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        leases = jailed
+    except OSError:
+        leases = False
     return Protections(
         namespaces=namespaces,
         unprivileged_user=jailed,
         rlimits=linux,
         ipc_namespace=ipc,
-        own_uid=jailed,
+        own_uid=leases,
         cgroup=cgroups.version() if jailed else "",
         scratch_tmpfs=jailed,
         fresh_keyrings=jailed and keyrings.supported(),
