@@ -11,7 +11,12 @@ Scratch layout (created by the parent; the jail sees it at ``sandbox.JAIL_DIR``)
 
     private/  root 0700  notebook.ipynb in, result.ipynb + status.json out
     lib/      root 0755  read-only support modules put on the kernel's PYTHONPATH
-    work/     nobody     the kernel's cwd and HOME; thrown away afterwards
+    work/     sandbox uid  the kernel's cwd and HOME: in the jail a size-capped tmpfs,
+                           so nothing written there reaches the host; thrown away afterwards
+
+Every iopub message the kernel sends counts against the output caps (per cell and per
+notebook), whatever its kind; comm (widget) messages are dropped without being
+stored. The root helper itself runs under an address-space limit once started.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -29,9 +35,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.sandbox import NOBODY, Limits, Protections, sandbox_argv
+from autograder.cap import OutputBudget
+from autograder.sandbox import NOBODY, Limits, Protections, remove_tree, sandbox_argv
 
 __all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
+
+_RECEIVE_QUEUE = 64  # messages the helper's sockets hold before the sender must wait or drop
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,14 @@ class ExecutionResult:
     stopped_at: int | None  # index of the cell where execution stopped early
     error: str  # why the run failed, "" if it did not
     seconds: float
+    helper_peak_bytes: int = 0  # peak RSS of the root helper that drove the kernel (0 if unknown)
 
 
 def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections) -> None:
     """Fresh scratch directory with the layout above."""
+    remove_tree(scratch)
     if scratch.exists():
-        shutil.rmtree(scratch)
+        raise OSError(f"cannot clear the old scratch directory {scratch}")
     for sub, mode in (("", 0o755), ("private", 0o700), ("lib", 0o755), ("work", 0o700), ("verify", 0o755)):
         (scratch / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(scratch / sub, mode)
@@ -92,8 +103,15 @@ def run_notebook(
         _, err = proc.communicate(timeout=limits.notebook_budget + 20)
     except subprocess.TimeoutExpired:
         killed = True
-        os.killpg(proc.pid, signal.SIGKILL)  # unshare --kill-child takes the jail down with it
-        _, err = proc.communicate()
+        # SIGTERM first: the warden kills the jail and still removes its cgroup and
+        # clears its uid; then SIGKILL whatever is left (unshare --kill-child takes
+        # the jail down with it).
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
     seconds = time.monotonic() - start
     status_path, result_path = private / "status.json", private / "result.ipynb"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
@@ -111,16 +129,19 @@ def run_notebook(
         stopped_at=status.get("stopped_at"),
         error=error,
         seconds=seconds,
+        helper_peak_bytes=int(status.get("helper_peak_bytes") or 0),
     )
 
 
 # ---------------------------------------------------------------- inside the jail
 
 
-def _client_classes(limits: Limits, protections: Protections, jail: Path):
+def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: int | None):
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbformat.v4 import new_output
+
+    from autograder.cap import Admit, message_bytes
 
     class SandboxKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
@@ -130,33 +151,37 @@ def _client_classes(limits: Limits, protections: Protections, jail: Path):
                 "--work", str(jail / "work"),
                 "--limits", json.dumps(asdict(limits)),
                 "--protections", json.dumps(asdict(protections)),
+                *(["--uid", str(uid)] if uid is not None else []),
             ]  # fmt: skip
 
     class CappedClient(NotebookClient):
-        """Keeps at most ``limits.output_bytes`` of output per cell, counted as
-        messages arrive, so a print loop cannot fill the grader's memory."""
+        """Charges every iopub message to ``self.budget`` (an OutputBudget) as it
+        arrives and keeps only what the budget admits, so no kind of message can
+        fill the stored notebook or the grader's memory."""
 
-        def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
-            used = self._bytes.get(cell_index, 0)
-            size = len(json.dumps(msg.get("content", {})))
-            self._bytes[cell_index] = used + size
-            if used + size > limits.output_bytes:
-                if used <= limits.output_bytes:
-                    outs.append(
-                        new_output(
-                            "stream",
-                            name="stdout",
-                            text=f"\n[autograder: output cut at {limits.output_bytes} bytes]\n",
-                        )
-                    )
+        budget: OutputBudget
+
+        def process_message(self, msg, cell, cell_index):  # type: ignore[override]
+            admit = self.budget.charge(cell_index, msg["msg_type"], message_bytes(msg))
+            if admit is Admit.KEEP:
+                return super().process_message(msg, cell, cell_index)
+            if admit is Admit.DROP and msg["msg_type"].startswith("comm"):
                 return None
-            return super().output(outs, msg, display_id, cell_index)
+            if self.budget.first_cut(cell_index):
+                cell.outputs.append(new_output("stream", name="stdout", text=self.budget.notice(cell_index)))
+            if admit is Admit.SHORT_ERROR:
+                content = msg["content"]
+                ename, evalue = str(content.get("ename", "Error"))[:100], str(content.get("evalue", ""))[:500]
+                cell.outputs.append(
+                    new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}", "[traceback cut]"])
+                )
+            return None
 
     return SandboxKernelManager, CappedClient
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.sandbox import enter_jail, jail_env
+    from autograder.sandbox import enter_jail, jail_env, sandbox_uid
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--scratch", type=Path, required=True)
@@ -166,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limits = Limits(**json.loads(args.limits))
     protections = Protections(**json.loads(args.protections))
-    jail = enter_jail(args.scratch, args.hide) if protections.namespaces else args.scratch
+    jail = enter_jail(args.scratch, args.hide, limits=limits) if protections.namespaces else args.scratch
     private = jail / "private"
     status: dict[str, object] = {"completed": False, "timed_out": False, "kernel_died": False, "stopped_at": None}
 
@@ -179,17 +204,32 @@ def main(argv: list[str] | None = None) -> int:
     from nbformat.v4 import new_output
 
     nb = nbformat.read(str(private / "notebook.ipynb"), as_version=4)
-    manager_class, client_class = _client_classes(limits, protections, jail)
+    manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections))
     km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
     km.connection_file = str(private / "kernel.json")
+    # zmq queues up to 1000 messages per socket by default: 1 GB of 1 MB messages
+    # waiting in the helper. A short queue pushes a flood back onto the kernel's side.
+    import zmq
+
+    km.context.setsockopt(zmq.RCVHWM, _RECEIVE_QUEUE)
     client = client_class(
-        nb, km=km, timeout=limits.cell_timeout, allow_errors=True, kernel_name="python3", shutdown_kernel="immediate"
+        nb,
+        km=km,
+        timeout=limits.cell_timeout,
+        allow_errors=True,
+        kernel_name="python3",
+        shutdown_kernel="immediate",
+        store_widget_state=False,
     )
-    client._bytes = {}
+    client.comm_open_handlers = {}  # no widget objects: comm traffic is dropped (see OutputBudget)
+    client.budget = OutputBudget(per_cell=limits.output_bytes, per_notebook=limits.notebook_output_bytes)
     deadline = time.monotonic() + limits.notebook_budget
     lib = str(jail / "lib")
     try:
         with client.setup_kernel(env=jail_env(jail / "work", [lib]), cwd=str(jail / "work")):
+            # Started: from here the helper only relays messages, so its address space
+            # is capped (the kernel, already running, keeps its own limits).
+            resource.setrlimit(resource.RLIMIT_AS, (limits.helper_memory_bytes, limits.helper_memory_bytes))
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -232,7 +272,19 @@ def main(argv: list[str] | None = None) -> int:
                 status["completed"] = True
     except Exception as exc:  # kernel failed to start, or died between cells
         status["error"] = f"{type(exc).__name__}: {exc}"[:800]
+    status["helper_peak_bytes"] = _peak_rss()
     save(nb)
+    return 0
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set (VmHWM), in bytes; 0 if unreadable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return 0
 
 

@@ -1,31 +1,43 @@
-"""The sandbox student code runs in: namespaces, an unprivileged user, rlimits.
+"""The sandbox student code runs in: namespaces, a uid of its own, cgroup, rlimits.
 
 ``sandbox_argv`` wraps a trusted helper (``autograder.execute`` or
-``autograder.verify``) in ``unshare --net --mount --pid --fork --kill-child``. The
-helper starts as root inside the new namespaces and calls ``enter_jail``: it builds
-a new root holding only the system directories (read-only), the Python environment and
-the course's own packages, fresh ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/proc``, and
-the job's scratch directory at ``JAIL_DIR``, and chroots into it — solutions, hidden
-tests, the gradebook, other submissions and any other copy of the course on the
-machine are not there to be read. Student code then runs only
-after ``drop_privileges``: uid/gid 65534 (``nobody``), no supplementary groups,
-``no_new_privs``, rlimits on memory, processes, file size and CPU.
+``autograder.verify``) in ``unshare --net --mount --pid --ipc --fork --kill-child``,
+itself run by the warden (``autograder.warden``), a root process outside the jail
+that leases the sandbox a uid of its own, puts the whole tree in a cgroup of its own
+(memory and process limits for all its processes together) and cleans both up after.
 
-Where a protection is unavailable (not root, no user namespaces, not Linux)
-``detect_protections`` says which, and the grader reports it; it never pretends.
+The helper starts as root inside the new namespaces and calls ``enter_jail``: it builds
+a new root holding only the system directories (read-only), the Python environment and
+the course's own packages, fresh size-capped tmpfs ``/tmp``, ``/var/tmp``, ``/dev/shm``,
+a fresh ``/proc``, and the job's scratch directory at ``JAIL_DIR`` whose ``work``
+directory is a size-capped tmpfs too (nothing the student writes reaches the host's
+disk), and chroots into it — solutions, hidden tests, the gradebook, other submissions
+and any other copy of the course on the machine are not there to be read. Student
+code then runs only after ``drop_privileges``: the leased uid (``nobody`` without a
+warden), no supplementary groups, fresh keyrings, ``no_new_privs``, rlimits on memory,
+processes, file size and CPU, and first in line for the OOM killer.
+
+Where a protection is unavailable (not root, no user namespaces, no cgroups, not
+Linux) ``detect_protections`` says which, and the grader reports it; it never pretends.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
+import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from autograder import cgroups, keyrings
+from autograder.removal import remove_tree
+from autograder.warden import LEASE_DIR, SANDBOX_UID_ENV, UID_BASE, UID_COUNT
 
 __all__ = [
     "JAIL_DIR",
@@ -36,7 +48,9 @@ __all__ = [
     "drop_privileges",
     "enter_jail",
     "jail_env",
+    "remove_tree",
     "sandbox_argv",
+    "sandbox_uid",
 ]
 
 NOBODY = 65534
@@ -45,27 +59,41 @@ JAIL_DIR = "/tmp/job"  # where the scratch directory appears inside the jail
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
+_NAMESPACES = ("--net", "--mount", "--pid", "--ipc")
 
 
 @dataclass(frozen=True)
 class Limits:
     """Resource limits of one submission. Sizes in bytes, times in seconds."""
 
-    memory_bytes: int = 3 * 1024**3  # address space: torch alone maps ~1 GB
-    processes: int = 512  # per uid: counts threads of every sandbox running at once
+    memory_bytes: int = 3 * 1024**3  # address space per process: torch alone maps ~1 GB
+    processes: int = 512  # RLIMIT_NPROC, per uid: with a leased uid, per sandbox
     file_bytes: int = 64 * 1024**2
     cpu_seconds: int = 600
     cell_timeout: float = 60.0
     notebook_budget: float = 300.0  # wall clock for one notebook, then the hard kill
-    output_bytes: int = 256 * 1024  # per cell; the rest is cut
+    output_bytes: int = 256 * 1024  # per cell, every message kind counted; the rest is cut
     verify_timeout: float = 30.0  # per exercise re-verification
+    tree_memory_bytes: int = 2 * 1024**3  # cgroup: every process of the sandbox together, tmpfs pages too
+    tree_processes: int = 256  # cgroup: processes and threads of the sandbox together
+    scratch_bytes: int = 256 * 1024**2  # the work directory (a tmpfs)
+    tmp_bytes: int = 64 * 1024**2  # each of the jail's /tmp, /var/tmp, /dev/shm
+    notebook_output_bytes: int = 2 * 1024**2  # all cells together
+    helper_memory_bytes: int = 1024**3  # address space of the root helper driving the kernel
 
 
 @dataclass(frozen=True)
 class Protections:
+    """Which walls this machine gives the sandbox; ``summary`` names each of them."""
+
     namespaces: bool  # separate network, mount and pid namespaces
-    unprivileged_user: bool  # student code runs as uid 65534
+    unprivileged_user: bool  # student code runs as a uid other than the grader's
     rlimits: bool
+    ipc_namespace: bool = False  # SysV IPC and POSIX message queues die with the sandbox
+    own_uid: bool = False  # a uid leased per sandbox instead of the shared nobody
+    cgroup: str = ""  # "v1"/"v2": memory and process limits on the whole tree; "" = none
+    scratch_tmpfs: bool = False  # work dir and temp dirs are size-capped tmpfs
+    fresh_keyrings: bool = False  # keyrings emptied before and after each sandbox
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -76,37 +104,98 @@ class Protections:
             gaps.append("not root: student code runs as the grader's own user")
         if not self.rlimits:
             gaps.append("no rlimits (memory/process/file-size limits off)")
+        if self.namespaces and not self.ipc_namespace:
+            gaps.append("no IPC namespace (shared memory and message queues outlive a sandbox)")
+        if self.unprivileged_user and not self.own_uid:
+            gaps.append("no per-sandbox uid (every sandbox runs as nobody and shares its process limit)")
+        if not self.cgroup:
+            gaps.append("no cgroup (memory and process limits are per process, not per submission)")
+        if not self.scratch_tmpfs:
+            gaps.append("no size-capped tmpfs scratch (student files reach the host disk)")
+        if not self.fresh_keyrings:
+            gaps.append("no keyring clearing (kernel keys can outlive a sandbox)")
         return tuple(gaps)
 
     @property
     def summary(self) -> str:
         if not self.missing:
-            return "sandbox: namespaces (net, mount, pid), uid nobody, rlimits — all protections on"
+            return (
+                "sandbox: namespaces (net, mount, pid, ipc), a leased uid per sandbox, "
+                f"cgroup {self.cgroup} (memory, pids of the whole tree), size-capped tmpfs scratch, "
+                "fresh keyrings, rlimits — all protections on"
+            )
         return "WARNING: reduced protection — " + "; ".join(self.missing)
 
 
 @functools.cache
 def detect_protections() -> Protections:
+    """Probe this machine once: which of the protections above are really available."""
     linux = sys.platform.startswith("linux")
     root = linux and os.geteuid() == 0
-    namespaces = False
+    namespaces = ipc = False
     if linux and shutil.which("unshare"):
-        probe = subprocess.run(
-            ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "true"],
-            capture_output=True,
-        )
-        namespaces = probe.returncode == 0
+
+        def probe(flags: tuple[str, ...]) -> bool:
+            command = ["unshare", *flags, "--fork", "--kill-child", "true"]
+            return subprocess.run(command, capture_output=True).returncode == 0
+
+        namespaces = probe(_NAMESPACES[:3])
+        ipc = namespaces and probe(_NAMESPACES)
     # Without a mount namespace the interpreter may sit where nobody cannot reach it
     # (e.g. under /root), so switching users needs the jail too.
-    return Protections(namespaces=namespaces, unprivileged_user=root and namespaces, rlimits=linux)
+    jailed = root and namespaces
+    try:  # where the warden keeps its uid leases
+        LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        leases = jailed
+    except OSError:
+        leases = False
+    return Protections(
+        namespaces=namespaces,
+        unprivileged_user=jailed,
+        rlimits=linux,
+        ipc_namespace=ipc,
+        own_uid=leases,
+        cgroup=cgroups.version() if jailed else "",
+        scratch_tmpfs=jailed,
+        fresh_keyrings=jailed and keyrings.supported(),
+    )
 
 
-def sandbox_argv(module: str, args: list[str], protections: Protections) -> list[str]:
-    """The command that runs ``python -m module args`` inside fresh namespaces."""
+def sandbox_argv(
+    module: str, args: list[str], protections: Protections, *, limits: Limits | None = None
+) -> list[str]:
+    """The command that runs ``python -m module args`` inside fresh namespaces, under a
+    warden when a leased uid or a cgroup is on. ``limits`` defaults to the ``--limits``
+    JSON in ``args`` (what the helpers are given anyway), else ``Limits()``."""
     command = [sys.executable, "-m", module, *args]
     if protections.namespaces:
-        return ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", *command]
+        flags = _NAMESPACES if protections.ipc_namespace else _NAMESPACES[:3]
+        command = ["unshare", *flags, "--fork", "--kill-child", *command]
+    if protections.own_uid or protections.cgroup:
+        if limits is None:
+            given = args[args.index("--limits") + 1] if "--limits" in args[:-1] else None
+            limits = Limits(**json.loads(given)) if given else Limits()
+        warden = ["--limits", json.dumps(asdict(limits)), "--protections", json.dumps(asdict(protections))]
+        command = [sys.executable, "-m", "autograder.warden", *warden, "--", *command]
     return command
+
+
+def sandbox_uid(protections: Protections) -> int | None:
+    """The uid student code runs as: the warden's lease, else ``nobody``; None when
+    the grader cannot switch users. Raises ValueError for a lease outside the range."""
+    if not (protections.unprivileged_user and os.geteuid() == 0):
+        return None
+    return _leased_uid()
+
+
+def _leased_uid() -> int:
+    leased = os.environ.get(SANDBOX_UID_ENV)
+    if leased is None:
+        return NOBODY
+    uid = int(leased)
+    if not UID_BASE <= uid < UID_BASE + UID_COUNT:
+        raise ValueError(f"{SANDBOX_UID_ENV}={leased} is outside the sandbox uid range")
+    return uid
 
 
 def _libc_mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -124,13 +213,15 @@ _SYSTEM_DIRS = ("usr", "etc", "sys", "bin", "sbin", "lib", "lib32", "lib64", "li
 _JAIL_ROOT = "/tmp/.jail-root"  # inside this namespace's own /tmp tmpfs, invisible to the host
 
 
-def enter_jail(scratch: Path, hide: list[Path]) -> Path:
+def enter_jail(scratch: Path, hide: list[Path], *, limits: Limits | None = None) -> Path:
     """Inside new mount+pid namespaces (as root): build a root that holds only the
     system, the Python environment, course_lib/autograder and the scratch directory
-    (at JAIL_DIR), with fresh /tmp, /var/tmp, /dev/shm and /proc; chroot into it.
+    (at JAIL_DIR, its ``work`` a fresh tmpfs owned by the sandbox uid), with fresh
+    size-capped /tmp, /var/tmp, /dev/shm and a fresh /proc; chroot into it.
 
     ``hide`` paths are covered first as well, for the case where one lies inside a
     directory the jail keeps (defence in depth). Returns the jail's view of scratch."""
+    limits = limits or Limits()
     _libc_mount("none", "/", None, _MS_REC | _MS_PRIVATE)  # nothing propagates back to the host
     # fds keep the kept directories reachable once their parents are hidden or /tmp
     # (where they may live: a CI clone, pytest's tmp_path) is covered by the new root's tmpfs.
@@ -138,13 +229,13 @@ def enter_jail(scratch: Path, hide: list[Path]) -> Path:
     scratch_fd = os.open(scratch, os.O_PATH | os.O_DIRECTORY)
     for path in hide:
         if path.is_dir():
-            _libc_mount("tmpfs", str(path), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=4k,mode=0755")
+            _tmpfs(str(path), 4096, mode=0o755)
         elif path.exists():
             _libc_mount("/dev/null", str(path), None, _MS_BIND)
-    _libc_mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
+    _tmpfs("/tmp", 1024**2, mode=0o1777)  # holds only the new root's mount point
     root = Path(_JAIL_ROOT)
     root.mkdir(mode=0o755)
-    _libc_mount("tmpfs", str(root), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=0755")
+    _tmpfs(str(root), 1024**2, mode=0o755)  # only mount points: nobody may write here
     for name in _SYSTEM_DIRS:
         host = Path("/") / name
         if host.is_symlink():  # merged-/usr systems: /bin -> usr/bin
@@ -154,13 +245,18 @@ def enter_jail(scratch: Path, hide: list[Path]) -> Path:
     _bind("/dev", root / "dev", read_only=False)  # device nodes: /dev/null, /dev/urandom
     for tmp in ("tmp", "var/tmp", "dev/shm"):
         (root / tmp).mkdir(parents=True, exist_ok=True)
-        _libc_mount("tmpfs", str(root / tmp), "tmpfs", _MS_NOSUID | _MS_NODEV, "size=256m,mode=1777")
+        _tmpfs(str(root / tmp), limits.tmp_bytes, mode=0o1777)
     # After the fresh temp dirs, so that code kept from under /tmp is bound on top of them.
     for fd, path in kept:
         _bind(f"/proc/self/fd/{fd}", root / path.relative_to("/"), read_only=True)
         os.close(fd)
-    _bind(f"/proc/self/fd/{scratch_fd}", root / JAIL_DIR.lstrip("/"), read_only=False)
+    job = root / JAIL_DIR.lstrip("/")
+    _bind(f"/proc/self/fd/{scratch_fd}", job, read_only=False)
     os.close(scratch_fd)
+    # The only place student code may write that the host could see: keep it in memory,
+    # capped as a whole (RLIMIT_FSIZE caps only each file).
+    owner = _leased_uid() if os.geteuid() == 0 else os.geteuid()
+    _tmpfs(str(job / "work"), limits.scratch_bytes, mode=0o700, uid=owner)
     (root / "proc").mkdir()
     # A /proc of the new pid namespace: student code sees no grader process.
     _libc_mount("proc", str(root / "proc"), "proc", _MS_NOSUID | _MS_NODEV)
@@ -169,14 +265,23 @@ def enter_jail(scratch: Path, hide: list[Path]) -> Path:
     return Path(JAIL_DIR)
 
 
-def _code_dirs() -> list[Path]:
-    """The interpreter, its environment and the course's packages (course_lib, autograder)."""
-    import course_lib
+def _tmpfs(target: str, size: int, *, mode: int, uid: int | None = None) -> None:
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    _libc_mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size},mode={mode:o}{owner}")
 
+
+def _code_dirs() -> list[Path]:
+    """The interpreter, its environment and the course's packages (course_lib, autograder).
+
+    course_lib is located, not imported: the re-verification helper must run in a
+    process where student-reachable course_lib state was never created."""
+    spec = importlib.util.find_spec("course_lib")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("course_lib is not importable: the jail could not offer it to student code")
     dirs = {
         Path(sys.base_prefix).resolve(),
         Path(sys.prefix).resolve(),
-        Path(course_lib.__file__).resolve().parent,
+        Path(spec.origin).resolve().parent,
         Path(__file__).resolve().parent,
     }
     # Binding a directory that lies inside another kept one would be redundant.
@@ -190,8 +295,10 @@ def _bind(source: str, target: Path, *, read_only: bool) -> None:
         _libc_mount("none", str(target), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
 
 
-def drop_privileges(limits: Limits, *, protections: Protections) -> None:
-    """Apply rlimits, then become ``nobody`` for good (when root)."""
+def drop_privileges(limits: Limits, *, protections: Protections, uid: int | None = None) -> None:
+    """Apply rlimits, then become the sandbox uid for good (when root): ``uid``, else
+    ``sandbox_uid`` (the warden's lease, else nobody). Student code gets a fresh
+    session keyring, its uid's keyrings emptied, and is the OOM killer's first choice."""
     if protections.rlimits:
         for which, value in (
             (resource.RLIMIT_AS, limits.memory_bytes),
@@ -201,10 +308,19 @@ def drop_privileges(limits: Limits, *, protections: Protections) -> None:
             (resource.RLIMIT_CORE, 0),
         ):
             resource.setrlimit(which, (value, value))
-    if protections.unprivileged_user and os.geteuid() == 0:
+    target = uid if uid is not None else sandbox_uid(protections)
+    if target is not None and os.geteuid() == 0:
+        # Written while privileged, this is also the floor student code cannot lower:
+        # under the tree's memory limit the kernel kills student processes, not the helper.
+        try:
+            Path("/proc/self/oom_score_adj").write_text("1000")
+        except OSError:
+            pass
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setresgid(target, target, target)
+        os.setresuid(target, target, target)
+        if protections.fresh_keyrings:
+            keyrings.fresh_session()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
