@@ -139,7 +139,7 @@ def _fill(stage: Path, repo: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     (stage / "Makefile").write_text(_render("Makefile", TORCH_VERSION=_torch_version(repo)))
     (stage / "README.md").write_text(_render("README.md", NOTEBOOK_TABLE=_notebook_table(sources)))
     shutil.copyfile(TEMPLATES / "selfcheck.py", stage / "selfcheck.py")
-    (stage / ".gitignore").write_text(".venv/\n__pycache__/\n.ipynb_checkpoints/\n")
+    (stage / ".gitignore").write_text(".venv/\n__pycache__/\n.ipynb_checkpoints/\n*.egg-info/\nbuild/\n")
     (stage / MARKER).write_text("Written by `python -m autograder bundle`; a re-run replaces this folder.\n")
     return tuple(p.stem for p in sources), dependencies
 

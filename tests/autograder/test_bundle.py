@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tokenize
 import tomllib
+import zipfile
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 
@@ -102,6 +103,18 @@ def test_student_package_installs_course_lib_only_with_what_it_imports(bundle: P
     conda = set(re.findall(r"^  - ([A-Za-z0-9_.\-]+)", (bundle / "environment.yml").read_text().split("dependencies:")[1], re.MULTILINE))
     assert {"pytorch" if n == "torch" else n for n in required} | {"python", "pip"} == conda
     assert "--editable ." in (bundle / "environment.yml").read_text()
+
+
+def test_student_package_builds_a_wheel_of_course_lib_and_its_data(bundle: Path, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(bundle, source)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"course_lib"}
+    assert "course_lib/datasets/digits.npz" in names and "course_lib/checks/nb01_perceptron.py" in names
 
 
 def test_students_makefile_and_readme(bundle: Path) -> None:
