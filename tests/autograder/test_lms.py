@@ -219,22 +219,24 @@ def test_scores_from_run_reads_the_gradebook_and_ledger(tiny_course, tiny_soluti
 
     from autograder.course import CourseDir
 
-    submissions = make_class(tiny_course, tmp_path / "class", ("perfect", "crasher"))
+    submissions = make_class(tiny_course, tmp_path / "class", ("perfect", "crasher", "corrupt"))
     run = tmp_path / "run"
     grade(submissions, run, tiny_solutions)
     scores = scores_from_run(run)
-    students = sorted(scores)
-    perfect = next(s for s in students if "perfect" in s)
-    crasher = next(s for s in students if "crasher" in s)
-    # The tiny notebook: two exercises, each 1 visible + 2 hidden points.
-    assert scores[perfect] == {STEM: 6.0}
-    assert scores[crasher] == {STEM: None}  # failed: not graded, never 0
+    by_recipe = {recipe: next(s for s in scores if recipe in s) for recipe in ("perfect", "crasher", "corrupt")}
+    perfect = by_recipe["perfect"]
+    # The tiny notebook: three exercises, each 1 visible + 2 hidden points.
+    assert scores[perfect] == {STEM: 9.0}
+    assert scores[by_recipe["corrupt"]] == {STEM: None}  # unreadable: not graded, never 0
+    with Gradebook(CourseDir.at(run / "course").db_url) as gb:  # nbgrader's own total for the crasher
+        crasher_total = gb.find_submission(STEM, by_recipe["crasher"]).score
+    assert 0 < crasher_total < 9 and scores[by_recipe["crasher"]] == {STEM: crasher_total}
 
     # A manual override in nbgrader's gradebook is what comes out.
     with Gradebook(CourseDir.at(run / "course").db_url) as gb:
         cell = gb.find_grade("test_square_hidden", STEM, STEM, perfect)
         cell.manual_score = 0.5
         gb.db.commit()
-    assert scores_from_run(run)[perfect] == {STEM: 4.5}
+    assert scores_from_run(run)[perfect] == {STEM: 7.5}  # 9 - 2 + 0.5
     with pytest.raises(ValueError, match="not a grading run"):
         scores_from_run(tmp_path)
