@@ -33,7 +33,10 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["BundleResult", "GRADER_ONLY_DEPENDENCIES", "MARKER", "REPO", "main", "write_student_bundle"]
+__all__ = [
+    "BundleResult", "GRADER_ONLY_DEPENDENCIES", "MARKER", "REPO", "add_arguments", "main", "run_cli",
+    "write_student_bundle",
+]  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "bundle_files"
@@ -229,11 +232,13 @@ def _render(name: str, **values: str) -> str:
     return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m autograder.bundle OUT_DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.bundle", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m autograder bundle`` (also ``python -m autograder.bundle``)."""
     parser.add_argument("out_dir", type=Path, help="where to write the students' copy (replaced if it is one)")
-    args = parser.parse_args(argv)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Handler of ``bundle``: 0 when written, 2 on bad input."""
     try:
         result = write_student_bundle(args.out_dir)
     except ValueError as err:
@@ -242,6 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = "replaced" if result.replaced else "wrote"
     print(f"{verb} {result.out_dir}: {len(result.notebooks)} notebooks, {len(result.files)} files")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.bundle", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_cli(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

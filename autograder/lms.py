@@ -34,19 +34,24 @@ CSV-injection rule): a value that starts like a formula gets a leading ``'``.
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import csv
 import io
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.safe_output import csv_cell
+from autograder.safe_output import csv_cell, terminal_text
 
-__all__ = ["LmsResult", "Scores", "fill_canvas", "scores_from_run", "write_moodle"]
+__all__ = [
+    "LmsResult", "Scores", "add_arguments", "describe", "fill_canvas", "main", "run_cli", "scores_from_run",
+    "write_moodle",
+]  # fmt: skip
 
 Scores = Mapping[str, Mapping[str, float | None]]  # student -> assignment -> score (None: not graded)
 
@@ -245,8 +250,9 @@ def scores_from_run(run_dir: Path) -> dict[str, dict[str, float | None]]:
     from autograder.gradebook import Ledger
 
     run_dir = Path(run_dir).resolve()
-    if not (run_dir / "ledger").is_dir():
-        raise ValueError(f"scores_from_run: {run_dir} is not a grading run (no ledger/ folder)")
+    missing = [name for name in ("ledger", "course") if not (run_dir / name).is_dir()]
+    if missing:
+        raise ValueError(f"scores_from_run: {run_dir} is not a grading run (no {' or '.join(missing)}/ folder)")
     records = Ledger(run_dir).all()
     grades = gradebook_scores(CourseDir.at(run_dir / "course"), records)
     out: dict[str, dict[str, float | None]] = {}
@@ -257,3 +263,60 @@ def scores_from_run(run_dir: Path) -> dict[str, dict[str, float | None]]:
             total = sum(per_grade.values()) if per_grade is not None else record.score
         out.setdefault(record.student, {})[record.assignment] = total
     return out
+
+
+def describe(result: LmsResult) -> str:
+    """What was written and what the instructor should look at, for the terminal."""
+
+    def names(items: Sequence[str]) -> str:
+        shown = ", ".join(terminal_text(x) for x in items[:10])
+        return shown + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+
+    lines = [f"wrote {result.out}: {len(result.students_written)} students, assignments {names(result.assignments)}"]
+    if result.unmatched_assignments:
+        lines.append(f"no column for (not written): {names(result.unmatched_assignments)}")
+    if result.not_in_roster:
+        lines.append(f"graded but not in the roster (not written): {names(result.not_in_roster)}")
+    if result.no_scores:
+        lines.append(f"in the roster without scores (left as they were): {names(result.no_scores)}")
+    if result.escaped:
+        lines.append(f"written with a leading ' (looked like formulas): {names(result.escaped)}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m autograder lms`` (also ``python -m autograder.lms``)."""
+    parser.add_argument("target", choices=["canvas", "moodle"], help="which LMS to write for")
+    parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
+    parser.add_argument("--run-dir", type=Path, default=Path("course_run"), help="run folder (default: course_run/)")
+    parser.add_argument("--canvas-export", type=Path, help="canvas: the gradebook CSV exported from Canvas")
+    parser.add_argument("--match-on", default="SIS Login ID", help="canvas: column holding our student ids")
+    parser.add_argument("--roster", type=Path, help="moodle: a CSV with the identifier column; only its students are written")
+    parser.add_argument("--id-field", default="Email address", help="moodle: the identifier column (default: Email address)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Handler of ``lms``: scores of ``--run-dir`` into the chosen LMS file; 2 on bad input."""
+    try:
+        scores = scores_from_run(args.run_dir)
+        if args.target == "canvas":
+            if args.canvas_export is None:
+                raise ValueError("lms canvas: --canvas-export FILE (the gradebook exported from Canvas) is required")
+            result = fill_canvas(args.canvas_export, args.out, scores, match_on=args.match_on)
+        else:
+            result = write_moodle(args.out, scores, roster=args.roster, id_field=args.id_field)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(describe(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.lms", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_cli(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

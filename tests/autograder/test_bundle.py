@@ -425,3 +425,12 @@ def test_a_failed_run_leaves_the_earlier_bundle_as_it_was(tmp_path: Path) -> Non
 def test_not_a_course_repository_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is not the course repository.*notebooks"):
         write_student_bundle(tmp_path / "out", repo=tmp_path)
+
+
+def test_bundle_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autograder.bundle import main
+
+    assert main([str(tmp_path / "student")]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "student" / MARKER).is_file()
+    assert main([str(REPO / "course_lib" / "x")]) == 2
+    assert "refusing to write into the repository's own course_lib/" in capsys.readouterr().err

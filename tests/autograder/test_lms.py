@@ -6,6 +6,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,43 @@ def test_scores_from_run_reads_the_gradebook_and_ledger(tiny_course, tiny_soluti
     assert scores_from_run(run)[perfect] == {STEM: 7.5}  # 9 - 2 + 0.5
     with pytest.raises(ValueError, match="not a grading run"):
         scores_from_run(tmp_path)
+
+
+def _hand_made_run(run: Path) -> None:
+    """A run folder with ledger records only (no gradebook entries): totals are the ledger's."""
+    from autograder.gradebook import Ledger
+    from autograder.pipeline import SubmissionResult
+
+    (run / "course").mkdir(parents=True)  # nbgrader makes an empty gradebook there
+    ledger = Ledger(run)
+    ledger.write(SubmissionResult("ana", "01_perceptron", "graded", score=18.5, max_score=20.0))
+    ledger.write(SubmissionResult("ben", "01_perceptron", "failed", reason="kernel died", max_score=20.0))
+    ledger.write(SubmissionResult("ben", "02_gradient_descent", "graded", score=0.0, max_score=24.0))
+
+
+def test_lms_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from autograder.lms import main
+
+    # nbgrader runs `alembic` to create the (empty) gradebook: the venv's bin/ first on PATH.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    run = tmp_path / "run"
+    _hand_made_run(run)
+    assert main(["moodle", "--out", str(tmp_path / "m.csv"), "--run-dir", str(run), "--id-field", "Username"]) == 0
+    assert _read(tmp_path / "m.csv") == [
+        ["Username", "01_perceptron", "02_gradient_descent"],
+        ["ana", "18.5", ""],
+        ["ben", "", "0"],
+    ]
+    assert "wrote" in capsys.readouterr().out
+
+    source = tmp_path / "export.csv"
+    _write_canvas(source, [["Student", "ID", "SIS Login ID", "Section", "01_perceptron (7)"],
+                           ["    Points Possible", "", "", "", "20"],
+                           ["Ana", "1", "ana", "A", ""], ["Cy", "2", "cy", "A", "3"]])  # fmt: skip
+    assert main(["canvas", "--out", str(tmp_path / "c.csv"), "--run-dir", str(run), "--canvas-export", str(source)]) == 0
+    assert _read(tmp_path / "c.csv")[2:] == [["Ana", "1", "ana", "A", "18.5"], ["Cy", "2", "cy", "A", "3"]]
+    out = capsys.readouterr().out
+    assert "graded but not in the roster (not written): ben" in out and "without scores (left as they were): cy" in out
+
+    assert main(["canvas", "--out", str(tmp_path / "c.csv"), "--run-dir", str(run)]) == 2
+    assert "--canvas-export FILE" in capsys.readouterr().err
