@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckStatus", "ExerciseCheck", "check_notebook", "main"]
+__all__ = ["CheckStatus", "ExerciseCheck", "NotebookCheck", "check_notebook", "main"]
 
 HERE = Path(__file__).resolve().parent
 NOT_ANSWERED_ERRORS = frozenset({"NotImplementedError"})
@@ -48,6 +48,15 @@ class ExerciseCheck:
     exercise: str
     status: CheckStatus
     message: str = ""  # the first line of the error, for FAILED
+
+
+@dataclass(frozen=True)
+class NotebookCheck:
+    """The self-checks of one notebook, and what kept it from running through, if anything."""
+
+    notebook: str
+    exercises: tuple[ExerciseCheck, ...]
+    problem: str = ""  # e.g. the setup cell failed, or the kernel died
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ def _kernel_manager_class() -> type:
     return ThisPythonKernelManager
 
 
-def check_notebook(path: Path, *, cell_timeout: float = 300.0) -> list[ExerciseCheck]:
+def check_notebook(path: Path, *, cell_timeout: float = 300.0) -> NotebookCheck:
     """Execute ``path``'s non-demo code cells in a fresh kernel; one ``ExerciseCheck``
     per visible test cell, in notebook order."""
     import nbformat
@@ -108,17 +117,25 @@ def check_notebook(path: Path, *, cell_timeout: float = 300.0) -> list[ExerciseC
             km=km,
             timeout=cell_timeout,
             allow_errors=True,
+            interrupt_on_timeout=True,  # a cell that runs too long is stopped; the next ones still run
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
         )
-        client.execute()
+        stopped = ""
+        try:
+            client.execute()
+        except Exception as exc:  # the kernel died or could not start: report it, do not crash
+            stopped = f"the notebook stopped: {type(exc).__name__}: {_first_line(str(exc))}"
 
+    problem = stopped
     answer_errors: dict[str, _CellError | None] = {}  # answer grade_id -> what its cell raised
     stubbed: set[str] = set()  # answer grade_ids whose cell still holds the stub
     results = []
     for cell in nb.cells:
         meta, error = _nbgrader(cell), _error_of(cell)
         grade_id = meta.get("grade_id")
+        if grade_id == "setup" and error is not None and not problem:
+            problem = f"the setup cell failed: {error.ename}: {_first_line(error.evalue)}"
         if meta.get("solution") and not meta.get("grade") and isinstance(grade_id, str):
             answer_errors[grade_id] = error
             if any(line.strip() == STUB_LINE for line in cell.source.splitlines()):
@@ -128,7 +145,9 @@ def check_notebook(path: Path, *, cell_timeout: float = 300.0) -> list[ExerciseC
             continue  # not a visible test cell (hidden test cells are empty in your copy)
         exercise = grade_id.removeprefix("test_")
         answer_error = answer_errors.get(exercise)
-        if error is None:
+        if cell.get("execution_count") is None and not cell.get("outputs"):
+            status, message = CheckStatus.FAILED, "not run (the notebook stopped before this check)"
+        elif error is None:
             status, message = CheckStatus.PASSED, ""
         elif (
             exercise in stubbed
@@ -142,7 +161,7 @@ def check_notebook(path: Path, *, cell_timeout: float = 300.0) -> list[ExerciseC
             where = "your answer cell raised " if answer_error else ""
             status, message = CheckStatus.FAILED, f"{where}{first.ename}: {_first_line(first.evalue)}"
         results.append(ExerciseCheck(path.stem, exercise, status, message))
-    return results
+    return NotebookCheck(path.stem, tuple(results), problem)
 
 
 def _render(check: ExerciseCheck, width: int) -> str:
@@ -162,13 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     all_passed = True
     for path in paths:
-        checks = check_notebook(path, cell_timeout=args.cell_timeout)
-        width = max((len(c.exercise) for c in checks), default=0)
-        for check in checks:
+        result = check_notebook(path, cell_timeout=args.cell_timeout)
+        if result.problem:
+            print(f"{result.notebook}  {result.problem}", flush=True)
+            all_passed = False
+        width = max((len(c.exercise) for c in result.exercises), default=0)
+        for check in result.exercises:
             print(_render(check, width), flush=True)
             all_passed &= check.status is CheckStatus.PASSED
-        if not checks:
-            print(f"{path.stem}  (no self-checks found)")
+        if not result.exercises:
+            print(f"{result.notebook}  (no self-checks found)")
     return 0 if all_passed else 1
 
 

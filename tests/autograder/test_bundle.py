@@ -324,10 +324,10 @@ def _answer(path: Path, answers: dict[str, str]) -> None:
     nbformat.write(nb, str(path))
 
 
-def _selfcheck(clone: Path, *notebooks: str) -> subprocess.CompletedProcess[str]:
+def _selfcheck(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # The current interpreter with PYTHONPATH = the clone: course_lib comes from the bundle only.
     env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "selfcheck.py", *notebooks], cwd=clone, env=env,
+    return subprocess.run([sys.executable, "selfcheck.py", *args], cwd=clone, env=env,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
 
 
@@ -356,6 +356,26 @@ def test_fresh_clone_right_answers_pass_the_visible_checks(fresh_clone: Path, tm
     assert "\n" not in by_exercise["neuron_forward"]  # the first line of the message only
     assert "failed: your answer cell raised SyntaxError" in by_exercise["xor_params"]
     assert by_exercise["perceptron_train"].endswith("  passed")
+
+
+@pytest.mark.slow
+def test_selfcheck_survives_a_looping_answer_and_names_a_broken_setup(fresh_clone: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(fresh_clone, work, ignore=shutil.ignore_patterns(".git"))
+    notebook = work / "notebooks" / "01_perceptron.ipynb"
+    looping = "def perceptron_predict(x, w, w0):\n    while True:\n        pass\n"
+    _answer(notebook, {**ANSWERS_01, "perceptron_predict": looping})
+    proc = _selfcheck(work, "--cell-timeout", "5", "notebooks/01_perceptron.ipynb")
+    assert proc.returncode == 1
+    by_exercise = {line.split()[1]: line for line in proc.stdout.splitlines()}
+    assert "failed: KeyboardInterrupt" in by_exercise["perceptron_predict"]  # interrupted, then went on
+    assert all(by_exercise[name].endswith("  passed") for name in ANSWERS_01 if name != "perceptron_predict")
+
+    _answer(notebook, {**ANSWERS_01, "setup": "import numpy as np\nimport course_lib.no_such_module"})
+    proc = _selfcheck(work, "notebooks/01_perceptron.ipynb")
+    assert proc.returncode == 1
+    first = proc.stdout.splitlines()[0]
+    assert first == "01_perceptron  the setup cell failed: ModuleNotFoundError: No module named 'course_lib.no_such_module'"
 
 
 @pytest.mark.slow
