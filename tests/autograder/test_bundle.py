@@ -159,8 +159,10 @@ def _marked_lines(source: str) -> list[str]:
 def _code_without_strings(text: str) -> str:
     """Python source with every string literal and comment blanked (line structure kept)."""
     lines = [list(line) for line in text.splitlines()]
+    # Python 3.12 splits f-strings into parts; their text parts are FSTRING_MIDDLE tokens.
+    text_tokens = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if tok.type in (tokenize.STRING, tokenize.COMMENT):
+        if tok.type in text_tokens:
             (r0, c0), (r1, c1) = tok.start, tok.end
             for r in range(r0, r1 + 1):
                 row = lines[r - 1]
