@@ -47,6 +47,7 @@ GRADER_ONLY_DEPENDENCIES = frozenset({"nbgrader", "bleach"})
 _PIP_TO_CONDA = {"torch": "pytorch"}
 # Folders of the repository a bundle must never be written into (or replace).
 _PROTECTED = ("notebooks", "course_lib", "solutions", "autograder", "tests", ".git")
+_NBGRADER_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION", "### END HIDDEN TESTS")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".ipynb_checkpoints", ".DS_Store")
 
 
@@ -87,8 +88,18 @@ def _check_repo(repo: Path) -> None:
     missing = [name for name in ("notebooks", "course_lib", "pyproject.toml", "Makefile") if not (repo / name).exists()]
     if missing:
         raise ValueError(f"write_student_bundle: {repo} is not the course repository (no {', '.join(missing)})")
-    if not sorted((repo / "notebooks").glob("*.ipynb")):
+    notebooks = sorted((repo / "notebooks").glob("*.ipynb"))
+    if not notebooks:
         raise ValueError(f"write_student_bundle: no released notebooks in {repo / 'notebooks'}; run the release first")
+    # A safety net: an instructor notebook copied into notebooks/ by hand still has nbgrader's markers.
+    for path in notebooks:
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            marker = next((m for m in _NBGRADER_MARKERS if m in cell.source), None)
+            if marker:
+                raise ValueError(
+                    f"write_student_bundle: {path} contains {marker!r}: it is not a released notebook; "
+                    "run `python -m autograder release` first"
+                )
 
 
 def _check_destination(out_dir: Path, repo: Path) -> None:

@@ -456,3 +456,15 @@ def test_bundle_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "wrote" in capsys.readouterr().out and (tmp_path / "student" / MARKER).is_file()
     assert main([str(REPO / "course_lib" / "x")]) == 2
     assert "refusing to write into the repository's own course_lib/" in capsys.readouterr().err
+
+
+def test_refuses_an_instructor_notebook_in_notebooks(tmp_path: Path) -> None:
+    fake = tmp_path / "repo"
+    shutil.copytree(REPO / "course_lib", fake / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "Makefile"):
+        shutil.copyfile(REPO / name, fake / name)
+    (fake / "notebooks").mkdir()
+    shutil.copyfile(REPO / "solutions" / "01_perceptron.ipynb", fake / "notebooks" / "01_perceptron.ipynb")
+    with pytest.raises(ValueError, match=r"01_perceptron.ipynb contains '### BEGIN SOLUTION'.*release"):
+        write_student_bundle(tmp_path / "out", repo=fake)
+    assert not (tmp_path / "out").exists()
