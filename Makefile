@@ -18,7 +18,7 @@ HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv demo test test-fast lab release bench browser clean
+.PHONY: venv demo test test-fast lab release student-bundle bench browser clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,12 @@ release: venv
 lab: venv
 	$(BIN)/jupyter lab notebooks/
 
+# The students' copy of the course (notebooks, course_lib, their README and Makefile;
+# no solutions, hidden tests or grader) in BUNDLE_DIR, replaced if it is already there.
+BUNDLE_DIR ?= dist/student
+student-bundle: venv
+	$(BIN)/python -m autograder.bundle $(BUNDLE_DIR)
+
 bench: venv
 	-$(BIN)/python benchmarks/bench_course_lib.py
 	-$(BIN)/python benchmarks/bench_widgets.py
@@ -66,4 +72,4 @@ bench: venv
 	-$(BIN)/python benchmarks/bench_autograder.py
 
 clean:
-	rm -rf $(VENV) course_run test-output
+	rm -rf $(VENV) course_run test-output dist
