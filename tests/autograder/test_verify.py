@@ -295,3 +295,18 @@ def test_no_message_carries_the_secret_or_a_generator(tmp_path: Path, answer: st
     if "PUBLIC" in answer:
         assert verdict.seeds[0] is SeedResult.PASSED and verdict.seeds[1] is SeedResult.PASSED
         assert "secret seed" in verdict.message
+
+
+def test_nothing_one_exercise_writes_reaches_the_next(tmp_path: Path) -> None:
+    # Each child gets fresh /tmp, /var/tmp, /dev/shm and work folder, cannot read the
+    # grader's plan or cases, and sees no other exercise's view.
+    probe = (
+        "import os\nMARKS = ('/tmp/mark', '/var/tmp/mark', '/dev/shm/mark', 'mark')\n"
+        "SEEN = [p for p in MARKS if os.path.exists(p)]\n"
+        "for p in MARKS:\n    open(p, 'w').write('left by an earlier exercise')\n"
+        "LEAKS = [p for p in ('/tmp/.views', '/tmp/job/verify/plan.json', '/tmp/job/verify/cases/0.bin') if os.access(p, os.R_OK)]\n"
+    )
+    careful = "def softsign(x):\n    assert not SEEN and not LEAKS, (SEEN, LEAKS)\n    return x / (1.0 + np.abs(x))\n"
+    verdicts, _ = _reverify(tmp_path, _tiny({"softsign": careful}, {"setup": [probe]}), TINY[:2])
+    assert _all(verdicts["softsign"], SeedResult.PASSED), verdicts["softsign"]
+    assert verdicts["softsign"].cell_issues == ()  # the probe could write everywhere it tried
