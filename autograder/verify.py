@@ -269,16 +269,27 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
         if isinstance(cell, int):
             issues[cell] = CellIssue(cell, "timed out", "ignored its time box and was stopped")
     status = str(frame.get("status", "no report"))
-    stuck = frame.get("cell")
-    if status != "ok" and isinstance(stuck, int):
-        issues[stuck] = CellIssue(stuck, "timed out", f"did not finish within the {frame.get('seconds', 0):.0f} s of this exercise")
+    stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
+    setup = next((c.index for c in item.cells if c.setup), None)
+    if stuck is not None and stuck != setup:
+        issues[stuck] = (
+            CellIssue(stuck, "timed out", f"did not finish within the {float(frame.get('seconds', 0)):.0f} s of this exercise")
+            if status != "ok"
+            else CellIssue(stuck, "raised", "the process ended while this cell ran (os._exit, a crash or a signal)")
+        )
     cell_issues = tuple(issues[i] for i in sorted(issues))
     kinds = {f["k"]: f for f in frames}
     if "setup" in kinds:
         return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell failed: {kinds['setup'].get('msg', '')}")
+    if stuck is not None and stuck == setup:
+        return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell did not finish ({status})")
     if "defined" not in kinds:
-        if isinstance(stuck, int) or cell_issues:
-            message = f"{ex.name} could not be re-verified: a cell it depends on did not finish in time"
+        # Once a student cell has started, a missing report is the student's code (it can
+        # exit the process or hang); before that, it is the grader's.
+        started = [int(line[2:]) for line in lines if re.fullmatch(r"B \d{1,6}", line) and int(line[2:]) != setup]
+        if started or cell_issues:
+            last = stuck if stuck is not None else (started[-1] if started else cell_issues[-1].index)
+            message = f"{ex.name} could not be re-verified: the replay of the notebook stopped at cell {last}"
             return Verdict(ex.name, {s: SeedResult.NOT_RUN for s in item.seeds}, message=message, cell_issues=cell_issues)
         detail = infra or f"the re-verification process stopped ({status}) {frame.get('detail', '')}".strip()
         return _problem(item, VerifyProblem.NO_REPORT, detail, cell_issues=cell_issues)

@@ -310,3 +310,10 @@ def test_nothing_one_exercise_writes_reaches_the_next(tmp_path: Path) -> None:
     verdicts, _ = _reverify(tmp_path, _tiny({"softsign": careful}, {"setup": [probe]}), TINY[:2])
     assert _all(verdicts["softsign"], SeedResult.PASSED), verdicts["softsign"]
     assert verdicts["softsign"].cell_issues == ()  # the probe could write everywhere it tried
+
+
+def test_student_code_ending_the_process_is_her_problem_not_the_graders(tmp_path: Path) -> None:
+    nb = _tiny(inserted={"setup": ["import os\nos._exit(0)"]})
+    verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
+    assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN)  # never "no report" (retried)
+    assert [(i.kind, "ended" in i.message) for i in verdict.cell_issues] == [("raised", True)]
