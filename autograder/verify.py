@@ -29,7 +29,6 @@ import signal
 import struct
 import subprocess
 import sys
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -50,7 +50,7 @@ from autograder.replay import (
     run_cells,
     time_box,
 )
-from autograder.sandbox import JAIL_DIR, NOBODY, Limits, Protections
+from autograder.sandbox import NOBODY, Limits, Protections
 from autograder.views import EVIDENCE_FD
 
 __all__ = ["main", "MAX_REPORT", "REPORT_MARGIN"]

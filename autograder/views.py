@@ -32,7 +32,6 @@ import shutil
 import sys
 import tempfile
 import types
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -353,11 +352,6 @@ def _constant(value: Any, depth: int = 0) -> str | None:
         loaded = f"_np.load(_io.BytesIO(_b64.b64decode({base64.b64encode(buf.getvalue()).decode()!r})), allow_pickle=False)"
         return loaded if kind is np.ndarray else f"{loaded}[()]"
     return None
-
-
-def view_names(exercise: Any) -> Iterable[str]:
-    """Dotted names of the references a view of ``exercise`` withholds (for reports)."""
-    return [r.defined for r in withheld_for(exercise)]
 
 
 def reference_source(ref: Withheld) -> str:
