@@ -150,7 +150,6 @@ def _child(
     skip: set[int],
     deadline: float,
     report_fd: int,
-    progress_fd: int,
     limits: Limits,
     protections: Protections,
 ) -> None:
@@ -162,13 +161,14 @@ def _child(
     else:  # reduced protection (said so by the grader): the view only shadows on sys.path
         view = plan["items"][index]["view"]
         sys.path[:0] = [f"{view}/lib", view]
-    os.dup2(progress_fd, EVIDENCE_FD)
     os.chdir(jail / "work")
     drop_privileges(limits, protections=protections)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     _replay_and_call(item, raw_cases, skip=skip, deadline=deadline, report_fd=report_fd, limits=limits)
@@ -403,15 +403,20 @@ def _fork_child(
     if pid == 0:
         code = 0
         try:
-            os.close(report_r)
-            os.close(progress_r)
+            # Only two pipes stay open: above all not the template's line to the parent,
+            # where student code could write verdict lines of its own.
+            os.dup2(progress_w, EVIDENCE_FD)
+            report = os.dup(report_w) if report_w > EVIDENCE_FD else report_w
+            os.closerange(3, report)
+            os.closerange(report + 1, EVIDENCE_FD)
+            os.closerange(EVIDENCE_FD + 1, 1 << 16)
             _child(
                 item, index, jail=jail, plan=plan, skip=set(skip), deadline=deadline,
-                report_fd=report_w, progress_fd=progress_w, limits=limits, protections=protections,
+                report_fd=report, limits=limits, protections=protections,
             )  # fmt: skip
         except BaseException as exc:  # before student code: the grader's own failure, said
             try:
-                os.write(progress_w, f"X {type(exc).__name__}: {exc}"[:300].replace("\n", " ").encode() + b"\n")
+                os.write(EVIDENCE_FD, f"X {type(exc).__name__}: {exc}"[:300].replace("\n", " ").encode() + b"\n")
             except OSError:
                 pass
             code = 70

@@ -317,3 +317,15 @@ def test_student_code_ending_the_process_is_her_problem_not_the_graders(tmp_path
     verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
     assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN)  # never "no report" (retried)
     assert [(i.kind, "ended" in i.message) for i in verdict.cell_issues] == [("raised", True)]
+
+
+def test_the_child_holds_no_pipe_but_its_own_two(tmp_path: Path) -> None:
+    # Not the template's line to the parent: there, student code could forge verdicts.
+    probe = (
+        "import os, stat\nPIPES = [fd for fd in range(3, 4096)\n"
+        "         if (lambda fd: (lambda st: st is not None and stat.S_ISFIFO(st.st_mode))"
+        "(os.fstat(fd) if os.path.exists(f'/proc/self/fd/{fd}') else None))(fd)]\n"
+    )
+    careful = "def square(x):\n    assert len(PIPES) == 2, PIPES\n    return x * x\n"
+    verdict = _reverify(tmp_path, _tiny({"square": careful}, {"setup": [probe]}), [tiny_checks.SQUARE])[0]["square"]
+    assert _all(verdict, SeedResult.PASSED), verdict
