@@ -329,3 +329,19 @@ def test_the_child_holds_no_pipe_but_its_own_two(tmp_path: Path) -> None:
     careful = "def square(x):\n    assert len(PIPES) == 2, PIPES\n    return x * x\n"
     verdict = _reverify(tmp_path, _tiny({"square": careful}, {"setup": [probe]}), [tiny_checks.SQUARE])[0]["square"]
     assert _all(verdict, SeedResult.PASSED), verdict
+
+
+def test_assert_close_never_renders_a_generator_or_its_state() -> None:
+    from course_lib.testing import assert_close, scrub
+
+    rng = np.random.default_rng(SECRET)
+    state = rng.bit_generator.state
+    text = scrub(f"{rng!r} {rng.bit_generator!r} {state} {np.random.MT19937(SECRET).state}")
+    assert text.count("<random generator>") == 4 and str(state["state"]["state"]) not in text
+    with pytest.raises(AssertionError) as err:
+        assert_close(rng, np.zeros(2), name=f"dropout [rng={rng!r}, {state}]")
+    message = str(err.value)
+    assert message.startswith("dropout [rng=<random generator>, <random generator>]: wrong shape.")
+    assert "Generator(" not in message and str(state["state"]["state"]) not in message
+    with pytest.raises(AssertionError, match="got a random generator"):
+        assert_close(rng, np.float64(1.0))
