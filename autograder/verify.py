@@ -29,6 +29,7 @@ import signal
 import struct
 import subprocess
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_argv
-from autograder.views import build_view, reference_source, withheld_callables, withheld_for
+from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
 __all__ = [
     "SETUP_FAILED",  # legacy, with run_verification/VerifyItem: removed once pipeline calls reverify
@@ -114,13 +115,16 @@ def reverify(
         public = frozenset(s for _, c in tests for s in test_seeds(c.source))
         before = [(i, c.source) for i, c in code if i < first_test and not _meta(c).get("grade")]
         item = _Item(ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup))
+        keep: dict[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
-            why = _unsendable(ex, item.cases, support)
+            inputs = case_inputs(ex, _functions(item.cases), support if support.is_dir() else None)
+            why = inputs if isinstance(inputs, str) else _unsendable(ex, item.cases, support, inputs)
             if why:
                 verdicts[ex.name] = _problem(item, VerifyProblem.UNVERIFIABLE, why)
                 continue
-        view = build_view(views, ex, support=support)
+            keep = inputs  # type: ignore[assignment]
+        view = build_view(views, ex, support=support if support.is_dir() else None, keep=keep)
         item.view, item.lib = view.root, view.lib_overrides
         items.append(item)
     if items:
@@ -130,9 +134,14 @@ def reverify(
     return {ex.name: verdicts[ex.name] for ex in exercises}
 
 
-def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path) -> str:
+def _functions(cases: list[tuple[int, Any]]) -> list[Any]:
+    """Functions passed as case arguments (sent by name, see ``wire``)."""
+    return [v for _, case in cases for v in _walk(case.args) + _walk(case.kwargs) if isinstance(v, types.FunctionType)]
+
+
+def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path, keep: Mapping[str, frozenset[str]]) -> str:
     """Why the cases cannot reach the child ("" if they can)."""
-    withheld = withheld_callables(ex, support if support.is_dir() else None)
+    withheld = withheld_callables(ex, support if support.is_dir() else None, keep)
 
     def walk(value: Any) -> str:
         if isinstance(value, (list, tuple)):

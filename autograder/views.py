@@ -31,7 +31,9 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import types
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ __all__ = [
     "View",
     "Withheld",
     "build_view",
+    "case_inputs",
     "checks_modules",
     "withheld_callables",
     "withheld_for",
@@ -156,9 +159,10 @@ def checks_modules(support: Path | None) -> set[str]:
     return names
 
 
-def withheld_callables(exercise: Any, support: Path | None) -> dict[int, str]:
+def withheld_callables(exercise: Any, support: Path | None, keep: Mapping[str, frozenset[str]] = {}) -> dict[int, str]:
     """id -> dotted name of every live object a view of ``exercise`` withholds; used to
-    refuse cases that pass one of them as an argument (they could not run in the view)."""
+    refuse cases that pass one of them as an argument (they could not run in the view).
+    ``keep``: checks-module names the view defines after all (see ``case_inputs``)."""
     out: dict[int, str] = {}
     for ref in withheld_for(exercise):
         obj = getattr(sys.modules.get(ref.module), ref.name, None)
@@ -169,9 +173,64 @@ def withheld_callables(exercise: Any, support: Path | None) -> dict[int, str]:
         if module is None:
             continue
         for key, value in vars(module).items():
+            if key in keep.get(module_name, ()):
+                continue
             if not key.startswith("_") and callable(value) and not key.startswith("check_"):
                 out.setdefault(id(value), f"{module_name}.{key}")
     return out
+
+
+def case_inputs(exercise: Any, functions: Iterable[Any], support: Path | None) -> dict[str, frozenset[str]] | str:
+    """Checks-module functions that the cases pass as arguments (a test function whose
+    gradient the answer computes, say) are inputs, not references: the view keeps them,
+    with the module globals they use. Returns module -> names to keep, or why a function
+    cannot be kept (it is, or needs, something the view withholds)."""
+    stubs = checks_modules(support)
+    refs = {r.defined for r in withheld_for(exercise)}
+    keep: dict[str, set[str]] = {}
+    for func in functions:
+        module_name = getattr(func, "__module__", "") or ""
+        dotted = f"{module_name}.{getattr(func, '__qualname__', '?')}"
+        if dotted in refs:
+            return f"its cases pass {dotted}, a reference of this very exercise"
+        if module_name in stubs:
+            why = _keep(sys.modules[module_name], func.__qualname__, refs, stubs, keep.setdefault(module_name, set()))
+            if why:
+                return why
+    return {m: frozenset(names) for m, names in keep.items()}
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _keep(module: types.ModuleType, name: str, refs: set[str], stubs: set[str], keep: set[str]) -> str:
+    if name in keep:
+        return ""
+    func = vars(module).get(name)
+    if not isinstance(func, types.FunctionType) or func.__module__ != module.__name__:
+        return f"its cases pass {module.__name__}.{name}, which the re-verification process cannot rebuild"
+    keep.add(name)
+    for global_name in sorted(_global_names(func.__code__) & set(vars(module))):
+        value = vars(module)[global_name]
+        home = getattr(value, "__module__", "") or ""
+        if isinstance(value, types.FunctionType) and home == module.__name__:
+            why = _keep(module, global_name, refs, stubs, keep)
+            if why:
+                return why
+        elif isinstance(value, types.ModuleType) or _constant(value) is not None:
+            keep.add(global_name)
+        elif callable(value) and home.startswith("course_lib.") and home not in stubs:
+            if f"{home}.{getattr(value, '__qualname__', '')}" in refs:
+                return f"its cases pass {module.__name__}.{name}, which calls the withheld {home}.{value.__qualname__}"
+            keep.add(global_name)
+        else:
+            return f"its cases pass {module.__name__}.{name}, which uses {global_name} (cannot be rebuilt)"
+    return ""
 
 
 def _support_files(support: Path | None) -> list[Path]:
@@ -182,9 +241,12 @@ def _key(exercise: Any) -> str:
     return _SAFE_KEY.sub("_", f"{exercise.notebook}__{exercise.name}")
 
 
-def build_view(views: Path, exercise: Any, *, support: Path | None = None) -> View:
+def build_view(
+    views: Path, exercise: Any, *, support: Path | None = None, keep: Mapping[str, frozenset[str]] = {}
+) -> View:
     """The view of ``exercise`` under ``views`` (built once; concurrent callers may race:
-    each builds in a temporary folder and the first ``rename`` wins)."""
+    each builds in a temporary folder and the first ``rename`` wins). ``keep``: from
+    ``case_inputs``, the same for every build of one exercise."""
     import course_lib
 
     root = views / _key(exercise)
@@ -199,12 +261,13 @@ def build_view(views: Path, exercise: Any, *, support: Path | None = None) -> Vi
     views.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=views))
     try:
-        _copy_package(source_dir, tmp / "course_lib", "course_lib", refs, stubs, exercise.name)
+        build = _Build(refs, stubs, exercise.name, keep)
+        _copy_package(source_dir, tmp / "course_lib", "course_lib", build)
         (tmp / "course_lib" / f"{_RUNTIME}.py").write_text(_RUNTIME_SOURCE)
         (tmp / "lib").mkdir()
         for path in _support_files(support):
             if path.name in overrides:
-                text = _module_text(path, path.stem, refs, stubs, exercise.name)
+                text = _module_text(path, path.stem, build)
                 (tmp / "lib" / path.name).write_text(text)
         _readable(tmp)
         try:
@@ -225,26 +288,34 @@ def _readable(root: Path) -> None:
             os.chmod(os.path.join(dirpath, name), 0o444)
 
 
-def _copy_package(src: Path, dst: Path, package: str, refs: list[Withheld], stubs: set[str], exercise: str) -> None:
+@dataclass(frozen=True)
+class _Build:
+    refs: list[Withheld]
+    stubs: set[str]  # modules replaced by stubs
+    exercise: str
+    keep: Mapping[str, frozenset[str]]  # stub module -> names kept as they are
+
+
+def _copy_package(src: Path, dst: Path, package: str, build: _Build) -> None:
     dst.mkdir(parents=True)
     for entry in sorted(src.iterdir()):
         if entry.name == "__pycache__" or entry.suffix in (".pyc", ".pyo"):
             continue
         if entry.is_dir():
-            _copy_package(entry, dst / entry.name, f"{package}.{entry.name}", refs, stubs, exercise)
+            _copy_package(entry, dst / entry.name, f"{package}.{entry.name}", build)
         elif entry.suffix == ".py":
             module = package if entry.stem == "__init__" else f"{package}.{entry.stem}"
-            (dst / entry.name).write_text(_module_text(entry, module, refs, stubs, exercise))
+            (dst / entry.name).write_text(_module_text(entry, module, build))
         else:
             shutil.copyfile(entry, dst / entry.name)
 
 
-def _module_text(path: Path, module: str, refs: list[Withheld], stubs: set[str], exercise: str) -> str:
-    if module in stubs:
-        return checks_stub(module, exercise)
-    names = {r.name: r.defined for r in refs if r.module == module}
+def _module_text(path: Path, module: str, build: _Build) -> str:
+    if module in build.stubs:
+        return checks_stub(module, build.exercise, keep=build.keep.get(module, frozenset()))
+    names = {r.name: r.defined for r in build.refs if r.module == module}
     text = path.read_text()
-    return withhold_source(text, names, exercise) if names else text
+    return withhold_source(text, names, build.exercise) if names else text
 
 
 # ------------------------------------------------------------ withholding by AST transform
@@ -287,12 +358,14 @@ def withhold_source(source: str, names: dict[str, str], exercise: str) -> str:
 # ------------------------------------------------------------ stubs of checks modules
 
 
-def checks_stub(module_name: str, exercise: str) -> str:
+def checks_stub(module_name: str, exercise: str, *, keep: frozenset[str] = frozenset()) -> str:
     """Source of a stub with the public names of ``module_name`` (imported here, in the
-    trusted parent): ``check_*`` no-ops, plain data kept, everything else withheld."""
+    trusted parent): ``check_*`` no-ops, plain data kept, everything else withheld —
+    except the names in ``keep`` (case inputs and what they use), defined as they are."""
     module = importlib.import_module(module_name)
     lines = [
         f'"""Stub of {module_name} for re-verification: checks do nothing, helpers are withheld."""',
+        "from __future__ import annotations",
         "import base64 as _b64, io as _io, importlib as _importlib",
         "import numpy as _np",
         f"from course_lib.{_RUNTIME} import withheld as _withheld, WithheldObject as _WithheldObject",
@@ -301,6 +374,9 @@ def checks_stub(module_name: str, exercise: str) -> str:
     if isinstance(public, (list, tuple)):
         lines.append(f"__all__ = {[str(n) for n in public]!r}")
     for name, value in sorted(vars(module).items()):
+        if name in keep:
+            lines.append(_kept(name, value, module_name))
+            continue
         if name.startswith("_") or not name.isidentifier():
             continue
         dotted = f"{module_name}.{name}"
@@ -321,6 +397,19 @@ def checks_stub(module_name: str, exercise: str) -> str:
         else:
             lines.append(f"{name} = _WithheldObject({dotted!r}, {exercise!r})")
     return "\n".join(lines) + "\n"
+
+
+def _kept(name: str, value: Any, module_name: str) -> str:
+    """The definition of a kept name: a function's own source, a module, a constant, or
+    an import of a course_lib function from its (view's) module."""
+    if isinstance(value, types.ModuleType):
+        return f"{name} = _importlib.import_module({value.__name__!r})"
+    if isinstance(value, types.FunctionType) and value.__module__ == module_name:
+        return textwrap.dedent(inspect.getsource(value)).rstrip()
+    constant = _constant(value)
+    if constant is not None:
+        return f"{name} = {constant}"
+    return f"{name} = getattr(_importlib.import_module({value.__module__!r}), {value.__qualname__!r})"
 
 
 def _constant(value: Any, depth: int = 0) -> str | None:

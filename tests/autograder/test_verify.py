@@ -242,12 +242,34 @@ def test_a_copied_reference_is_named_for_review(tmp_path: Path) -> None:
     assert _all(verdicts["square"], SeedResult.PASSED)  # a lead for the instructor, not a failure
 
 
-def test_a_withheld_function_as_a_case_argument_is_unverifiable(tmp_path: Path) -> None:
+def test_checks_functions_passed_as_case_arguments_are_kept_in_the_view(tmp_path: Path) -> None:
+    # numerical_gradient's cases pass f_quadratic, f_softmax_loss, ... of the checks module:
+    # inputs, not references. The view keeps them (and what they use); the rest stays withheld.
     exercise = next(e for e in exercises("03_backprop") if e.name == "numerical_gradient")
     nb = _student(nbformat.read(str(ROOT / "solutions" / "03_backprop.ipynb"), as_version=4), {}, {})
     verdict = _reverify(tmp_path, nb, [exercise], support=())[0]["numerical_gradient"]
-    assert verdict.problem is VerifyProblem.UNVERIFIABLE and verdict.reached == ()
-    assert "course_lib.checks.nb03_backprop.f_" in verdict.problem_detail
+    assert verdict.problem is None and _all(verdict, SeedResult.PASSED), verdict
+    stub = next((tmp_path / "views").glob("*numerical_gradient")) / "course_lib" / "checks" / "nb03_backprop.py"
+    text = stub.read_text()
+    assert "def f_quadratic(v: np.ndarray)" in text and "_QUADRATIC_A = " in text
+    assert "def chain_rule_reference(*args, **kwargs):\n    raise _withheld(" in text
+
+
+def _relu_cases(seed: int) -> list[Case]:
+    from course_lib.np_ref.activations import relu
+
+    return [Case((relu, np.linspace(-1.0, 1.0, 5)))]
+
+
+def test_a_reference_passed_as_a_case_argument_is_unverifiable(tmp_path: Path) -> None:
+    apply = Exercise(
+        notebook="00_tiny", name="apply", kind="function", judge=lambda case, out: None, cases=_relu_cases,
+        references=("course_lib.np_ref.activations.relu",),
+    )  # fmt: skip
+    nb = _tiny(inserted={"setup": ["def apply(f, x):\n    return f(x)\n"]})
+    verdict = _reverify(tmp_path, nb, [apply])[0]["apply"]
+    assert verdict.problem is VerifyProblem.UNVERIFIABLE and verdict.reached == ()  # not tampering
+    assert "course_lib.np_ref.activations.relu" in verdict.problem_detail
 
 
 def _noisy_cases(seed: int) -> list[Case]:
