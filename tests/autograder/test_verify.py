@@ -326,7 +326,9 @@ def test_nothing_one_exercise_writes_reaches_the_next(tmp_path: Path) -> None:
         "import os\nMARKS = ('/tmp/mark', '/var/tmp/mark', '/dev/shm/mark', 'mark')\n"
         "SEEN = [p for p in MARKS if os.path.exists(p)]\n"
         "for p in MARKS:\n    open(p, 'w').write('left by an earlier exercise')\n"
-        "LEAKS = [p for p in ('/tmp/.views', '/tmp/job/verify/plan.json', '/tmp/job/verify/cases/0.bin') if os.access(p, os.R_OK)]\n"
+        "LEAKS = [p for p in ('/tmp/.views', '/tmp/job/verify/plan.json', '/tmp/job/verify/cases/0.bin',\n"
+        f"                    '/proc/1/root{ROOT}/course_lib/np_ref/recurrent.py', '/proc/1/root/tmp/.views')\n"
+        "         if os.access(p, os.R_OK)]\n"
     )
     careful = "def softsign(x):\n    assert not SEEN and not LEAKS, (SEEN, LEAKS)\n    return x / (1.0 + np.abs(x))\n"
     verdicts, _ = _reverify(tmp_path, _tiny({"softsign": careful}, {"setup": [probe]}), TINY[:2])
