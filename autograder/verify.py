@@ -106,7 +106,7 @@ def reverify(
     items: list[_Item] = []
     code = [(i, c) for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
     setup = next((i for i, c in code if _meta(c).get("grade_id") == "setup"), None)
-    support = scratch / "lib"
+    support = scratch / "lib" if (scratch / "lib").is_dir() else None  # the job's support modules
     for ex in exercises:
         if ex.name not in seeds or not seeds[ex.name]:
             raise ValueError(f"reverify: no seeds given for exercise {ex.name!r}")
@@ -115,16 +115,16 @@ def reverify(
         public = frozenset(s for _, c in tests for s in test_seeds(c.source))
         before = [(i, c.source) for i, c in code if i < first_test and not _meta(c).get("grade")]
         item = _Item(ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup))
-        keep: dict[str, frozenset[str]] = {}
+        keep: Mapping[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
-            inputs = case_inputs(ex, _functions(item.cases), support if support.is_dir() else None)
+            inputs = case_inputs(ex, _functions(item.cases), support)
             why = inputs if isinstance(inputs, str) else _unsendable(ex, item.cases, support, inputs)
-            if why:
+            if why or isinstance(inputs, str):
                 verdicts[ex.name] = _problem(item, VerifyProblem.UNVERIFIABLE, why)
                 continue
-            keep = inputs  # type: ignore[assignment]
-        view = build_view(views, ex, support=support if support.is_dir() else None, keep=keep)
+            keep = inputs
+        view = build_view(views, ex, support=support, keep=keep)
         item.view, item.lib = view.root, view.lib_overrides
         items.append(item)
     if items:
@@ -139,9 +139,9 @@ def _functions(cases: list[tuple[int, Any]]) -> list[Any]:
     return [v for _, case in cases for v in _walk(case.args) + _walk(case.kwargs) if isinstance(v, types.FunctionType)]
 
 
-def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path, keep: Mapping[str, frozenset[str]]) -> str:
+def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path | None, keep: Mapping[str, frozenset[str]]) -> str:
     """Why the cases cannot reach the child ("" if they can)."""
-    withheld = withheld_callables(ex, support if support.is_dir() else None, keep)
+    withheld = withheld_callables(ex, support, keep)
 
     def walk(value: Any) -> str:
         if isinstance(value, (list, tuple)):
