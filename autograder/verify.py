@@ -1,71 +1,64 @@
-"""Re-verification step: each exercise again, in a fresh process, on inputs the grader chose.
+"""Re-verification: each exercise again, in a fresh process where its references do not exist.
 
 nbgrader's verdict comes from a kernel the student's code controlled for the whole
-notebook (monkeypatched checks, IPython hooks, forged outputs...). Re-verification
-does not trust any of it:
+notebook. ``reverify`` does not trust any of it:
 
-1. The trusted parent (``plan_verification``) draws cases with ``Exercise.cases`` for
-   the seeds the canonical test cells use and for a secret seed, and writes them,
-   pickle-free, to the job's scratch.
-2. In the sandbox (``main``, as ``nobody``), the canonical setup cell runs once; then,
-   per exercise, a forked child installs traps over the course_lib references for
-   that exercise (``Exercise.references``: module attributes, every alias of them, and
-   a profile hook catching re-loaded copies), runs ONLY the student's answer cell,
-   calls the answer on the cases and sends the raw outputs back (``autograder.wire``).
-   Stray processes are killed before the next exercise starts.
-3. The parent (``judge_verification``) judges the outputs with ``Exercise.judge``.
+1. Here, in the trusted parent, it draws the cases (``Exercise.cases``) for every seed
+   (the notebook's and a secret one), builds per exercise a *view* of course_lib with
+   the exercise's references withheld (``autograder.views``) and picks the cells to
+   replay (``autograder.replay``): everything nbgrader ran before the exercise's test.
+2. In the sandbox (``autograder.verify_jail``) a fresh child per exercise, with the view
+   mounted over course_lib, replays those cells, calls the answer on the cases and
+   streams the raw outputs back (``autograder.wire``).
+3. Here again, the outputs are judged with ``Exercise.judge``: one ``SeedResult`` per
+   seed, the cell issues, the withheld references the answer reached, and whether the
+   answer is a reference's code copied (for review, not a flag).
 
-A point then counts only where nbgrader and re-verification agree (see ``pipeline``).
+Messages never carry anything derived from a seed that is not one of the notebook's
+(the secret seed): failures on it are reported without their values.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import copy
-import ctypes
-import importlib
 import json
 import os
 import re
-import select
+import shutil
 import signal
+import struct
 import subprocess
 import sys
-import time
+import types
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
+import numpy as np
+
 from autograder import wire
+from autograder._verify_legacy import SETUP_FAILED, UNVERIFIABLE, VerifyItem, run_verification
+from autograder.likeness import same_code
+from autograder.replay import ReplayCell, replay_plan
+from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_argv
+from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
-__all__ = ["Verdict", "VerifyItem", "plan_verification", "run_verification", "test_seeds"]
+__all__ = [
+    "SETUP_FAILED",  # legacy, with run_verification/VerifyItem: removed once pipeline calls reverify
+    "UNVERIFIABLE",
+    "Verdict",
+    "VerifyItem",
+    "reverify",
+    "run_verification",
+    "test_seeds",
+]
 
-SETUP_FAILED = "the canonical setup cell failed"
-UNVERIFIABLE = "cannot be re-verified"
+START_SECONDS = 30.0  # the sandbox's own start (namespaces, imports), on top of the exercises' time
 _SEED = re.compile(r"seed\s*=\s*(\d+)")
-_MAX_RESULT = 64 * 1024**2
-
-
-@dataclass
-class VerifyItem:
-    """One exercise to re-verify (parent side)."""
-
-    exercise: Any  # course_lib.checks._core.Exercise
-    answer: str  # the student's answer cell source
-    seeds: tuple[int, ...]
-    cases: list[tuple[int, Any]] = field(default_factory=list)  # (seed, Case)
-    unverifiable: str = ""  # set when the grader itself cannot re-verify this exercise
-
-
-@dataclass(frozen=True)
-class Verdict:
-    name: str
-    seeds: dict[int, bool]  # seed -> every case of that seed passed
-    trapped: tuple[str, ...]  # references the answer called
-    error: str  # why the answer could not be re-verified at all ("" if it ran)
-    message: str  # first failure, for the instructor
+_MAX_MESSAGE = 500
 
 
 def test_seeds(source: str) -> tuple[int, ...]:
@@ -74,41 +67,140 @@ def test_seeds(source: str) -> tuple[int, ...]:
     return seeds or (0,)
 
 
-def plan_verification(items: list[VerifyItem], setup: str, directory: Path) -> None:
-    """Draw the cases (trusted) and write the sandbox's inputs to ``directory``."""
-    plan, cases = [], {}
-    for item in items:
-        ex = item.exercise
-        item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)] if ex.kind == "function" else []
-        encoded = [[case.args, case.kwargs] for _, case in item.cases]
-        try:
-            wire.dumps(encoded)
-        except wire.WireError as exc:
-            item.unverifiable = f"{UNVERIFIABLE}: its cases cannot be sent to the sandbox ({exc})"
-            continue
-        cases[ex.name] = encoded
-        plan.append({"name": ex.name, "kind": ex.kind, "answer": item.answer, "references": list(ex.references)})
-    (directory / "plan.json").write_text(json.dumps({"setup": setup, "items": plan}))
-    (directory / "cases.bin").write_bytes(wire.dumps(cases))
-    for name in ("plan.json", "cases.bin"):
-        os.chmod(directory / name, 0o444)
+def _meta(cell: nbformat.NotebookNode) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return meta if isinstance(meta, dict) else {}
 
 
-def run_verification(
-    items: list[VerifyItem],
+@dataclass
+class _Item:
+    """One exercise on its way through the sandbox (parent side)."""
+
+    exercise: Any  # course_lib.checks._core.Exercise
+    seeds: tuple[int, ...]
+    public: frozenset[int]  # seeds the notebook's test cells use; the others are secret
+    cells: list[ReplayCell]
+    cases: list[tuple[int, Any]] = field(default_factory=list)  # (seed, Case)
+    view: Path | None = None
+    lib: tuple[str, ...] = ()
+
+
+def reverify(
+    notebook: nbformat.NotebookNode,
+    exercises: Sequence[Any],
     *,
-    setup: str,
+    seeds: Mapping[str, tuple[int, ...]],
     scratch: Path,
     hide: list[Path],
     limits: Limits,
     protections: Protections,
+    views: Path,
 ) -> dict[str, Verdict]:
-    """Re-verify every item in one sandbox; verdicts judged here, in the parent."""
-    if not items:
-        return {}
-    plan_verification(items, setup, scratch / "verify")
-    if all(item.unverifiable for item in items):
-        return {item.exercise.name: _judge(item, None, "") for item in items}
+    """One ``Verdict`` per exercise of ``exercises``: its answer, after a replay of the
+    cells nbgrader ran before its test, judged on the cases of every seed in ``seeds``.
+
+    ``notebook`` is the canonical notebook nbgrader runs (demo cells dropped);
+    ``scratch`` a folder prepared by ``execute.prepare_scratch``; ``views`` a per-run
+    folder caching the course_lib views (safe to share between threads)."""
+    verdicts: dict[str, Verdict] = {}
+    items: list[_Item] = []
+    code = [(i, c) for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
+    setup = next((i for i, c in code if _meta(c).get("grade_id") == "setup"), None)
+    support = scratch / "lib" if (scratch / "lib").is_dir() else None  # the job's support modules
+    for ex in exercises:
+        if ex.name not in seeds or not seeds[ex.name]:
+            raise ValueError(f"reverify: no seeds given for exercise {ex.name!r}")
+        tests = [(i, c) for i, c in code if _meta(c).get("grade") and _meta(c).get("grade_id") in (f"test_{ex.name}", f"test_{ex.name}_hidden")]
+        first_test = tests[0][0] if tests else len(notebook.cells)
+        public = frozenset(s for _, c in tests for s in test_seeds(c.source))
+        before = [(i, c.source) for i, c in code if i < first_test and not _meta(c).get("grade")]
+        item = _Item(ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup))
+        keep: Mapping[str, frozenset[str]] = {}
+        if ex.kind == "function":
+            item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
+            inputs = case_inputs(ex, _functions(item.cases), support)
+            why = inputs if isinstance(inputs, str) else _unsendable(ex, item.cases, support, inputs)
+            if why or isinstance(inputs, str):
+                verdicts[ex.name] = _problem(item, VerifyProblem.UNVERIFIABLE, why)
+                continue
+            keep = inputs
+        view = build_view(views, ex, support=support, keep=keep)
+        item.view, item.lib = view.root, view.lib_overrides
+        items.append(item)
+    if items:
+        frames = _run_sandbox(items, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections)
+        for item in items:
+            verdicts[item.exercise.name] = _verdict(item, frames.get(item.exercise.name))
+    return {ex.name: verdicts[ex.name] for ex in exercises}
+
+
+def _functions(cases: list[tuple[int, Any]]) -> list[Any]:
+    """Functions passed as case arguments (sent by name, see ``wire``)."""
+    return [v for _, case in cases for v in _walk(case.args) + _walk(case.kwargs) if isinstance(v, types.FunctionType)]
+
+
+def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path | None, keep: Mapping[str, frozenset[str]]) -> str:
+    """Why the cases cannot reach the child ("" if they can)."""
+    withheld = withheld_callables(ex, support, keep)
+
+    def walk(value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return next((w for v in value if (w := walk(v))), "")
+        if isinstance(value, dict):
+            return next((w for v in value.values() if (w := walk(v))), "")
+        return withheld.get(id(value), "")
+
+    for _, case in cases:
+        name = walk(case.args) or walk(case.kwargs)
+        if name:
+            return f"its cases pass {name}, which is withheld in the re-verification process"
+        try:
+            wire.dumps([case.args, case.kwargs])
+        except wire.WireError as exc:
+            return f"its cases cannot be sent to the sandbox ({exc})"
+    return ""
+
+
+def _problem(item: _Item, problem: VerifyProblem, detail: str, **extra: Any) -> Verdict:
+    return Verdict(
+        item.exercise.name,
+        seeds={s: SeedResult.NOT_RUN for s in item.seeds},
+        problem=problem,
+        problem_detail=detail[:_MAX_MESSAGE],
+        **extra,
+    )
+
+
+# ---------------------------------------------------------------- the sandbox run
+
+
+def _run_sandbox(
+    items: list[_Item], notebook: nbformat.NotebookNode, *, scratch: Path, hide: list[Path], limits: Limits, protections: Protections
+) -> dict[str, dict]:
+    import course_lib
+
+    directory = scratch / "verify"
+    if directory.exists():
+        shutil.rmtree(directory)
+    (directory / "cases").mkdir(parents=True)
+    os.chmod(directory, 0o700)  # root only: a child must never read another exercise's cases
+    plan = {
+        "course_lib": str(Path(course_lib.__file__).resolve().parent),
+        "torch": any("torch" in c.source for c in notebook.cells if c.get("cell_type") == "code"),
+        "items": [
+            {
+                "name": item.exercise.name,
+                "kind": item.exercise.kind,
+                "view": str(item.view),
+                "lib": list(item.lib),
+                "cells": [{"index": c.index, "source": c.source, "needed": c.needed, "setup": c.setup} for c in item.cells],
+            }
+            for item in items
+        ],
+    }
+    (directory / "plan.json").write_text(json.dumps(plan))
+    for k, item in enumerate(items):
+        (directory / "cases" / f"{k}.bin").write_bytes(wire.dumps([[c.args, c.kwargs] for _, c in item.cases]))
     args = [
         "--scratch", str(scratch),
         "--limits", json.dumps(asdict(limits)),
@@ -117,9 +209,9 @@ def run_verification(
     ]  # fmt: skip
     base = Path(JAIL_DIR) if protections.namespaces else scratch
     env = jail_env(base / "work", [str(base / "lib")])
-    budget = limits.verify_timeout * len(items) + 30
+    budget = limits.verify_timeout * len(items) + START_SECONDS
     proc = subprocess.Popen(
-        sandbox_argv("autograder.verify", args, protections),
+        sandbox_argv("autograder.verify_jail", args, protections),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -130,310 +222,206 @@ def run_verification(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-    frames = {}
-    for line in out[:_MAX_RESULT].splitlines():
+    frames: dict[str, dict] = {}
+    for line in out.splitlines():
         try:
             frame = json.loads(line)
-            frames[frame["name"]] = frame
-            if os.environ.get("AUTOGRADER_TRACE"):  # seconds per exercise, for tuning
-                print(f"verify {frame['name']}: {frame.get('seconds', 0):.2f} s", file=sys.stderr)
+            frames[str(frame["name"])] = frame
         except (ValueError, KeyError, TypeError):
             continue
-    return {
-        item.exercise.name: _judge(item, frames.get(item.exercise.name), err.decode(errors="replace")[-400:])
-        for item in items
-    }
+        if os.environ.get("AUTOGRADER_TRACE"):  # seconds per exercise, for tuning
+            print(f"verify {frame['name']}: {frame.get('seconds', 0):.2f} s", file=sys.stderr)
+    if not frames:
+        tail = err.decode(errors="replace").strip()[-400:] or "no output"
+        frames = {item.exercise.name: {"status": "no report", "detail": tail} for item in items}
+    return frames
 
 
-def _judge(item: VerifyItem, frame: dict | None, stderr: str) -> Verdict:
+def _frames(report: bytes) -> list[dict]:
+    """The child's length-prefixed wire frames; stops at the first malformed one."""
+    out, offset = [], 0
+    while offset + 4 <= len(report):
+        (size,) = struct.unpack(">I", report[offset : offset + 4])
+        chunk = report[offset + 4 : offset + 4 + size]
+        if len(chunk) != size:
+            break
+        try:
+            value = wire.loads(chunk)
+        except wire.WireError:
+            break
+        if not isinstance(value, dict) or not isinstance(value.get("k"), str):
+            break
+        out.append(value)
+        offset += 4 + size
+    return out
+
+
+# ---------------------------------------------------------------- judging, in the parent
+
+
+def _verdict(item: _Item, frame: dict | None) -> Verdict:
     ex = item.exercise
-    seeds = {seed: False for seed in item.seeds}
-    if item.unverifiable:
-        return Verdict(ex.name, seeds, (), item.unverifiable, "")
     if frame is None:
-        return Verdict(ex.name, seeds, (), f"re-verification did not report ({stderr.strip() or 'no output'})", "")
-    if frame.get("status") != "ok":
-        return Verdict(ex.name, seeds, (), str(frame.get("status")), "")
+        return _problem(item, VerifyProblem.NO_REPORT, "the re-verification process did not report")
+    lines = [str(x) for x in frame.get("lines", []) if isinstance(x, str)]
+    infra = next((line[2:] for line in lines if line.startswith("X ")), "")
     try:
-        result = wire.loads(base64.b64decode(frame["data"]))
-        trapped = tuple(str(t) for t in result["trapped"])
-        outputs = result["outputs"]
-    except (wire.WireError, ValueError, KeyError, TypeError) as exc:
-        return Verdict(ex.name, seeds, (), f"unreadable re-verification result ({exc})", "")
-    if result.get("error"):
-        return Verdict(ex.name, seeds, trapped, "", str(result["error"])[:500])
-    message = ""
+        frames = _frames(base64.b64decode(frame.get("report", "")))
+    except (ValueError, TypeError):
+        frames = []
+    issues: dict[int, CellIssue] = {}
+    for f in frames:
+        if f["k"] == "issue" and isinstance(f.get("i"), int) and f.get("kind") in ("raised", "timed out", "skipped"):
+            issues[f["i"]] = CellIssue(f["i"], f["kind"], _safe(item, str(f.get("msg", ""))))
+    for cell in frame.get("killed", []):
+        if isinstance(cell, int):
+            issues[cell] = CellIssue(cell, "timed out", "ignored its time box and was stopped")
+    status = str(frame.get("status", "no report"))
+    stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
+    setup = next((c.index for c in item.cells if c.setup), None)
+    if stuck is not None and stuck != setup:
+        issues[stuck] = (
+            CellIssue(stuck, "timed out", f"did not finish within the {float(frame.get('seconds', 0)):.0f} s of this exercise")
+            if status != "ok"
+            else CellIssue(stuck, "raised", "the process ended while this cell ran (os._exit, a crash or a signal)")
+        )
+    cell_issues = tuple(issues[i] for i in sorted(issues))
+    kinds = {f["k"]: f for f in frames}
+    if "setup" in kinds:
+        return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell failed: {kinds['setup'].get('msg', '')}")
+    if stuck is not None and stuck == setup:
+        return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell did not finish ({status})")
+    if "defined" not in kinds:
+        # Once a student cell has started, a missing report is the student's code (it can
+        # exit the process or hang); before that, it is the grader's.
+        started = [int(line[2:]) for line in lines if re.fullmatch(r"B \d{1,6}", line) and int(line[2:]) != setup]
+        if started or cell_issues:
+            last = stuck if stuck is not None else (started[-1] if started else cell_issues[-1].index)
+            message = f"{ex.name} could not be re-verified: the replay of the notebook stopped at cell {last}"
+            return Verdict(ex.name, {s: SeedResult.NOT_RUN for s in item.seeds}, message=message, cell_issues=cell_issues)
+        detail = infra or f"the re-verification process stopped ({status}) {frame.get('detail', '')}".strip()
+        return _problem(item, VerifyProblem.NO_REPORT, detail, cell_issues=cell_issues)
+    copied = _copied_from(item)
+    if not kinds["defined"].get("ok"):
+        where = next((c for c in item.cells if c.needed and not c.setup), None)
+        hint = f" (its answer cell is cell {where.index})" if where is not None else ""
+        detail = (
+            f"`{ex.name}` is not defined after the cells before its test ran{hint}: define it at the top level "
+            f"of its answer cell and make sure that cell runs without an error."
+        )
+        return _problem(item, VerifyProblem.NOT_DEFINED, detail, cell_issues=cell_issues)
+    reached = _reached(lines, kinds.get("done"))
     if ex.kind == "value":
-        ok, text = _judge_one(ex, None, outputs[0] if outputs else ("err", "no value"))
-        return Verdict(ex.name, {seed: ok for seed in seeds}, trapped, "", text)
-    if len(outputs) != len(item.cases):
-        return Verdict(ex.name, seeds, trapped, "", "the answer did not return a result for every case")
-    seeds = {seed: True for seed in item.seeds}
-    for (seed, case), output in zip(item.cases, outputs, strict=True):
-        ok, text = _judge_one(ex, case, output)
-        if not ok:
-            seeds[seed] = False
-            message = message or text
-    return Verdict(ex.name, seeds, trapped, "", message)
+        out = kinds.get("value", {}).get("out")
+        result, message = _judge_one(item, None, None, out)
+        return Verdict(ex.name, {s: result for s in item.seeds}, message=message, reached=reached, cell_issues=cell_issues, copied_from=copied)
+    outputs = {f["n"]: f.get("out") for f in frames if f["k"] == "case" and isinstance(f.get("n"), int)}
+    results: dict[int, SeedResult] = {}
+    messages: list[tuple[bool, str]] = []  # (from a secret seed, text)
+    for n, (seed, case) in enumerate(item.cases):
+        if n not in outputs:
+            why = "did not finish: the process stopped" if "done" not in kinds else "not run: no time was left"
+            result, message = SeedResult.RAISED if status != "ok" or "done" not in kinds else SeedResult.NOT_RUN, why
+        else:
+            result, message = _judge_one(item, seed, case, outputs[n])
+        worst = max(results.get(seed, SeedResult.PASSED), result, key=_SEVERITY.index)
+        results[seed] = worst
+        if result is not SeedResult.PASSED:
+            messages.append((seed not in item.public, message))
+    seeds = {s: results.get(s, SeedResult.NOT_RUN) for s in item.seeds}
+    message = next((m for secret, m in messages if not secret), "") or next((m for _, m in messages), "")
+    return Verdict(ex.name, seeds, message=message, reached=reached, cell_issues=cell_issues, copied_from=copied)
 
 
-def _judge_one(ex: Any, case: Any, output: Any) -> tuple[bool, str]:
-    if not (isinstance(output, list) and len(output) == 2) or output[0] not in ("ok", "err"):
-        return False, "malformed result"
+_SEVERITY = [SeedResult.PASSED, SeedResult.WRONG, SeedResult.NOT_RUN, SeedResult.RAISED]
+
+
+def _reached(lines: list[str], done: dict | None) -> tuple[str, ...]:
+    """Withheld names called while the answer ran on the cases: written to the pipe by
+    the stub itself (after the "C" marker), and the child's own list as a second source."""
+    names: list[str] = []
+    calls = False
+    for line in lines:
+        if line == "C":
+            calls = True
+        elif calls and line.startswith("W "):
+            names.append(line[2:].strip()[:200])
+    if done is not None and isinstance(done.get("reached"), list):
+        names.extend(str(n)[:200] for n in done["reached"])
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _judge_one(item: _Item, seed: int | None, case: Any, output: Any) -> tuple[SeedResult, str]:
+    """One output, judged by the trusted judge; the message is safe to show the student."""
+    ex = item.exercise
+    secret = seed is not None and seed not in item.public
+    if not (isinstance(output, list) and len(output) == 2 and output[0] in ("ok", "err")):
+        return SeedResult.RAISED, "malformed result from the re-verification process"
     if output[0] == "err":
-        return False, str(output[1])[:500]
+        text = str(output[1])
+        if secret:  # student code held the secret case: whatever it printed stays here
+            return SeedResult.RAISED, f"{ex.name} raised on a case drawn from the grader's secret seed"
+        return SeedResult.RAISED, _safe(item, text)
     try:
         ex.judge(case, output[1])
     except AssertionError as exc:
-        return False, str(exc)[:500]
+        text = str(exc)
     except Exception as exc:  # a judge meeting an output shape it did not expect
-        return False, f"{type(exc).__name__}: {exc}"[:500]
-    return True, ""
+        text = f"{type(exc).__name__}: {exc}"
+    else:
+        return SeedResult.PASSED, ""
+    if secret:
+        return SeedResult.WRONG, (
+            f"{ex.name} is wrong on a case drawn from the grader's secret seed "
+            "(its values are not shown); it may depend on the particular inputs of the notebook's tests"
+        )
+    return SeedResult.WRONG, _safe(item, text)
 
 
-# ---------------------------------------------------------------- inside the jail
+def _safe(item: _Item, text: str) -> str:
+    """``text`` without generator renderings, secret seeds, or their generators' state numbers."""
+    from course_lib.testing import scrub
+
+    text = scrub(text)
+    secrets = {str(s) for s in item.seeds if s not in item.public}
+    for _, case in item.cases:
+        for value in _walk(case.args) + _walk(case.kwargs):
+            if isinstance(value, np.random.Generator):
+                secrets.update(_state_numbers(value.bit_generator.state))
+    for number in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = re.sub(rf"(?<!\d){re.escape(number)}(?!\d)", "<hidden>", text)
+    return text[:_MAX_MESSAGE]
 
 
-class _Trapped(BaseException):
-    """Raised when graded code calls the reference; a BaseException so that a bare
-    ``except Exception`` in the answer does not swallow it."""
+def _walk(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _walk(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _walk(v)]
+    return [value]
 
 
-class _ShellStub:
-    """``get_ipython()`` for answer cells outside IPython: magics, ``!`` and hooks
-    (``input_transformers_post.append(...)``) are accepted and do nothing."""
-
-    def __getattr__(self, name: str) -> Any:
-        return _ShellStub()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return _ShellStub()
-
-
-def _transform(source: str) -> str:
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
+def _state_numbers(state: Any) -> set[str]:
+    if isinstance(state, dict):
+        return {n for v in state.values() for n in _state_numbers(v)}
+    if isinstance(state, (int, np.integer)) and not isinstance(state, bool):
+        return {str(int(state))}
+    if isinstance(state, np.ndarray):
+        return {str(int(v)) for v in state.ravel()[:64]}
+    return set()
 
 
-class _PatchOnImport:
-    """Meta-path finder: patches reference attributes of a module the moment it is
-    first imported, so the traps need not import torch for a NumPy-only answer."""
-
-    def __init__(self, pending: dict[str, list[tuple[str, str]]], patch: Any) -> None:
-        self.pending, self.patch = pending, patch
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name not in self.pending:
-            return None
-        for finder in sys.meta_path:
-            if finder is not self and hasattr(finder, "find_spec"):
-                spec = finder.find_spec(name, path, target)
-                if spec is not None:
-                    break
-        else:
-            return None
-        loader, attrs = spec.loader, self.pending[name]
-        exec_module = loader.exec_module
-
-        def exec_and_patch(module: Any) -> None:
-            exec_module(module)
-            for attr, dotted in attrs:
-                self.patch(module, attr, dotted)
-
-        loader.exec_module = exec_and_patch
-        return spec
-
-
-def _install_traps(paths: list[str], namespace: dict, hits: list[str]) -> None:
-    originals: dict[int, tuple[Any, Any]] = {}
-    codes: dict[tuple[str, int, str], str] = {}
-
-    def patch(module: Any, attr: str, dotted: str) -> None:
-        original = getattr(module, attr, None)
-        if original is None:
-            return
-
-        def trap(*args: Any, **kwargs: Any) -> Any:
-            hits.append(dotted)
-            raise _Trapped(f"{dotted} is the reference for this exercise and cannot be used in the answer")
-
-        originals[id(original)] = (original, trap)
-        setattr(module, attr, trap)
-        code = getattr(original, "__code__", None)
-        if code is not None:
-            codes[(code.co_filename, code.co_firstlineno, code.co_name)] = dotted
-
-    pending: dict[str, list[tuple[str, str]]] = {}
-    for dotted in paths:
-        module_name, _, attr = dotted.rpartition(".")
-        module = sys.modules.get(module_name)
-        if module is None:
-            pending.setdefault(module_name, []).append((attr, dotted))
-        else:
-            patch(module, attr, dotted)
-    # Every alias: names the setup cell imported, package re-exports, lazy caches.
-    for mapping in [namespace, *(vars(m) for m in list(sys.modules.values()) if hasattr(m, "__dict__"))]:
-        for key, value in list(mapping.items()):
-            hit = originals.get(id(value))
-            if hit is not None and hit[0] is value:
-                mapping[key] = hit[1]
-    if pending:
-        sys.meta_path.insert(0, _PatchOnImport(pending, patch))
-
-    # A copy re-loaded from the module's file (importlib.reload, exec of its source)
-    # has new function objects but the same code location.
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            code = frame.f_code
-            dotted = codes.get((code.co_filename, code.co_firstlineno, code.co_name))
-            if dotted is not None:
-                hits.append(dotted)
-                raise _Trapped(f"{dotted} (re-loaded) is the reference for this exercise")
-
-    if paths:
-        import threading
-
-        sys.setprofile(profile)
-        threading.setprofile(profile)
-
-
-def _run_item(item: dict, cases: list, namespace: dict) -> bytes:
-    hits: list[str] = []
-    outputs: list[Any] = []
-    error = ""
-    try:
-        _install_traps(item["references"], namespace, hits)
+def _copied_from(item: _Item) -> str:
+    """The reference whose code the answer reproduces (names and formatting aside), or ""."""
+    ex = item.exercise
+    answers = [c.source for c in item.cells if c.needed and not c.setup]
+    for ref in withheld_for(ex):
         try:
-            exec(compile(_transform(item["answer"]), "<answer>", "exec"), namespace)
-        except (_Trapped, KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException:
-            # As in the notebook: a cell failing after its `def` still defines the answer.
-            if item["name"] not in namespace:
-                raise
-        if item["kind"] == "value":
-            cases = [None]
-        for case in cases:
-            try:
-                if item["kind"] == "value":
-                    value = namespace[item["name"]]
-                else:
-                    args, kwargs = case
-                    value = namespace[item["name"]](*copy.deepcopy(tuple(args)), **copy.deepcopy(kwargs))
-                wire.dumps(value)  # can it be sent at all?
-                outputs.append(["ok", value])
-            except _Trapped:
-                outputs.append(["err", "called the course_lib reference for this exercise"])
-            except wire.WireError as exc:
-                outputs.append(["err", f"the answer returned something that is not numbers/arrays ({exc})"])
-            except KeyError:
-                outputs.append(["err", f"{item['name']} is not defined by the answer cell"])
-            except Exception as exc:
-                outputs.append(["err", f"{type(exc).__name__}: {exc}"[:300]])
-    except _Trapped:
-        error = "called the course_lib reference for this exercise"
-    except BaseException as exc:  # the answer cell itself failed (incl. SystemExit)
-        error = f"the answer cell raised {type(exc).__name__}: {exc}"[:300]
-    sys.setprofile(None)
-    return wire.dumps({"trapped": list(dict.fromkeys(hits)), "outputs": outputs, "error": error})
-
-
-def _read_child(fd: int, pid: int, timeout: float) -> tuple[str, bytes]:
-    chunks, size, deadline = [], 0, time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return f"timed out after {timeout:.0f} s", b""
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
+            source = reference_source(ref)
+        except (OSError, TypeError):
             continue
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > _MAX_RESULT:
-            return "output too large", b""
-        chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    if not data:
-        return f"the re-verification process died (status {status})", b""
-    return "ok", data
+        if any(same_code(a, ex.name, source, ref.name) for a in answers):
+            return ref.dotted
+    return ""
 
 
-def main(argv: list[str] | None = None) -> int:
-    from autograder.sandbox import drop_privileges, enter_jail
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--hide", type=Path, action="append", default=[])
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
-    args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
-    jail = enter_jail(args.scratch, args.hide) if protections.namespaces else args.scratch
-    # PYTHONPATH entries inside the jail did not exist when the interpreter started.
-    sys.path_importer_cache.clear()
-    importlib.invalidate_caches()
-    plan = json.loads((jail / "verify" / "plan.json").read_text())
-    all_cases = wire.loads((jail / "verify" / "cases.bin").read_bytes(), torch_tensors=True)
-    os.chdir(jail / "work")
-    drop_privileges(limits, protections=protections)
-    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: children cannot reach our fds via /proc
-    results = os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-
-    clock = time.monotonic()
-
-    def send(name: str, status: str, data: bytes = b"") -> None:
-        nonlocal clock
-        seconds, clock = time.monotonic() - clock, time.monotonic()
-        line = json.dumps({"name": name, "status": status, "data": base64.b64encode(data).decode(), "seconds": seconds})
-        os.write(results, line.encode() + b"\n")
-
-    namespace: dict[str, Any] = {"__name__": "__main__", "get_ipython": _ShellStub()}
-    try:
-        exec(compile(_transform(plan["setup"]), "<setup>", "exec"), namespace)
-        send("<setup>", "ok")
-    except BaseException as exc:
-        for item in plan["items"]:
-            send(item["name"], f"{SETUP_FAILED}: {type(exc).__name__}: {exc}"[:300])
-        return 0
-    for item in plan["items"]:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the fresh process: only this exercise's answer runs here
-            os.close(read_end)
-            os.close(results)
-            try:
-                data = _run_item(item, all_cases.get(item["name"], []), namespace)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_end, view) :]
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        status, data = _read_child(read_end, pid, limits.verify_timeout)
-        os.close(read_end)
-        # The child, then (only as the jail's pid 1, where -1 means "this jail") anything
-        # it left behind, so nothing from one exercise survives into the next.
-        for target in (pid, -1) if os.getpid() == 1 else (pid,):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        except ChildProcessError:
-            pass
-        send(item["name"], status, data)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,11 +9,12 @@ be appended.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
-__all__ = ["assert_close", "to_numpy", "DEFAULT_RTOL", "DEFAULT_ATOL"]
+__all__ = ["assert_close", "scrub", "to_numpy", "DEFAULT_RTOL", "DEFAULT_ATOL"]
 
 # float64 references agree with a correct answer to ~1e-12; these defaults leave room
 # for float32 inputs and a different summation order while still catching sign,
@@ -30,6 +31,20 @@ def to_numpy(value: Any) -> np.ndarray:
             value = value.float()
         return value.numpy()
     return np.asarray(value)
+
+
+# A random generator rendered as text — ``Generator(PCG64) at 0x..``, a bit generator,
+# or its ``state`` dict — can give away the seed of hidden cases: messages never show one.
+_GENERATOR_TEXT = re.compile(
+    r"(Generator|BitGenerator|PCG64DXSM|PCG64|Philox|SFC64|MT19937|RandomState)\s*\([^)]*\)(\s*at\s*0x[0-9a-fA-F]+)?"
+    r"|<numpy\.random\.[\w.]+ object at 0x[0-9a-fA-F]+>"
+    r"|\{[^{}]*'(bit_generator|state|inc|has_uint32|uinteger)'[^{}]*(\{[^{}]*\}[^{}]*)*\}"
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every rendering of a random generator (or its state) replaced."""
+    return _GENERATOR_TEXT.sub("<random generator>", text)
 
 
 def _describe(arr: np.ndarray) -> str:
@@ -51,6 +66,7 @@ def assert_close(
     Passes when ``|actual - expected| <= atol + rtol * |expected|`` everywhere and the
     shapes are identical (no broadcasting: (N,) never equals (N, 1)). NaNs match only NaNs.
     """
+    name = scrub(name)
     if actual is None:
         raise AssertionError(
             f"{name}: got None — did the function forget to `return` its result?"
@@ -59,7 +75,7 @@ def assert_close(
     try:
         got = to_numpy(actual)
     except Exception as exc:  # e.g. a ragged list
-        raise AssertionError(f"{name}: could not read the answer as an array ({exc})") from None
+        raise AssertionError(scrub(f"{name}: could not read the answer as an array ({exc})")) from None
     want = to_numpy(expected)
     lines: list[str] = []
     if got.shape != want.shape:
@@ -73,7 +89,8 @@ def assert_close(
         lines.append(f"  expected {_describe(want)}")
         lines.append(f"  got      {_describe(got)}")
     elif not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
-        lines.append(f"{name}: expected numbers, got an array of dtype {got.dtype}.")
+        what = "a random generator" if isinstance(actual, (np.random.Generator, np.random.BitGenerator)) else f"an array of dtype {got.dtype}"
+        lines.append(f"{name}: expected numbers, got {what}.")
     else:
         g = got.astype(np.float64)
         w = want.astype(np.float64)
@@ -97,4 +114,4 @@ def assert_close(
     if lines:
         if hint:
             lines.append(f"Hint: {hint}")
-        raise AssertionError("\n".join(lines))
+        raise AssertionError(scrub("\n".join(lines)))

@@ -1,71 +1,371 @@
-"""Re-verification on its own: trusted inputs, traps on the reference, judged outside."""
+"""Re-verification end to end, through the real sandbox: the student's notebook replayed in
+a fresh process per exercise, with the exercise's references withheld."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
+import nbformat
+import numpy as np
 import pytest
+from nbformat.v4 import new_code_cell
 
 import tiny_checks
-import tiny_refs
+import tinycourse
 from autograder.execute import prepare_scratch
+from autograder.results import SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import Limits, detect_protections
-from autograder.verify import VerifyItem, run_verification
+from autograder import verify
+from autograder.verify import reverify
+from course_lib.checks import exercises
+from course_lib.checks._core import Case, Exercise
 
 pytestmark = pytest.mark.slow
-SETUP = "import numpy as np\nfrom tiny_checks import check_square, check_softsign, check_answer_lr"
-SECRET = 987654
+SECRET = 987654321
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [tiny_checks.SQUARE, tiny_checks.SOFTSIGN, tiny_checks.ANSWER_LR]
+_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
 
 
-def _verify(tmp_path: Path, answer: str, exercise=tiny_checks.SQUARE, seeds=(0, 1, SECRET)):
+def _gid(cell: nbformat.NotebookNode) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id", "")
+
+
+def _student(nb: nbformat.NotebookNode, answers: dict[str, str], inserted: dict[str, list[str]]) -> nbformat.NotebookNode:
+    """``nb`` (demo cells dropped, as canonicalize does) with the answers replaced and
+    cells (no nbgrader metadata: the student's own) inserted after the given grade_id."""
+    cells = []
+    for cell in nb.cells:
+        if "demo" in (cell.metadata.get("tags") or []):
+            continue
+        if cell.cell_type == "code":
+            cell.source = _MARKERS.sub("", answers.get(_gid(cell), cell.source))
+        cells.append(cell)
+        cells.extend(new_code_cell(source) for source in inserted.get(_gid(cell), []))
+    nb.cells = cells
+    return nb
+
+
+def _seeds(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for name in names:
+        tests = [c for c in nb.cells if _gid(c) in (f"test_{name}", f"test_{name}_hidden")]
+        out[name] = tuple(sorted({SECRET, *(s for c in tests for s in verify.test_seeds(c.source))}))
+    return out
+
+
+def _reverify(tmp_path: Path, nb, chosen, *, support=tinycourse.SUPPORT, limits=None) -> tuple[dict[str, Verdict], float]:
     protections = detect_protections()
     scratch = tmp_path / "scratch"
-    prepare_scratch(scratch, support=[Path(tiny_refs.__file__), Path(tiny_checks.__file__)], protections=protections)
-    item = VerifyItem(exercise=exercise, answer=answer, seeds=tuple(seeds))
-    limits = Limits(verify_timeout=5.0)
-    return run_verification([item], setup=SETUP, scratch=scratch, hide=[], limits=limits, protections=protections)[
-        exercise.name
-    ]
+    prepare_scratch(scratch, support=list(support), protections=protections)
+    start = time.monotonic()
+    verdicts = reverify(
+        nb, chosen, seeds=_seeds(nb, [e.name for e in chosen]), scratch=scratch, hide=[],
+        limits=limits or Limits(**tinycourse.FAST_LIMITS), protections=protections, views=tmp_path / "views",
+    )  # fmt: skip
+    return verdicts, time.monotonic() - start
 
 
-def test_honest_answer_passes_every_seed(tmp_path: Path) -> None:
-    verdict = _verify(tmp_path, "def square(x):\n    return x ** 2\n")
-    assert verdict.seeds == {0: True, 1: True, SECRET: True} and not verdict.trapped
+def _tiny(answers: dict[str, str] | None = None, inserted: dict[str, list[str]] | None = None):
+    return _student(tinycourse.solution_notebook(), answers or {}, inserted or {})
 
 
-def test_reference_called_through_a_reload_is_trapped(tmp_path: Path) -> None:
-    answer = (
-        "import importlib, tiny_refs\n"
-        "fresh = importlib.reload(tiny_refs)\n"
-        "def square(x):\n    return fresh.reference_square(x)\n"
+def _rnn(answers: dict[str, str], inserted: dict[str, list[str]] | None = None):
+    return _student(nbformat.read(str(ROOT / "solutions" / "07_rnn.ipynb"), as_version=4), answers, inserted or {})
+
+
+def _all(verdict: Verdict, result: SeedResult) -> bool:
+    return bool(verdict.seeds) and all(r is result for r in verdict.seeds.values())
+
+
+# ---------------------------------------------------------------- the honest student
+
+
+RNN_ANSWERS = {
+    "rnn_cell": "def rnn_cell(x, h_prev, wx, wh, b):\n    return np.tanh(x @ wx + h_prev @ wh + b)\n",
+    # Her rnn_unroll calls her own rnn_cell and a helper from a cell she inserted.
+    "rnn_unroll": (
+        "def rnn_unroll(x, h0, wx, wh, b):\n    states, h = [], h0\n    for t in range(x.shape[1]):\n"
+        "        h = rnn_cell(x[:, t], h, wx, wh, b)\n        states.append(h)\n    return stack_time(states)\n"
+    ),
+    "clip_grad_norm": (
+        "def clip_grad_norm(grads, *, max_norm):\n    total = float(np.sqrt(sum((g * g).sum() for g in grads)))\n"
+        "    factor = min(1.0, max_norm / (total + 1e-6))\n    return [g * factor for g in grads], total\n"
+    ),
+    "lstm_cell": (
+        "def lstm_cell(x, h_prev, c_prev, wx, wh, b):\n    z = x @ wx + h_prev @ wh + b\n    H = h_prev.shape[1]\n"
+        "    sig = lambda v: 1 / (1 + np.exp(-v))\n    i, f, g, o = sig(z[:, :H]), sig(z[:, H:2*H]), np.tanh(z[:, 2*H:3*H]), sig(z[:, 3*H:])\n"
+        "    c = f * c_prev + i * g\n    return o * np.tanh(c), c\n"
+    ),
+}  # rnn_bptt: the instructor's solution, which calls recurrent.rnn_forward (rnn_unroll's reference)
+
+
+def test_honest_student_with_her_own_helpers_passes_every_seed(tmp_path: Path) -> None:
+    nb = _rnn(RNN_ANSWERS, {"rnn_cell": ["def stack_time(states):\n    return np.stack(states, axis=1)\n"]})
+    verdicts, seconds = _reverify(tmp_path, nb, exercises("07_rnn"), support=())
+    print(f"07_rnn, 5 exercises: {seconds:.1f} s")
+    for name, verdict in verdicts.items():
+        assert verdict.problem is None, (name, verdict)
+        assert _all(verdict, SeedResult.PASSED), (name, verdict)
+        assert verdict.cell_issues == () and verdict.reached == () and verdict.copied_from == ""
+    assert SECRET in verdicts["rnn_bptt"].seeds  # verified, although it calls recurrent.rnn_forward
+
+
+def _probe_lines() -> list[str]:
+    """Lines only rnn_forward's body has, as the view would print them (see test_views)."""
+    import ast
+    import inspect
+
+    from course_lib.np_ref import recurrent
+
+    module_text = ast.unparse(ast.parse(inspect.getsource(recurrent)))
+    tree = ast.parse(inspect.getsource(recurrent.rnn_forward)).body[0]
+    lines = {ast.unparse(n).splitlines()[0].strip() for n in ast.walk(tree) if isinstance(n, ast.Assign) and n is not tree}
+    return sorted(line for line in lines if len(line) > 15 and module_text.count(line) == 1)
+
+
+def test_the_three_escapes_find_no_reference_in_the_child(tmp_path: Path) -> None:
+    lines = _probe_lines()
+    assert lines
+    probe = (
+        "import gc, importlib, types\nfrom course_lib.np_ref import recurrent as R\n"
+        f"SOURCE = open(R.__file__).read()\nFILE_HAS_BODY = any(line in SOURCE for line in {lines!r})\n"
+        "ORIGINALS = [f for f in gc.get_objects() if isinstance(f, types.FunctionType)\n"
+        "             and f.__name__ == 'rnn_forward' and 'withheld' not in f.__code__.co_names]\n"
+        "RELOADED = importlib.reload(R).rnn_forward\n"
+        "COMPILED = {}\nexec(compile(SOURCE, 'elsewhere.py', 'exec'), COMPILED)\n"
+        "STUBS_ONLY = all('withheld' in f.__code__.co_names for f in (RELOADED, COMPILED['rnn_forward']))\n"
     )
-    verdict = _verify(tmp_path, answer)
-    # Recorded on the first call; any trapped call zeroes the exercise (pipeline._reconcile).
-    assert verdict.trapped == ("tiny_refs.reference_square",)
-    assert verdict.seeds[0] is False
+    honest = RNN_ANSWERS["rnn_unroll"].replace("states, h = [], h0", "assert not FILE_HAS_BODY and not ORIGINALS and STUBS_ONLY\n    states, h = [], h0")
+    nb = _rnn({**RNN_ANSWERS, "rnn_unroll": honest}, {"rnn_cell": ["def stack_time(states):\n    return np.stack(states, axis=1)\n", probe]})
+    unroll = next(e for e in exercises("07_rnn") if e.name == "rnn_unroll")
+    verdicts, _ = _reverify(tmp_path, nb, [unroll], support=())
+    # PASSED only if the file shows no body, gc finds no original, reload and compile give stubs.
+    assert _all(verdicts["rnn_unroll"], SeedResult.PASSED), verdicts["rnn_unroll"]
 
 
-def test_answers_memorised_for_the_notebook_seeds_fail_the_secret_seed(tmp_path: Path) -> None:
-    # The answer looks the notebook's cases up (they are public) instead of computing.
-    answer = (
-        "import numpy as np\n_SEEN = {}\n"
-        "from tiny_checks import SQUARE\n"
-        "for _seed in (0, 1):\n"
-        "    for _case in SQUARE.cases(_seed):\n"
-        "        _SEEN[_case.args[0].tobytes()] = _case.args[0] * _case.args[0]\n"
-        "def square(x):\n    return _SEEN.get(x.tobytes(), np.zeros_like(x))\n"
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "import tiny_refs\ndef square(x):\n    return tiny_refs.reference_square(x)\n",
+        "import importlib, tiny_refs\ndef square(x):\n    return importlib.reload(tiny_refs).reference_square(x)\n",
+        "import tiny_refs\nNS = {}\nexec(compile(open(tiny_refs.__file__).read(), 'mine.py', 'exec'), NS)\n"
+        "def square(x):\n    return NS['reference_square'](x)\n",
+        "import gc, sys, types\nsys.setprofile(None)\n"
+        "def square(x):\n    for f in gc.get_objects():\n"
+        "        if isinstance(f, types.FunctionType) and f.__name__ == 'reference_square':\n"
+        "            try:\n                return f(x)\n            except BaseException:\n                continue\n"
+        "    return x * 0\n",
+    ],
+    ids=["direct", "reload", "compile-elsewhere", "setprofile-gc"],
+)
+def test_calling_the_reference_is_reached_and_never_passes(tmp_path: Path, attack: str) -> None:
+    verdicts, _ = _reverify(tmp_path, _tiny({"square": attack}), [tiny_checks.SQUARE])
+    verdict = verdicts["square"]
+    # The reference, or the stub of it that tiny_checks (a checks module) re-exports.
+    assert verdict.reached and all(name.endswith(".reference_square") for name in verdict.reached)
+    assert SeedResult.PASSED not in verdict.seeds.values()
+
+
+# ---------------------------------------------------------------- what nbgrader would have run
+
+
+def test_cells_after_the_test_cell_do_not_count(tmp_path: Path) -> None:
+    nb = _tiny(
+        {"softsign": "def softsign(x):\n    return x / (1.0 + magnitude(x))\n"},
+        {
+            "test_softsign_hidden": ["def magnitude(x):\n    return np.abs(x)\n"],  # too late, as in nbgrader
+            "test_square_hidden": ["def square(x):\n    return 0 * x\n"],  # a later redefinition
+        },
     )
-    verdict = _verify(tmp_path, answer)
-    assert verdict.seeds[0] and verdict.seeds[1] and not verdict.seeds[SECRET]
+    verdicts, _ = _reverify(tmp_path, nb, TINY)
+    assert _all(verdicts["square"], SeedResult.PASSED)
+    softsign = verdicts["softsign"]
+    assert _all(softsign, SeedResult.RAISED) and "NameError" in softsign.message and "magnitude" in softsign.message
 
 
-def test_answer_that_never_returns_times_out(tmp_path: Path) -> None:
-    verdict = _verify(tmp_path, "def square(x):\n    while True:\n        pass\n")
-    assert "timed out" in verdict.error and not any(verdict.seeds.values())
+def test_raising_cells_are_issues_and_magics_are_harmless(tmp_path: Path) -> None:
+    nb = _tiny(
+        {"square": "def square(x):\n    return x * x\nraise RuntimeError('after the def')\n"},
+        {"setup": ["%matplotlib inline", "!ls /", "np.random.seed(0)", "raise ValueError('oops')"]},
+    )
+    verdicts, _ = _reverify(tmp_path, nb, TINY)
+    assert all(_all(v, SeedResult.PASSED) for v in verdicts.values()), verdicts
+    square = verdicts["square"]
+    answer_cell = next(i for i, c in enumerate(nb.cells) if _gid(c) == "square")
+    assert [(i.index, i.kind) for i in square.cell_issues] == [(answer_cell - 1, "raised"), (answer_cell, "raised")]
+    assert "oops" in square.cell_issues[0].message and "after the def" in square.cell_issues[1].message
 
 
-def test_always_equal_object_cannot_cross(tmp_path: Path) -> None:
-    answer = "class E(float):\n    def __eq__(self, o): return True\ndef square(x):\n    return E(0.0)\n"
-    verdict = _verify(tmp_path, answer)
-    assert not any(verdict.seeds.values())
-    assert "not numbers/arrays" in verdict.message
+def test_not_defined_says_what_to_fix(tmp_path: Path) -> None:
+    nb = _tiny({"square": "def squared(x):\n    return x * x\n"})
+    verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
+    assert verdict.problem is VerifyProblem.NOT_DEFINED
+    assert "`square` is not defined" in verdict.problem_detail and "answer cell" in verdict.problem_detail
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    ["import time\ntime.sleep(60)\n", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n"],
+    ids=["sleeps-60s", "ignores-its-time-box"],
+)
+def test_a_long_experiment_costs_at_most_its_time_box(tmp_path: Path, experiment: str) -> None:
+    limits = Limits(**tinycourse.FAST_LIMITS)
+    baseline = _reverify(tmp_path / "a", _tiny(), TINY, limits=limits)[1]
+    verdicts, seconds = _reverify(tmp_path / "b", _tiny(inserted={"setup": [experiment]}), TINY, limits=limits)
+    print(f"{len(TINY)} exercises: {baseline:.1f} s without the experiment, {seconds:.1f} s with it")
+    assert all(_all(v, SeedResult.PASSED) for v in verdicts.values()), verdicts
+    kinds = [[i.kind for i in verdicts[e.name].cell_issues] for e in TINY]
+    assert kinds == [["timed out"], ["skipped"], ["skipped"]]
+    assert seconds - baseline < 3.0 + 1.5 + 6.0  # box + watchdog grace + one restart, on a loaded machine
+    assert seconds < limits.verify_timeout * len(TINY) + 30
+
+
+def test_checks_are_no_ops_and_registry_helpers_are_withheld(tmp_path: Path) -> None:
+    nb = _tiny(inserted={"square": ["check_square(lambda x: 0 * x)\nCHECKED = True", "from tiny_checks import SQUARE\nSQUARE.cases(0)"]})
+    verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
+    assert _all(verdict, SeedResult.PASSED)
+    assert [i.kind for i in verdict.cell_issues] == ["raised"]
+    assert "withheld" in verdict.cell_issues[0].message and verdict.reached == ()
+
+
+# ---------------------------------------------------------------- review, limits, secrets
+
+
+def test_a_copied_reference_is_named_for_review(tmp_path: Path) -> None:
+    copied = 'def square(values):\n    """My own square."""\n    return values * values\n'
+    verdicts, _ = _reverify(tmp_path, _tiny({"square": copied, "softsign": "def softsign(x):\n    return x / (np.abs(x) + 1.0)\n"}), TINY[:2])
+    assert verdicts["square"].copied_from == "tiny_refs.reference_square"
+    assert verdicts["softsign"].copied_from == ""  # the same maths, written differently
+    assert _all(verdicts["square"], SeedResult.PASSED)  # a lead for the instructor, not a failure
+
+
+def test_checks_functions_passed_as_case_arguments_are_kept_in_the_view(tmp_path: Path) -> None:
+    # numerical_gradient's cases pass f_quadratic, f_softmax_loss, ... of the checks module:
+    # inputs, not references. The view keeps them (and what they use); the rest stays withheld.
+    exercise = next(e for e in exercises("03_backprop") if e.name == "numerical_gradient")
+    nb = _student(nbformat.read(str(ROOT / "solutions" / "03_backprop.ipynb"), as_version=4), {}, {})
+    verdict = _reverify(tmp_path, nb, [exercise], support=())[0]["numerical_gradient"]
+    assert verdict.problem is None and _all(verdict, SeedResult.PASSED), verdict
+    stub = next((tmp_path / "views").glob("*numerical_gradient")) / "course_lib" / "checks" / "nb03_backprop.py"
+    text = stub.read_text()
+    assert "def f_quadratic(v: np.ndarray)" in text and "_QUADRATIC_A = " in text
+    assert "def chain_rule_reference(*args, **kwargs):\n    raise _withheld(" in text
+
+
+def _relu_cases(seed: int) -> list[Case]:
+    from course_lib.np_ref.activations import relu
+
+    return [Case((relu, np.linspace(-1.0, 1.0, 5)))]
+
+
+def test_a_reference_passed_as_a_case_argument_is_unverifiable(tmp_path: Path) -> None:
+    apply = Exercise(
+        notebook="00_tiny", name="apply", kind="function", judge=lambda case, out: None, cases=_relu_cases,
+        references=("course_lib.np_ref.activations.relu",),
+    )  # fmt: skip
+    nb = _tiny(inserted={"setup": ["def apply(f, x):\n    return f(x)\n"]})
+    verdict = _reverify(tmp_path, nb, [apply])[0]["apply"]
+    assert verdict.problem is VerifyProblem.UNVERIFIABLE and verdict.reached == ()  # not tampering
+    assert "course_lib.np_ref.activations.relu" in verdict.problem_detail
+
+
+def _noisy_cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    return [Case((np.arange(3.0) + seed % 7,), {"rng": np.random.default_rng(seed)}, label=f"x {rng.normal():.6f}")]
+
+
+def _careless_judge(case: Case | None, output: object) -> None:
+    assert case is not None
+    rng = case.kwargs["rng"]  # a judge that prints everything it has: the generator and its state
+    if not np.allclose(output, case.args[0] * 2):
+        raise AssertionError(f"noisy [{case.label}] with {rng!r} {rng.bit_generator.state}: got {output}")
+
+
+NOISY = Exercise(notebook="00_tiny", name="noisy", kind="function", judge=_careless_judge, cases=_noisy_cases)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "def noisy(x, *, rng):\n    raise ValueError(f'{rng!r} {rng.bit_generator!r} {rng.bit_generator.state}')\n",
+        "def noisy(x, *, rng):\n    return x * 3\n",
+        # Right on the notebook's seeds, wrong (with everything printed) on any other.
+        "PUBLIC = {np.random.default_rng(s).bit_generator.state['state']['state'] for s in (0, 1)}\n"
+        "def noisy(x, *, rng):\n    if rng.bit_generator.state['state']['state'] in PUBLIC:\n        return x * 2\n"
+        "    raise ValueError(str(rng.bit_generator.state) + repr(rng))\n",
+    ],
+    ids=["raises-with-state", "wrong-value", "fails-only-the-secret-seed"],
+)
+def test_no_message_carries_the_secret_or_a_generator(tmp_path: Path, answer: str) -> None:
+    nb = _tiny()
+    nb.cells += [
+        new_code_cell(answer, metadata={"nbgrader": {"grade_id": "noisy", "solution": True, "grade": False, "locked": False}}),
+        new_code_cell("check_noisy(noisy)", metadata={"nbgrader": {"grade_id": "test_noisy", "grade": True, "locked": True, "points": 1}}),
+        new_code_cell("check_noisy(noisy, seed=1)", metadata={"nbgrader": {"grade_id": "test_noisy_hidden", "grade": True, "locked": True, "points": 1}}),
+    ]  # fmt: skip
+    verdict = _reverify(tmp_path, nb, [NOISY])[0]["noisy"]
+    assert SeedResult.PASSED not in (verdict.seeds[SECRET],)
+    secret_state = np.random.default_rng(SECRET).bit_generator.state["state"]
+    texts = [verdict.message, verdict.problem_detail, *(i.message for i in verdict.cell_issues)]
+    assert verdict.message  # something is said ...
+    for text in texts:  # ... but nothing derived from the secret seed, and no generator
+        assert str(SECRET) not in text and str(secret_state["state"]) not in text and str(secret_state["inc"]) not in text
+        assert "Generator(" not in text and "PCG64" not in text and "'state'" not in text
+    if "PUBLIC" in answer:
+        assert verdict.seeds[0] is SeedResult.PASSED and verdict.seeds[1] is SeedResult.PASSED
+        assert "secret seed" in verdict.message
+
+
+def test_nothing_one_exercise_writes_reaches_the_next(tmp_path: Path) -> None:
+    # Each child gets fresh /tmp, /var/tmp, /dev/shm and work folder, cannot read the
+    # grader's plan or cases, and sees no other exercise's view.
+    probe = (
+        "import os\nMARKS = ('/tmp/mark', '/var/tmp/mark', '/dev/shm/mark', 'mark')\n"
+        "SEEN = [p for p in MARKS if os.path.exists(p)]\n"
+        "for p in MARKS:\n    open(p, 'w').write('left by an earlier exercise')\n"
+        "LEAKS = [p for p in ('/tmp/.views', '/tmp/job/verify/plan.json', '/tmp/job/verify/cases/0.bin',\n"
+        f"                    '/proc/1/root{ROOT}/course_lib/np_ref/recurrent.py', '/proc/1/root/tmp/.views')\n"
+        "         if os.access(p, os.R_OK)]\n"
+    )
+    careful = "def softsign(x):\n    assert not SEEN and not LEAKS, (SEEN, LEAKS)\n    return x / (1.0 + np.abs(x))\n"
+    verdicts, _ = _reverify(tmp_path, _tiny({"softsign": careful}, {"setup": [probe]}), TINY[:2])
+    assert _all(verdicts["softsign"], SeedResult.PASSED), verdicts["softsign"]
+    assert verdicts["softsign"].cell_issues == ()  # the probe could write everywhere it tried
+
+
+def test_student_code_ending_the_process_is_her_problem_not_the_graders(tmp_path: Path) -> None:
+    nb = _tiny(inserted={"setup": ["import os\nos._exit(0)"]})
+    verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
+    assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN)  # never "no report" (retried)
+    assert [(i.kind, "ended" in i.message) for i in verdict.cell_issues] == [("raised", True)]
+
+
+def test_the_child_holds_no_pipe_but_its_own_two(tmp_path: Path) -> None:
+    # Not the template's line to the parent: there, student code could forge verdicts.
+    probe = (
+        "import os, stat\nPIPES = [fd for fd in range(3, 4096)\n"
+        "         if (lambda fd: (lambda st: st is not None and stat.S_ISFIFO(st.st_mode))"
+        "(os.fstat(fd) if os.path.exists(f'/proc/self/fd/{fd}') else None))(fd)]\n"
+    )
+    careful = "def square(x):\n    assert len(PIPES) == 2, PIPES\n    return x * x\n"
+    verdict = _reverify(tmp_path, _tiny({"square": careful}, {"setup": [probe]}), [tiny_checks.SQUARE])[0]["square"]
+    assert _all(verdict, SeedResult.PASSED), verdict
+
+
+def test_assert_close_never_renders_a_generator_or_its_state() -> None:
+    from course_lib.testing import assert_close, scrub
+
+    rng = np.random.default_rng(SECRET)
+    state = rng.bit_generator.state
+    text = scrub(f"{rng!r} {rng.bit_generator!r} {state} {np.random.MT19937(SECRET).state}")
+    assert text.count("<random generator>") == 4 and str(state["state"]["state"]) not in text
+    with pytest.raises(AssertionError) as err:
+        assert_close(rng, np.zeros(2), name=f"dropout [rng={rng!r}, {state}]")
+    message = str(err.value)
+    assert message.startswith("dropout [rng=<random generator>, <random generator>]: wrong shape.")
+    assert "Generator(" not in message and str(state["state"]["state"]) not in message
+    with pytest.raises(AssertionError, match="got a random generator"):
+        assert_close(rng, np.float64(1.0))

@@ -1,0 +1,448 @@
+"""Course_lib views: the library as one exercise's re-verification process sees it.
+
+A view is a directory built in the trusted parent, once per (assignment, exercise) and
+cached under the run's ``views`` folder. It holds
+
+- ``course_lib/``: a copy of the package in which every reference of the exercise
+  (``Exercise.references``) is *withheld*: an AST transform of its module replaces the
+  function (or class) body with a call that raises ``ReferenceWithheld``, so neither
+  its code nor its source text is in the view; the original ``.py`` and ``__pycache__``
+  are never copied. ``course_lib/checks/`` is replaced by stubs with the same public
+  names: ``check_*`` do nothing, plain data constants keep their values, every other
+  public callable or object is withheld.
+- ``lib/``: the same transforms for support modules of the job's ``lib`` folder (a
+  course's own reference or checks module outside course_lib, e.g. the test course's).
+
+The re-verification child bind-mounts the view read-only over the real folders in its
+own mount namespace, so the references do not exist anywhere in that process.
+"""
+
+from __future__ import annotations
+
+import __future__
+import ast
+import base64
+import importlib
+import inspect
+import io
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import textwrap
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "EVIDENCE_FD",
+    "View",
+    "Withheld",
+    "build_view",
+    "case_inputs",
+    "checks_modules",
+    "withheld_callables",
+    "withheld_for",
+]
+
+# The child dup2()s its progress pipe here; a withheld stub writes the name it was
+# called under, so a call is in the parent's hands even if the student empties lists.
+EVIDENCE_FD = 1000
+_RUNTIME = "_withheld"  # course_lib/_withheld.py, present in every view only
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]")
+
+_RUNTIME_SOURCE = f'''"""Withheld references of this re-verification (generated; exists only in a view)."""
+
+import os as _os
+
+__all__ = ["ReferenceWithheld", "REACHED", "withheld", "WithheldObject"]
+
+REACHED = []
+
+
+class ReferenceWithheld(BaseException):
+    """A course_lib reference of the exercise being re-verified was called. A
+    BaseException, so that ``except Exception`` in an answer does not swallow it."""
+
+
+def withheld(name, exercise):
+    REACHED.append(name)
+    try:
+        _os.write({EVIDENCE_FD}, ("W " + name + "\\n").encode())
+    except OSError:
+        pass
+    return ReferenceWithheld(
+        name + " is withheld while " + exercise + " is re-verified: it computes the answer. "
+        "Write the computation in your own code instead of calling it."
+    )
+
+
+class WithheldObject:
+    """Stands for a course_lib object (e.g. an exercise record) that is withheld."""
+
+    def __init__(self, name, exercise):
+        object.__setattr__(self, "_name", (name, exercise))
+
+    def __getattr__(self, attr):
+        raise withheld(object.__getattribute__(self, "_name")[0], object.__getattribute__(self, "_name")[1])
+
+    def __call__(self, *args, **kwargs):
+        raise withheld(*object.__getattribute__(self, "_name"))
+
+    def __repr__(self):
+        return "<withheld " + object.__getattribute__(self, "_name")[0] + ">"
+'''
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """One reference, resolved to where it is defined."""
+
+    dotted: str  # as named in Exercise.references
+    module: str  # the module whose source defines it
+    name: str  # its top-level name there
+
+    @property
+    def defined(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True)
+class View:
+    """A built view: ``root/course_lib`` and ``root/lib/<module>.py`` overrides."""
+
+    root: Path
+    lib_overrides: tuple[str, ...]  # file names in the job's lib folder that the view replaces
+
+    @property
+    def course_lib(self) -> Path:
+        return self.root / "course_lib"
+
+
+def withheld_for(exercise: Any) -> list[Withheld]:
+    """The exercise's references, each resolved (in this trusted process) to its defining module."""
+    out: list[Withheld] = []
+    for dotted in exercise.references:
+        module_name, _, attr = dotted.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"{exercise.name}: reference {dotted!r} cannot be resolved ({exc})") from None
+        home = getattr(obj, "__module__", None) or module_name
+        name = getattr(obj, "__name__", attr)
+        if getattr(sys.modules.get(home), name, None) is not obj:  # an alias we cannot follow
+            home, name = module_name, attr
+        out.append(Withheld(dotted, home, name))
+    return out
+
+
+def checks_modules(support: Path | None) -> set[str]:
+    """Modules replaced by stubs: every ``course_lib.checks`` module, and support modules
+    that hold an exercise record (a course's own checks module)."""
+    from course_lib.checks import _core
+
+    names = {"course_lib.checks"}
+    package = importlib.import_module("course_lib.checks")
+    for path in Path(package.__file__).parent.glob("*.py"):
+        if path.stem != "__init__":
+            names.add(f"course_lib.checks.{path.stem}")
+    for path in _support_files(support):
+        module = sys.modules.get(path.stem)
+        if module is not None and any(isinstance(v, _core.Exercise) for v in vars(module).values()):
+            names.add(path.stem)
+    return names
+
+
+def withheld_callables(exercise: Any, support: Path | None, keep: Mapping[str, frozenset[str]] = {}) -> dict[int, str]:
+    """id -> dotted name of every live object a view of ``exercise`` withholds; used to
+    refuse cases that pass one of them as an argument (they could not run in the view).
+    ``keep``: checks-module names the view defines after all (see ``case_inputs``)."""
+    out: dict[int, str] = {}
+    for ref in withheld_for(exercise):
+        obj = getattr(sys.modules.get(ref.module), ref.name, None)
+        if obj is not None:
+            out[id(obj)] = ref.defined
+    for module_name in checks_modules(support):
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for key, value in vars(module).items():
+            if key in keep.get(module_name, ()):
+                continue
+            if not key.startswith("_") and callable(value) and not key.startswith("check_"):
+                out.setdefault(id(value), f"{module_name}.{key}")
+    return out
+
+
+def case_inputs(exercise: Any, functions: Iterable[Any], support: Path | None) -> dict[str, frozenset[str]] | str:
+    """Checks-module functions that the cases pass as arguments (a test function whose
+    gradient the answer computes, say) are inputs, not references: the view keeps them,
+    with the module globals they use. Returns module -> names to keep, or why a function
+    cannot be kept (it is, or needs, something the view withholds)."""
+    stubs = checks_modules(support)
+    refs = {r.defined for r in withheld_for(exercise)}
+    keep: dict[str, set[str]] = {}
+    for func in functions:
+        module_name = getattr(func, "__module__", "") or ""
+        dotted = f"{module_name}.{getattr(func, '__qualname__', '?')}"
+        if dotted in refs:
+            return f"its cases pass {dotted}, a reference of this very exercise"
+        if module_name in stubs:
+            why = _keep(sys.modules[module_name], func.__qualname__, refs, stubs, keep.setdefault(module_name, set()))
+            if why:
+                return why
+    return {m: frozenset(names) for m, names in keep.items()}
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _keep(module: types.ModuleType, name: str, refs: set[str], stubs: set[str], keep: set[str]) -> str:
+    if name in keep:
+        return ""
+    func = vars(module).get(name)
+    if not isinstance(func, types.FunctionType) or func.__module__ != module.__name__:
+        return f"its cases pass {module.__name__}.{name}, which the re-verification process cannot rebuild"
+    keep.add(name)
+    for global_name in sorted(_global_names(func.__code__) & set(vars(module))):
+        value = vars(module)[global_name]
+        home = getattr(value, "__module__", "") or ""
+        if isinstance(value, types.FunctionType) and home == module.__name__:
+            why = _keep(module, global_name, refs, stubs, keep)
+            if why:
+                return why
+        elif isinstance(value, types.ModuleType) or _constant(value) is not None:
+            keep.add(global_name)
+        elif callable(value) and home.startswith("course_lib.") and home not in stubs:
+            if f"{home}.{getattr(value, '__qualname__', '')}" in refs:
+                return f"its cases pass {module.__name__}.{name}, which calls the withheld {home}.{value.__qualname__}"
+            keep.add(global_name)
+        else:
+            return f"its cases pass {module.__name__}.{name}, which uses {global_name} (cannot be rebuilt)"
+    return ""
+
+
+def _support_files(support: Path | None) -> list[Path]:
+    return sorted(support.glob("*.py")) if support is not None and support.is_dir() else []
+
+
+def _key(exercise: Any) -> str:
+    return _SAFE_KEY.sub("_", f"{exercise.notebook}__{exercise.name}")
+
+
+def build_view(
+    views: Path, exercise: Any, *, support: Path | None = None, keep: Mapping[str, frozenset[str]] = {}
+) -> View:
+    """The view of ``exercise`` under ``views`` (built once; concurrent callers may race:
+    each builds in a temporary folder and the first ``rename`` wins). ``keep``: from
+    ``case_inputs``, the same for every build of one exercise."""
+    import course_lib
+
+    root = views / _key(exercise)
+    source_dir = Path(course_lib.__file__).resolve().parent
+    refs = withheld_for(exercise)
+    stubs = checks_modules(support)
+    overrides = tuple(
+        p.name for p in _support_files(support) if p.stem in stubs or any(r.module == p.stem for r in refs)
+    )
+    if root.is_dir():
+        return View(root, overrides)
+    views.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=views))
+    try:
+        build = _Build(refs, stubs, exercise.name, keep)
+        _copy_package(source_dir, tmp / "course_lib", "course_lib", build)
+        (tmp / "course_lib" / f"{_RUNTIME}.py").write_text(_RUNTIME_SOURCE)
+        (tmp / "lib").mkdir()
+        for path in _support_files(support):
+            if path.name in overrides:
+                text = _module_text(path, path.stem, build)
+                (tmp / "lib" / path.name).write_text(text)
+        _readable(tmp)
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another thread won the race: its view is the same
+            if not root.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return View(root, overrides)
+
+
+def _readable(root: Path) -> None:
+    # The child reads the view as `nobody` after dropping privileges.
+    for dirpath, _, files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+
+
+@dataclass(frozen=True)
+class _Build:
+    refs: list[Withheld]
+    stubs: set[str]  # modules replaced by stubs
+    exercise: str
+    keep: Mapping[str, frozenset[str]]  # stub module -> names kept as they are
+
+
+def _copy_package(src: Path, dst: Path, package: str, build: _Build) -> None:
+    dst.mkdir(parents=True)
+    for entry in sorted(src.iterdir()):
+        if entry.name == "__pycache__" or entry.suffix in (".pyc", ".pyo"):
+            continue
+        if entry.is_dir():
+            _copy_package(entry, dst / entry.name, f"{package}.{entry.name}", build)
+        elif entry.suffix == ".py":
+            module = package if entry.stem == "__init__" else f"{package}.{entry.stem}"
+            (dst / entry.name).write_text(_module_text(entry, module, build))
+        else:
+            shutil.copyfile(entry, dst / entry.name)
+
+
+def _module_text(path: Path, module: str, build: _Build) -> str:
+    if module in build.stubs:
+        return checks_stub(module, build.exercise, keep=build.keep.get(module, frozenset()))
+    names = {r.name: r.defined for r in build.refs if r.module == module}
+    text = path.read_text()
+    return withhold_source(text, names, build.exercise) if names else text
+
+
+# ------------------------------------------------------------ withholding by AST transform
+
+
+def _raise_withheld(dotted: str, exercise: str) -> ast.stmt:
+    call = f"raise __import__('course_lib.{_RUNTIME}', fromlist=['withheld']).withheld({dotted!r}, {exercise!r})"
+    return ast.parse(call).body[0]
+
+
+def withhold_source(source: str, names: dict[str, str], exercise: str) -> str:
+    """``source`` with each top-level function/class in ``names`` (name -> dotted name)
+    reduced to a stub that raises ``ReferenceWithheld``: signature kept, body and
+    docstring gone. Raises ValueError when a name has no top-level definition."""
+    tree = ast.parse(source)
+    found: set[str] = set()
+    for index, node in enumerate(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
+            node.body = [_raise_withheld(names[node.name], exercise)]
+            found.add(node.name)
+        elif isinstance(node, ast.ClassDef) and node.name in names:
+            raise_stmt = _raise_withheld(names[node.name], exercise)
+            methods = ast.parse(
+                "def __new__(cls, *args, **kwargs):\n    pass\n"
+                "def __init__(self, *args, **kwargs):\n    pass\n"
+            ).body
+            for method in methods:
+                assert isinstance(method, ast.FunctionDef)
+                method.body = [raise_stmt]
+            tree.body[index] = ast.ClassDef(
+                name=node.name, bases=node.bases, keywords=node.keywords, body=methods, decorator_list=[], type_params=[]
+            )
+            found.add(node.name)
+    missing = set(names) - found
+    if missing:
+        raise ValueError(f"no top-level definition of {sorted(missing)} to withhold")
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+# ------------------------------------------------------------ stubs of checks modules
+
+
+def checks_stub(module_name: str, exercise: str, *, keep: frozenset[str] = frozenset()) -> str:
+    """Source of a stub with the public names of ``module_name`` (imported here, in the
+    trusted parent): ``check_*`` no-ops, plain data kept, everything else withheld —
+    except the names in ``keep`` (case inputs and what they use), defined as they are."""
+    module = importlib.import_module(module_name)
+    lines = [
+        f'"""Stub of {module_name} for re-verification: checks do nothing, helpers are withheld."""',
+        "from __future__ import annotations",
+        "import base64 as _b64, io as _io, importlib as _importlib",
+        "import numpy as _np",
+        f"from course_lib.{_RUNTIME} import withheld as _withheld, WithheldObject as _WithheldObject",
+    ]
+    public = getattr(module, "__all__", None)
+    if isinstance(public, (list, tuple)):
+        lines.append(f"__all__ = {[str(n) for n in public]!r}")
+    for name, value in sorted(vars(module).items()):
+        if name in keep:
+            lines.append(_kept(name, value, module_name))
+            continue
+        if name.startswith("_") or not name.isidentifier():
+            continue
+        dotted = f"{module_name}.{name}"
+        if isinstance(value, __future__._Feature):  # `from __future__ import annotations`
+            continue
+        if isinstance(value, types.ModuleType):
+            if not value.__name__.startswith("course_lib.checks"):
+                lines.append(f"{name} = _importlib.import_module({value.__name__!r})")
+            continue
+        if name.startswith("check_") and callable(value):
+            lines.append(f"def {name}(*args, **kwargs):\n    return None")
+            continue
+        constant = _constant(value)
+        if constant is not None:
+            lines.append(f"{name} = {constant}")
+        elif callable(value):
+            lines.append(f"def {name}(*args, **kwargs):\n    raise _withheld({dotted!r}, {exercise!r})")
+        else:
+            lines.append(f"{name} = _WithheldObject({dotted!r}, {exercise!r})")
+    return "\n".join(lines) + "\n"
+
+
+def _kept(name: str, value: Any, module_name: str) -> str:
+    """The definition of a kept name: a function's own source, a module, a constant, or
+    an import of a course_lib function from its (view's) module."""
+    if isinstance(value, types.ModuleType):
+        return f"{name} = _importlib.import_module({value.__name__!r})"
+    if isinstance(value, types.FunctionType) and value.__module__ == module_name:
+        return textwrap.dedent(inspect.getsource(value)).rstrip()
+    constant = _constant(value)
+    if constant is not None:
+        return f"{name} = {constant}"
+    return f"{name} = getattr(_importlib.import_module({value.__module__!r}), {value.__qualname__!r})"
+
+
+def _constant(value: Any, depth: int = 0) -> str | None:
+    """A Python expression rebuilding plain data, or None when ``value`` is not plain data."""
+    if depth > 8:
+        return None
+    kind = type(value)
+    if value is None or kind in (bool, int, str, bytes):
+        return repr(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else f"float({repr(value)!r})"
+    if kind in (tuple, list, frozenset):
+        items = [_constant(v, depth + 1) for v in value]
+        if any(i is None for i in items):
+            return None
+        body = ", ".join(items)  # type: ignore[arg-type]
+        return {tuple: f"({body}{',' if len(items) == 1 else ''})", list: f"[{body}]"}.get(kind, f"frozenset([{body}])")
+    if kind is dict:
+        pairs = [(_constant(k, depth + 1), _constant(v, depth + 1)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+    if kind is np.ndarray or isinstance(value, np.generic) and kind.__module__ == "numpy":
+        arr = np.asarray(value)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            return None
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        loaded = f"_np.load(_io.BytesIO(_b64.b64decode({base64.b64encode(buf.getvalue()).decode()!r})), allow_pickle=False)"
+        return loaded if kind is np.ndarray else f"{loaded}[()]"
+    return None
+
+
+def reference_source(ref: Withheld) -> str:
+    """The reference's own source text, read in the trusted parent (for ``copied_from``)."""
+    return inspect.getsource(getattr(importlib.import_module(ref.module), ref.name))
