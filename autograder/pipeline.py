@@ -178,7 +178,8 @@ class _Layout:
 
     tests: dict[str, list[int]]  # exercise -> indices of its test cells, in order
     hidden: frozenset[int]  # indices of test cells whose source is withheld
-    answered: frozenset[str]  # exercises with an answer that is not the released stub
+    answered: frozenset[str]  # exercises with an answer cell
+    stubs: frozenset[str]  # ... that is still the released stub
     answer_cells: dict[int, str]  # index -> exercise, for the answer cells
 
 
@@ -196,11 +197,9 @@ def _layout(canon: Any, release: nbformat.NotebookNode, registry: dict[str, Any]
                 hidden.add(index)
         elif gid in canon.answers:
             answer_cells[index] = gid
-    answered = {
-        name for name, src in canon.answers.items()
-        if name not in canon.missing_answers and src.strip() != stubs.get(name, None)
-    }  # fmt: skip
-    return _Layout(tests, frozenset(hidden), frozenset(answered), answer_cells)
+    answered = {name for name in canon.answers if name not in canon.missing_answers}
+    unchanged = {name for name in answered if canon.answers[name].strip() == stubs.get(name)}
+    return _Layout(tests, frozenset(hidden), frozenset(answered), frozenset(unchanged), answer_cells)
 
 
 def _static_evidence(nb: nbformat.NotebookNode, layout: _Layout, job: Job) -> list[LocatedEvidence]:
@@ -266,11 +265,11 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     not_run = _not_run(executed, run)
     outcomes = []
     for name, indices in layout.tests.items():
-        cells = [_test_cell(executed.cells[i], i, source, seeds, not_run, layout) for i in indices]
+        cells = [_test_cell(executed.cells[i], i, seeds, not_run, layout) for i in indices]
         evidence = evidence_for(name, indices[0], located)
         outcome = score_exercise(
             name, cells, verdicts.get(name), registered=name in registry, answered=name in layout.answered,
-            evidence=evidence,
+            stub=name in layout.stubs, evidence=evidence,
         )  # fmt: skip
         _write_outcome(executed, indices, outcome, layout, not_run)
         outcomes.append(outcome)
@@ -349,7 +348,6 @@ def _not_run(nb: nbformat.NotebookNode, run: ExecutionResult) -> frozenset[int]:
 def _test_cell(
     cell: nbformat.NotebookNode,
     index: int,
-    source: nbformat.NotebookNode,
     seeds: dict[str, frozenset[int]],
     not_run: frozenset[int],
     layout: _Layout,
@@ -377,7 +375,7 @@ def _write_outcome(
             cell.outputs = []  # never ran the real test here: only our verdict stands
             if scored.score > 0:
                 cell.outputs.append(new_output("stream", name="stdout", text="autograder: checked in a separate process\n"))
-        if scored.score < scored.max_score and not _has_error(cell):
+        if scored.score == 0 < scored.max_score and not _has_error(cell):
             _error(cell, scored)
         elif scored.score >= scored.max_score:
             cell.outputs = [o for o in cell.outputs if not _is_failure(o)]

@@ -117,11 +117,14 @@ def score_exercise(
     *,
     registered: bool,
     answered: bool,
+    stub: bool = False,
     evidence: Sequence[Evidence] = (),
 ) -> ExerciseOutcome:
     """One exercise's outcome. ``registered``: course_lib has an Exercise for it;
-    ``answered``: the graded notebook has an answer cell that is not the released stub;
-    ``evidence``: static evidence that applies to it (see ``evidence_for``)."""
+    ``answered``: the graded notebook has an answer cell for it; ``stub``: that cell is
+    the released stub (scored as usual, since another cell may define the answer, and
+    called UNANSWERED if it earns nothing); ``evidence``: static evidence that applies
+    to it (see ``evidence_for``)."""
     if not cells:
         raise ValueError(f"exercise {name!r}: no test cells")
     max_score = sum(c.points for c in cells)
@@ -162,6 +165,8 @@ def score_exercise(
             for s in scored if s.outcome is Outcome.TAMPERING
         ]  # fmt: skip
         return zero(Outcome.TAMPERING, message, found)
+    if stub and worst is not Outcome.VERIFIED and not any(s.score for s in scored):
+        return zero(Outcome.UNANSWERED, f"{name} is not answered (the released stub)")
     return ExerciseOutcome(
         name, worst, sum(s.score for s in scored), max_score, nb_score, message, (), tuple(scored), review
     )

@@ -59,6 +59,17 @@ def test_tests_passing_with_no_answer_is_tampering():
     assert out.evidence[0].where == "test_square"
 
 
+def test_released_stub_that_earns_nothing_is_unanswered_not_wrong():
+    out = score_exercise("square", cells(nb_visible=0.0), verdict(s0=R, s1=R, s2=R, **{f"s{SECRET}": R}),
+                         registered=True, answered=True, stub=True)  # fmt: skip
+    assert (out.outcome, out.score, out.evidence) == (Outcome.UNANSWERED, 0.0, ())
+
+
+def test_released_stub_with_the_answer_defined_in_another_cell_is_scored_as_usual():
+    out = score_exercise("square", cells(), verdict(), registered=True, answered=True, stub=True)
+    assert (out.outcome, out.score) == (Outcome.VERIFIED, 3.0)
+
+
 def test_not_registered_keeps_nbgrader_score_and_says_so():
     cs = [TestCell("test_square", 1.0, frozenset({0}), 1.0), TestCell("test_square_hidden", 2.0, frozenset({1}), 0.0)]
     out = score(cs, None, registered=False)
