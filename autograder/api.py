@@ -27,7 +27,8 @@ from autograder.gradebook import Ledger, merge_result
 from autograder.intake import Job, Manifest, collect
 from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs
 from autograder.release import ReleaseResult, release_course
-from autograder.sandbox import Limits, Protections, detect_protections
+from autograder.results import Status
+from autograder.sandbox import Limits, Protections, detect_protections, remove_tree
 
 __all__ = [
     "ExportResult",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-FINAL = {"graded", "flagged", "timed out", "failed", "missing", "unreadable"}
+FINAL = frozenset(Status)  # every status is final unless the record asks for a retry
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class GradeRun:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.results:
-            out[r.status] = out.get(r.status, 0) + 1
+            out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
 
 
@@ -85,7 +86,7 @@ class StatusReport:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {"pending": len(self.pending)} if self.pending else {}
         for r in self.results:
-            out[r.status] = out.get(r.status, 0) + 1
+            out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
 
 
@@ -165,6 +166,7 @@ def grade_class(
     _preload()
     scratch_root = run_dir / "scratch"
     scratch_root.mkdir(exist_ok=True)
+    remove_tree(scratch_root / "views")  # built anew each run, from the course_lib installed now
     os.chmod(scratch_root, 0o711)
     ctx = GradingContext(
         course=course,
@@ -184,8 +186,7 @@ def grade_class(
     done: list[SubmissionResult] = []
     for job in jobs:
         old = None if options.force else ledger.read(job.student, job.assignment)
-        retry = old is not None and old.reason.startswith(("grader error", "could not save"))
-        if old is not None and old.status in FINAL and not retry and old.digest == ctx.digest(job):
+        if old is not None and old.status in FINAL and not old.retry and old.digest == ctx.digest(job):
             done.append(old)
         else:
             todo.append(job)

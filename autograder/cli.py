@@ -66,21 +66,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def format_table(results: Sequence[object]) -> str:
-    """One row per submission; a student's missing notebooks share one row."""
+    """One row per submission; a student's missing notebooks share one row. "flagged"
+    rows list their evidence with where it was found; others say what to fix."""
+    from autograder.export import describe_submission
+    from autograder.results import Status
+
     rows = [("student", "notebook", "status", "score", "why")]
     missing: dict[str, list[str]] = {}
     for r in results:
-        if r.status == "missing":
+        if r.status is Status.MISSING:
             missing.setdefault(r.student, []).append(r.assignment)
     for r in results:
-        if r.status == "missing":
+        if r.status is Status.MISSING:
             names = missing.pop(r.student, None)
             if names:
                 label = names[0] if len(names) == 1 else f"({len(names)} notebooks)"
                 rows.append((r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason))
             continue
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
-        rows.append((r.student, r.assignment, r.status, score, r.reason[:90]))
+        rows.append((r.student, r.assignment, str(r.status), score, describe_submission(r, instructor=True)[:160]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * min(120, len(lines[0]) + 20))

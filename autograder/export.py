@@ -6,9 +6,13 @@ ledger. A submission that was not graded (missing, unreadable, failed) has an em
 score and its status — never a 0 that looks earned.
 
 - ``grades.csv``: one row per student, one score column per assignment + total.
-- ``submissions.csv``: one row per (student, assignment, exercise) with status.
+- ``submissions.csv``: one row per (student, assignment, exercise) with status, the
+  exercise's outcome, what to fix, its evidence and the instructor-only review note.
 - ``report/index.html`` with ``*.png``: score distribution per notebook and per
-  exercise, status counts, the flagged submissions, the sandbox's protections.
+  exercise, status counts, the flagged submissions with their evidence, what could
+  not run, answers to review, the sandbox's protections.
+
+"Flagged" is rendered only from evidence, each piece with where it was found.
 """
 
 from __future__ import annotations
@@ -20,9 +24,34 @@ from pathlib import Path
 
 from autograder.course import CourseDir
 from autograder.gradebook import Ledger
-from autograder.pipeline import SubmissionResult
+from autograder.pipeline import ExerciseScore, SubmissionResult
+from autograder.results import Outcome, Status
 
-__all__ = ["ExportResult", "export_grades", "gradebook_scores"]
+__all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
+
+_TO_FIX = (Outcome.WRONG, Outcome.COULD_NOT_RUN)
+
+
+def _outcome(e: ExerciseScore) -> str:
+    return "—" if e.outcome is None else str(e.outcome)
+
+
+def review_notes(r: SubmissionResult) -> list[str]:
+    """Instructor only: answers that reproduce the library's reference (never a flag)."""
+    return [f"{e.name}: review: answer matches the library's reference ({e.review})" for e in r.exercises if e.review]
+
+
+def describe_submission(r: SubmissionResult, *, instructor: bool = False) -> str:
+    """Why a submission has its status: the evidence (with where) when flagged; otherwise
+    the run's reason and, per exercise that was wrong or could not run, what to fix."""
+    if r.status is Status.FLAGGED:
+        parts = ["evidence: " + "; ".join(str(e) for e in r.evidence)]
+    else:
+        parts = [r.reason] if r.reason else []
+        parts += [f"{e.name} {e.outcome}: {e.note}" for e in r.exercises if e.outcome in _TO_FIX]
+    if instructor:
+        parts += review_notes(r)
+    return "; ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
@@ -87,21 +116,26 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
                 r = by_key.get((s, a))
                 t = total(r) if r else None
                 row_scores.append("" if t is None else f"{t:g}")
-                statuses.append(r.status if r else "missing")
+                statuses.append(str(r.status) if r else "missing")
                 tot += t or 0.0
             w.writerow([s, *row_scores, f"{tot:g}", *statuses])
 
     submissions_csv = run_dir / "submissions.csv"
     with submissions_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified"])
+        w.writerow(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
+                    "outcome", "note", "evidence", "review"])  # fmt: skip
         for r in records:
             grades = scores.get((r.student, r.assignment), {})
+            why = describe_submission(r)
             if not r.exercises:
-                w.writerow([r.student, r.assignment, r.status, r.reason, "", "", r.max_score, ""])
+                w.writerow([r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""])
             for e in r.exercises:
                 manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
-                w.writerow([r.student, r.assignment, r.status, r.reason, e.name, f"{manual:g}", f"{e.max_score:g}", e.verified])
+                evidence = "; ".join(str(x) for x in e.evidence)
+                review = f"answer matches the library's reference ({e.review})" if e.review else ""
+                w.writerow([r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
+                            e.verified, _outcome(e), e.note, evidence, review])  # fmt: skip
 
     report_dir = run_dir / "report"
     report_dir.mkdir(exist_ok=True)
@@ -143,9 +177,11 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
 
     counts: dict[str, int] = {}
     for r in records:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    flagged = [r for r in records if r.status == "flagged"]
-    problems = [r for r in records if r.status in ("failed", "timed out", "missing", "unreadable")]
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+    flagged = [r for r in records if r.status is Status.FLAGGED]
+    problems = [r for r in records if r.status in (Status.FAILED, Status.TIMED_OUT, Status.MISSING, Status.UNREADABLE)]
+    to_fix = [(r, e) for r in records for e in r.exercises if e.outcome in _TO_FIX]
+    review = [(r, e) for r in records for e in r.exercises if e.review]
     parts = [
         "<!doctype html><meta charset=utf-8><title>Grading report</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
@@ -158,6 +194,10 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
         _table(flagged) if flagged else "<p>None.</p>",
         "<h2>Not graded or cut short</h2>",
         _table(problems) if problems else "<p>None.</p>",
+        "<h2>Exercises that were wrong or could not run</h2>",
+        _exercise_table(to_fix, lambda e: e.note) if to_fix else "<p>None.</p>",
+        "<h2>To review (not flagged)</h2>",
+        _exercise_table(review, lambda e: f"answer matches the library's reference ({e.review})") if review else "<p>None.</p>",
     ]
     report = report_dir / "index.html"
     report.write_text("\n".join(parts))
@@ -167,7 +207,16 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
 def _table(records: list[SubmissionResult]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(r.student)}</td><td>{html.escape(r.assignment)}</td>"
-        f"<td>{html.escape(r.status)}</td><td>{html.escape(r.reason)}</td></tr>"
+        f"<td>{html.escape(str(r.status))}</td><td>{html.escape(describe_submission(r))}</td></tr>"
         for r in records
     )
     return f"<table><tr><th>student</th><th>notebook</th><th>status</th><th>why</th></tr>{rows}</table>"
+
+
+def _exercise_table(rows: list[tuple[SubmissionResult, ExerciseScore]], text) -> str:
+    body = "".join(
+        f"<tr><td>{html.escape(r.student)}</td><td>{html.escape(r.assignment)}</td><td>{html.escape(e.name)}</td>"
+        f"<td>{html.escape(_outcome(e))}</td><td>{html.escape(text(e))}</td></tr>"
+        for r, e in rows
+    )
+    return f"<table><tr><th>student</th><th>notebook</th><th>exercise</th><th>outcome</th><th>note</th></tr>{body}</table>"

@@ -1,9 +1,11 @@
 """Feedback step: one HTML page per student from the graded notebooks.
 
-The page lists, per assignment, the status, the score per exercise and anything the
-instructor should know the student was told (flags, repaired cells), followed by the
-graded notebooks rendered with nbconvert. Hidden test source is replaced by a
-placeholder unless ``show_hidden`` — the failure messages stay, as they teach.
+The page lists, per assignment, the status (flagged only with its evidence and where
+it was found), the score, outcome and what to fix per exercise, and the repairs made
+to the notebook, followed by the graded notebooks rendered with nbconvert. Hidden test
+source never reached the student's kernel (the graded notebook holds a placeholder);
+the page says "source not shown" unless ``show_hidden``, which restores the
+instructor's source from the course. Instructor-only review notes are not shown.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import nbformat
 
 from autograder.canonical import nbgrader_meta
 from autograder.course import CourseDir
+from autograder.export import describe_submission
 from autograder.gradebook import Ledger
+from autograder.pipeline import HIDDEN_PLACEHOLDER
 
-__all__ = ["FeedbackResult", "write_feedback", "hide_hidden_tests"]
+__all__ = ["FeedbackResult", "hide_hidden_tests", "show_hidden_tests", "write_feedback"]
 
 _HIDDEN = re.compile(r"^[ \t]*#+\s*BEGIN HIDDEN TESTS.*?^[ \t]*#+\s*END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 
@@ -31,9 +35,22 @@ class FeedbackResult:
 
 def hide_hidden_tests(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in nb.cells:
-        if nbgrader_meta(cell).get("grade") and "HIDDEN TESTS" in cell.source:
-            points = nbgrader_meta(cell).get("points", 0)
-            cell.source = _HIDDEN.sub(f"# hidden tests ({points} points): source not shown\n", cell.source)
+        points = nbgrader_meta(cell).get("points", 0)
+        shown = f"# hidden tests ({points} points): source not shown\n"
+        if nbgrader_meta(cell).get("grade") and cell.source == HIDDEN_PLACEHOLDER:
+            cell.source = shown
+        elif nbgrader_meta(cell).get("grade") and "HIDDEN TESTS" in cell.source:
+            cell.source = _HIDDEN.sub(shown, cell.source)
+    return nb
+
+
+def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The instructor's hidden test source back in place of the placeholder."""
+    canonical = {nbgrader_meta(c).get("grade_id"): c.source for c in source.cells}
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("grade") and cell.source == HIDDEN_PLACEHOLDER and gid in canonical:
+            cell.source = canonical[gid]
     return nb
 
 
@@ -68,20 +85,25 @@ def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[s
         rows = []
         for r in records:
             score = "—" if r.score is None else f"{r.score:g} / {r.max_score:g}"
-            rows.append(f"<tr><td>{html.escape(r.assignment)}</td><td class='{r.status.split()[0]}'>{html.escape(r.status)}</td>"
-                        f"<td>{score}</td><td>{html.escape(r.reason)}</td></tr>")
+            status = str(r.status)
+            rows.append(f"<tr><td>{html.escape(r.assignment)}</td><td class='{status.split()[0]}'>{html.escape(status)}</td>"
+                        f"<td>{score}</td><td>{html.escape(describe_submission(r))}</td></tr>")
         parts.append("<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>" + "".join(rows) + "</table>")
         for r in records:
             parts.append(f"<div class=nb><h2>{html.escape(r.assignment)}</h2>")
             if r.exercises:
-                parts.append("<table><tr><th>exercise</th><th>score</th><th>note</th></tr>" + "".join(
-                    f"<tr><td>{html.escape(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td><td>{html.escape(e.note)}</td></tr>"
+                parts.append("<table><tr><th>exercise</th><th>score</th><th>outcome</th><th>note</th></tr>" + "".join(
+                    f"<tr><td>{html.escape(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
+                    f"<td>{html.escape('—' if e.outcome is None else str(e.outcome))}</td><td>{html.escape(e.note)}</td></tr>"
                     for e in r.exercises) + "</table>")
             for note in r.notes:
                 parts.append(f"<p><em>{html.escape(note.splitlines()[0] if note else '')}</em></p>")
             graded = course.autograded(student, r.assignment)
             if graded.exists():
                 nb = nbformat.read(str(graded), as_version=4)
+                if show_hidden:
+                    source = course.source(r.assignment)
+                    nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
                 parts.append(_render(nb if show_hidden else hide_hidden_tests(nb)))
             parts.append("</div>")
         page = out_dir / f"{student}.html"

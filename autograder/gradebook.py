@@ -4,8 +4,19 @@ nbgrader's gradebook (SQLite by default, any URL nbgrader accepts) holds the sco
 merging uses nbgrader's own ``SaveAutoGrades``, which writes ``auto_score`` and never
 touches ``manual_score``, so manual overrides survive re-grading. The ledger (one
 JSON file per submission under ``<run>/ledger/``) holds what nbgrader has no column
-for: status, reason, flags, notes and the digest that lets a re-run skip what is
-already graded.
+for: the typed status, each exercise's outcome and evidence, the submission's evidence,
+notes, ``retry`` and the digest that lets a re-run skip what is already graded.
+
+Ledger record (JSON, ``sort_keys``)::
+
+    {"student", "assignment", "status": Status value, "reason", "score": float|null,
+     "max_score", "retry": bool, "evidence": [{"kind", "where", "detail"}], "notes": [...],
+     "digest", "seconds", "execute_seconds", "verify_seconds",
+     "exercises": [{"name", "score", "max_score", "nbgrader_score", "verified",
+                    "note", "outcome": Outcome value|null, "evidence": [...], "review"}]}
+
+Records written before outcomes existed (no ``outcome``, a ``flags`` list) still read:
+``outcome`` is None (shown as "—"), nothing is inferred from the old prose.
 
 Every merge holds ``GradebookLock`` (an flock on a file beside the ledger, plus a
 thread lock), so two graders running at once cannot lose each other's updates.
@@ -26,6 +37,7 @@ import nbformat
 
 from autograder.course import CourseDir
 from autograder.pipeline import ExerciseScore, SubmissionResult
+from autograder.results import Evidence, Outcome, Status
 
 __all__ = ["GradebookLock", "Ledger", "merge_result"]
 
@@ -66,13 +78,17 @@ class Ledger:
             data = json.loads(path.read_text())
         except ValueError:
             return None
-        data["exercises"] = [ExerciseScore(**e) for e in data.get("exercises", [])]
-        return SubmissionResult(**data)
+        try:
+            return _record(data)
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged record: graded again, never half-read
 
     def write(self, result: SubmissionResult) -> None:
         data = asdict(result)
         data.pop("notebook", None)
-        data["exercises"] = [asdict(e) for e in result.exercises]
+        data["status"] = Status(result.status).value
+        for e in data["exercises"]:
+            e["outcome"] = e["outcome"].value if e["outcome"] is not None else None
         path = self.path(result.student, result.assignment)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -86,6 +102,25 @@ class Ledger:
             if record is not None:
                 out.append(record)
         return out
+
+
+def _evidence(items: list[dict]) -> list[Evidence]:
+    return [Evidence(str(e["kind"]), str(e["where"]), str(e.get("detail", ""))) for e in items]
+
+
+def _record(data: dict) -> SubmissionResult:
+    """A ledger record -> SubmissionResult; old records (``flags``, no outcomes) included."""
+    data.pop("flags", None)  # prose from before evidence was typed: not read back
+    data["status"] = Status(data["status"])
+    data["evidence"] = _evidence(data.get("evidence", []))
+    exercises = []
+    for e in data.get("exercises", []):
+        outcome = e.get("outcome")
+        e["outcome"] = Outcome(outcome) if outcome is not None else None
+        e["evidence"] = tuple(_evidence(e.get("evidence", [])))
+        exercises.append(ExerciseScore(**e))
+    data["exercises"] = exercises
+    return SubmissionResult(**data)
 
 
 def merge_result(result: SubmissionResult, *, course: CourseDir, run_dir: Path) -> None:

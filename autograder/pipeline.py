@@ -1,20 +1,21 @@
-"""The grading pipeline: intake -> canonicalize -> execute -> re-verify -> reconcile -> merge.
+"""The grading pipeline: intake -> canonicalize -> execute + re-verify -> score -> merge.
 
 ``grade_job`` grades one (student, assignment) in its own scratch directory and
 returns a ``SubmissionResult``; ``grade_jobs`` runs many in parallel and merges each
 result into the gradebook as it finishes (under ``gradebook.GradebookLock``), so an
 interrupted run keeps everything merged so far and a re-run resumes.
 
-Scoring rule: nbgrader's score for a test cell counts only if re-verification of the
-exercise agrees (same seeds pass, plus a secret seed for hidden tests, and no trapped
-call to the course_lib reference). Otherwise the exercise gets 0 and the submission
-is flagged with the reason.
+This module gathers facts (nbgrader's cell scores, re-verification verdicts, static
+evidence); ``autograder.scoring`` decides, as pure functions. The hidden test cells of
+re-verified exercises never reach the student's kernel: their source is replaced by a
+placeholder, their points come from re-verification, and the outcome is written into
+the cell before nbgrader's ``SaveAutoGrades`` reads it.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -28,14 +29,38 @@ from nbformat.v4 import new_output
 
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
-from autograder.execute import prepare_scratch, run_notebook
+from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
 from autograder.intake import Job
+from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
 from autograder.sandbox import Limits, Protections
-from autograder.verify import SETUP_FAILED, UNVERIFIABLE, Verdict, VerifyItem, run_verification, test_seeds
+from autograder.scan import scan_cells, scan_files
+from autograder.scoring import (
+    CellScore,
+    ExerciseOutcome,
+    LocatedEvidence,
+    NotebookRun,
+    RunEnd,
+    TestCell,
+    decide_submission,
+    evidence_for,
+    score_exercise,
+)
+from autograder.sandbox import remove_tree
+from autograder.verify import reverify, test_seeds
 
-__all__ = ["ExerciseScore", "GradingContext", "SubmissionResult", "grade_job", "grade_jobs", "read_submission"]
+__all__ = [
+    "HIDDEN_PLACEHOLDER",
+    "ExerciseScore",
+    "GradingContext",
+    "SubmissionResult",
+    "grade_job",
+    "grade_jobs",
+    "read_submission",
+]
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
+HIDDEN_PLACEHOLDER = "# Hidden tests: run by the autograder in a separate process.\n"
+_HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
 
 @dataclass(frozen=True)
@@ -43,22 +68,26 @@ class ExerciseScore:
     name: str
     score: float
     max_score: float
-    nbgrader_score: float  # before reconciliation with re-verification
-    verified: bool | None  # None: no registered Exercise, nbgrader only
-    note: str = ""
+    nbgrader_score: float  # what nbgrader alone gave
+    verified: bool | None  # True: verified; None: nbgrader only; False: anything else
+    note: str = ""  # the outcome's message: what to fix, or what was found
+    outcome: Outcome | None = None  # None only in ledger records written before outcomes existed
+    evidence: tuple[Evidence, ...] = ()
+    review: str = ""  # instructor only: the reference the answer reproduces (never a flag)
 
 
 @dataclass
 class SubmissionResult:
     student: str
     assignment: str
-    status: str  # graded | failed | timed out | missing | unreadable | flagged
-    reason: str = ""
+    status: Status
+    reason: str = ""  # rendered from the typed fields, for people
     score: float | None = None  # None when nothing could be graded
     max_score: float = 0.0
     exercises: list[ExerciseScore] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)  # why it is flagged; empty unless flagged
     notes: list[str] = field(default_factory=list)
+    retry: bool = False  # a grader-side failure: the next ``grade`` run grades it again
     digest: str = ""
     seconds: float = 0.0
     execute_seconds: float = 0.0
@@ -71,7 +100,7 @@ class GradingContext:
     course: CourseDir
     sources: dict[str, nbformat.NotebookNode]  # instructor notebooks by assignment
     releases: dict[str, nbformat.NotebookNode]
-    scratch_root: Path
+    scratch_root: Path  # per-job scratch folders, and views/ (course_lib views shared by the run)
     hide: list[Path]
     limits: Limits
     protections: Protections
@@ -80,17 +109,25 @@ class GradingContext:
     drop_demo: bool = True
     verify: bool = True
 
+    @property
+    def views(self) -> Path:
+        """The run's course_lib views (one per exercise, built once, shared by the grading threads)."""
+        return self.scratch_root / "views"
+
     def digest(self, job: Job) -> str:
         h = hashlib.sha256(GRADER_VERSION.encode())
         h.update(nbformat.writes(self.sources[job.assignment]).encode())
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
         if job.path is not None and job.path.exists():
             h.update(job.path.read_bytes())
+        for path in getattr(job, "beside", ()):
+            if Path(path).is_file():
+                h.update(Path(path).read_bytes())
         return h.hexdigest()
 
 
-def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
-    """The notebook, or None and why it cannot be read."""
+def _read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook, or None and why it cannot be read (moves to ``autograder.intake``)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -106,188 +143,283 @@ def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     return nb, ""
 
 
+try:  # the intake helper's copy, once merged
+    from autograder.intake import read_submission  # type: ignore[attr-defined]
+except ImportError:
+    read_submission = _read_submission
+
+
 def _exercise_registry(assignment: str) -> dict[str, Any]:
     from course_lib.checks import exercises
 
     return {ex.name: ex for ex in exercises(assignment)}
 
 
-def _error(cell: nbformat.NotebookNode, ename: str, message: str) -> None:
-    cell.outputs.append(new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
+def _exercise_of(grade_id: str) -> str:
+    return grade_id.removeprefix("test_").removesuffix("_hidden")
+
+
+def _is_test(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and bool(nbgrader_meta(cell).get("grade"))
 
 
 def grade_job(job: Job, ctx: GradingContext) -> SubmissionResult:
-    """Grade one submission; never raises (an internal error becomes status 'failed')."""
+    """Grade one submission; never raises (an internal error becomes FAILED, retried by the next run)."""
     start = time.monotonic()
-    result = SubmissionResult(job.student, job.assignment, job.status, notes=list(job.notes), digest=ctx.digest(job))
+    result = SubmissionResult(job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job))
     try:
         _grade(job, ctx, result)
     except Exception as exc:
-        result.status, result.score = "failed", None
+        result.status, result.score, result.retry = Status.FAILED, None, True
         result.reason = f"grader error: {type(exc).__name__}: {exc}"
         result.notes.append(traceback.format_exc(limit=3)[-600:])
     result.seconds = time.monotonic() - start
     return result
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What the pipeline knows about the graded notebook before running it."""
+
+    tests: dict[str, list[int]]  # exercise -> indices of its test cells, in order
+    hidden: frozenset[int]  # indices of test cells whose source is withheld
+    answered: frozenset[str]  # exercises with an answer cell
+    stubs: frozenset[str]  # ... that is still the released stub
+    answer_cells: dict[int, str]  # index -> exercise, for the answer cells
+
+
+def _layout(canon: Any, release: nbformat.NotebookNode, registry: dict[str, Any]) -> _Layout:
+    nb = canon.notebook
+    stubs = {nbgrader_meta(c).get("grade_id"): c.source.strip() for c in release.cells}
+    tests: dict[str, list[int]] = {}
+    hidden, answer_cells = set(), {}
+    for index, cell in enumerate(nb.cells):
+        gid = nbgrader_meta(cell).get("grade_id")
+        if _is_test(cell):
+            tests.setdefault(_exercise_of(gid), []).append(index)
+            # Only a registered exercise can be scored without nbgrader running its hidden tests.
+            if _HIDDEN_MARK in cell.source and _exercise_of(gid) in registry:
+                hidden.add(index)
+        elif gid in canon.answers:
+            answer_cells[index] = gid
+    answered = {name for name in canon.answers if name not in canon.missing_answers}
+    unchanged = {name for name in answered if canon.answers[name].strip() == stubs.get(name)}
+    return _Layout(tests, frozenset(hidden), frozenset(answered), frozenset(unchanged), answer_cells)
+
+
+def _static_evidence(nb: nbformat.NotebookNode, layout: _Layout, job: Job) -> list[LocatedEvidence]:
+    """Scan the student-written code cells (answers and cells without nbgrader metadata),
+    one cell per call so every piece of evidence is attributed to its cell by construction,
+    and the files submitted beside the notebook."""
+    located = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or (nbgrader_meta(cell) and index not in layout.answer_cells):
+            continue
+        for ev in scan_cells([(index, cell.source)]):
+            located.append(LocatedEvidence(ev, index, layout.answer_cells.get(index)))
+    beside = tuple(getattr(job, "beside", ()))
+    if beside and job.path is not None:
+        located.extend(LocatedEvidence(ev, None) for ev in scan_files(beside, job.path.parent))
+    return located
+
+
+def _withhold_hidden(nb: nbformat.NotebookNode, layout: _Layout) -> nbformat.NotebookNode:
+    """The notebook the student's kernel runs: hidden test source replaced by a placeholder."""
+    shown = copy.deepcopy(nb)
+    for index in layout.hidden:
+        shown.cells[index].source = HIDDEN_PLACEHOLDER
+    return shown
+
+
 def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     if job.status == "missing" or job.path is None:
-        result.status, result.reason = "missing", "; ".join(job.notes[:1]) or "no notebook"
+        result.status, result.reason = Status.MISSING, "; ".join(job.notes[:1]) or "no notebook"
         return
     submitted, why = read_submission(job.path)
     if submitted is None:
-        result.status, result.reason = "unreadable", f"{job.path.name}: {why}"
+        result.status, result.reason = Status.UNREADABLE, f"{job.path.name}: {why}"
         return
     source, release = ctx.sources[job.assignment], ctx.releases[job.assignment]
     canon = canonicalize(submitted, source=source, release=release, drop_demo=ctx.drop_demo)
     result.notes.extend(canon.notes)
+    registry = _exercise_registry(job.assignment) if ctx.verify else {}
+    layout = _layout(canon, release, registry)
+    graded = _withhold_hidden(canon.notebook, layout)
+    located = _static_evidence(canon.notebook, layout, job)
+    seeds = _seeds(source, ctx.secret_seed)
 
-    # Execution and re-verification are independent (re-verification needs only the
-    # answer cells), so they run at the same time, each in its own fresh sandbox.
+    # Execution and re-verification are independent, so they run at the same time,
+    # each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
-    verify_scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify"
     prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
     verdicts: dict[str, Verdict] = {}
+    to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
     try:
         with ThreadPoolExecutor(max_workers=1) as side:
-            if ctx.verify:
-                prepare_scratch(verify_scratch, support=ctx.support, protections=ctx.protections)
-                t0 = time.monotonic()
-                pending = side.submit(_reverify, ctx, job.assignment, canon.answers, verify_scratch)
-            run = run_notebook(
-                canon.notebook, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections
-            )
-            if ctx.verify:
+            t0 = time.monotonic()
+            pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds) if to_verify else None
+            run = run_notebook(graded, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections)
+            if pending is not None:
                 verdicts = pending.result()
                 result.verify_seconds = time.monotonic() - t0
         result.execute_seconds = run.seconds
-        executed = run.notebook if run.notebook is not None else canon.notebook
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(verify_scratch, ignore_errors=True)
+        remove_tree(scratch)
 
-    broken = next((v.error for v in verdicts.values() if v.error.startswith(SETUP_FAILED)), "")
-    if broken:  # the grader's fault, not the student's: never a flag, never a silent pass
-        result.status, result.reason = "failed", f"re-verification could not run: {broken}"
-        return
-    _mark_unexecuted(executed, run.stopped_at if not run.completed else None, run)
-    _reconcile(executed, source, verdicts, ctx, result, job.assignment)
-    result.notebook = executed
-    result.max_score = sum(e.max_score for e in result.exercises)
-    result.score = sum(e.score for e in result.exercises)
-    if run.notebook is None:
-        result.status, result.reason, result.score = "failed", run.error or "no result from the sandbox", None
-    elif result.flags:
-        result.status, result.reason = "flagged", "; ".join(result.flags)
-    elif run.timed_out:
-        result.status = "timed out"
-        result.reason = run.error or f"stopped at cell {run.stopped_at}; points before it kept"
-    elif run.kernel_died:
-        result.status, result.reason = "failed", f"kernel died at cell {run.stopped_at}; points before it kept"
-    elif run.error:
-        result.status, result.reason = "failed", run.error
-        if not any(c.get("execution_count") for c in executed.cells if c.cell_type == "code"):
-            result.score = None  # nothing ran: no score at all, never an honest-looking 0
-    else:
-        result.status = "graded"
+    executed = run.notebook if run.notebook is not None else graded
+    not_run = _not_run(executed, run)
+    outcomes = []
+    for name, indices in layout.tests.items():
+        cells = [_test_cell(executed.cells[i], i, seeds, not_run, layout) for i in indices]
+        evidence = evidence_for(name, indices[0], located)
+        outcome = score_exercise(
+            name, cells, verdicts.get(name), registered=name in registry, answered=name in layout.answered,
+            stub=name in layout.stubs, evidence=evidence,
+        )  # fmt: skip
+        _write_outcome(executed, indices, outcome, layout, not_run)
+        outcomes.append(outcome)
+
+    problems = [v.problem for v in verdicts.values() if v.problem in (VerifyProblem.SETUP_FAILED, VerifyProblem.NO_REPORT)]
+    decision = decide_submission(_run_facts(run, executed), outcomes, [item.evidence for item in located], problems)
+    result.exercises = [_exercise_score(o) for o in outcomes]
+    result.status, result.reason, result.retry = decision.status, decision.reason, decision.retry
+    result.evidence = list(decision.evidence)
+    result.notes.extend(decision.notes)
+    result.notes.extend(f"{o.name}: {o.message}" for o in outcomes if o.outcome is Outcome.NOT_VERIFIED)
+    result.max_score = sum(o.max_score for o in outcomes)
+    result.score = sum(o.score for o in outcomes) if decision.scored else None
+    result.notebook = executed if run.notebook is not None and decision.scored else None
 
 
-def _mark_unexecuted(nb: nbformat.NotebookNode, stopped_at: int | None, run: Any) -> None:
-    """Test cells that never ran must not score: nbgrader gives full marks to a grade
-    cell without an error output."""
-    if stopped_at is None and run.notebook is not None and run.completed:
-        return
-    why = "the kernel died" if run.kernel_died else "the notebook ran out of time" if run.timed_out else "execution failed"
+def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[int]]:
+    """grade_id -> the seeds its canonical cell checks (hidden cells: + the secret seed)."""
+    out = {}
+    for cell in source.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if _is_test(cell):
+            extra = {secret} if gid.endswith("_hidden") or _HIDDEN_MARK in cell.source else set()
+            out[gid] = frozenset(test_seeds(cell.source)) | extra
+    return out
+
+
+def _reverify(
+    ctx: GradingContext, job: Job, graded: nbformat.NotebookNode, exercises: list[Any], seeds: dict[str, frozenset[int]]
+) -> dict[str, Verdict]:
+    per_exercise: dict[str, set[int]] = {ex.name: {ctx.secret_seed} for ex in exercises}
+    for gid, cell_seeds in seeds.items():
+        if _exercise_of(gid) in per_exercise:
+            per_exercise[_exercise_of(gid)].update(cell_seeds)
+
+    def once(todo: list[Any], attempt: int) -> dict[str, Verdict]:
+        scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify{attempt}"
+        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+        try:
+            return reverify(
+                graded, todo, seeds={ex.name: tuple(sorted(per_exercise[ex.name])) for ex in todo},
+                scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections,
+                views=ctx.views,
+            )  # fmt: skip
+        finally:
+            remove_tree(scratch)
+
+    verdicts = once(exercises, 0)
+    # No report is the infrastructure's failure (a killed process), not the student's:
+    # one more try for exactly those exercises.
+    again = [ex for ex in exercises if verdicts.get(ex.name) is None or verdicts[ex.name].problem is VerifyProblem.NO_REPORT]
+    if again:
+        verdicts.update(once(again, 1))
+    for ex in exercises:
+        verdicts.setdefault(ex.name, Verdict(ex.name, problem=VerifyProblem.NO_REPORT))
+    return verdicts
+
+
+def _not_run(nb: nbformat.NotebookNode, run: ExecutionResult) -> frozenset[int]:
+    """Indices of test cells nbgrader never ran (the run stopped earlier)."""
+    if run.notebook is not None and run.completed:
+        return frozenset()
+    out = set()
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not nbgrader_meta(cell).get("grade"):
+        if not _is_test(cell):
             continue
         # Without a known stop (hard kill), a cell that never got an execution count never ran.
-        if (index > stopped_at) if stopped_at is not None else cell.get("execution_count") is None:
-            cell.outputs = []
-            _error(cell, "NotExecuted", f"autograder: not run because {why} earlier")
+        if (index > run.stopped_at) if run.stopped_at is not None else cell.get("execution_count") is None:
+            out.add(index)
+    return frozenset(out)
 
 
-def _reverify(ctx: GradingContext, assignment: str, answers: dict[str, str], scratch: Path) -> dict[str, Verdict]:
-    registry = _exercise_registry(assignment)
-    source = ctx.sources[assignment]
-    setup = next((c.source for c in source.cells if nbgrader_meta(c).get("grade_id") == "setup"), "")
-    items = []
-    for name, ex in registry.items():
-        if name not in answers:
-            continue
-        seeds: set[int] = {ctx.secret_seed}
-        for cell in source.cells:
-            if nbgrader_meta(cell).get("grade_id") in (f"test_{name}", f"test_{name}_hidden"):
-                seeds.update(test_seeds(cell.source))
-        items.append(VerifyItem(exercise=ex, answer=answers[name], seeds=tuple(sorted(seeds))))
-    return run_verification(
-        items, setup=setup, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections
-    )
-
-
-def _reconcile(
-    nb: nbformat.NotebookNode,
-    source: nbformat.NotebookNode,
-    verdicts: dict[str, Verdict],
-    ctx: GradingContext,
-    result: SubmissionResult,
-    assignment: str,
-) -> None:
+def _test_cell(
+    cell: nbformat.NotebookNode,
+    index: int,
+    seeds: dict[str, frozenset[int]],
+    not_run: frozenset[int],
+    layout: _Layout,
+) -> TestCell:
     from nbgrader.utils import determine_grade
 
-    canonical = {nbgrader_meta(c).get("grade_id"): c for c in source.cells}
-    groups: dict[str, list[nbformat.NotebookNode]] = {}
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if meta.get("grade") and cell.cell_type == "code":
-            gid = meta["grade_id"]
-            name = gid.removeprefix("test_").removesuffix("_hidden")
-            groups.setdefault(name, []).append(cell)
-    registry = _exercise_registry(assignment) if ctx.verify else {}
-    for name, cells in groups.items():
-        scores = [determine_grade(c)[0] or 0.0 for c in cells]
-        max_score = sum(float(nbgrader_meta(c)["points"]) for c in cells)
-        nb_score = float(sum(scores))
-        verdict = verdicts.get(name)
-        if name not in registry:
-            result.exercises.append(ExerciseScore(name, nb_score, max_score, nb_score, None, "not re-verified"))
-            continue
-        if verdict is None:  # no answer cell found: the tests ran against nothing
-            result.exercises.append(ExerciseScore(name, nb_score, max_score, nb_score, nb_score == 0, "no answer"))
-            if nb_score > 0:
-                result.flags.append(f"{name}: tests passed but no answer cell was found")
-                _zero(cells, "no answer cell for this exercise")
-                result.exercises[-1] = ExerciseScore(name, 0.0, max_score, nb_score, False, "no answer")
-            continue
-        if verdict.error.startswith(UNVERIFIABLE):  # the grader's limit: said, never hidden
-            result.notes.append(f"{name}: {verdict.error}; nbgrader's score kept")
-            result.exercises.append(ExerciseScore(name, nb_score, max_score, nb_score, None, verdict.error[:200]))
-            continue
-        problem = ""
-        if verdict.trapped:
-            problem = f"called course_lib's reference {', '.join(verdict.trapped)}"
-        else:
-            for cell, score in zip(cells, scores, strict=True):
-                gid = nbgrader_meta(cell)["grade_id"]
-                seeds = set(test_seeds(canonical[gid].source)) if gid in canonical else {0}
-                if gid.endswith("_hidden"):
-                    seeds.add(ctx.secret_seed)
-                agrees = all(verdict.seeds.get(s, False) for s in seeds)
-                if score > 0 and not agrees:
-                    why = verdict.error or verdict.message or "different result"
-                    problem = f"{gid} passed in the notebook but not on re-verification ({why[:200]})"
-                    break
-        if problem:
-            _zero(cells, problem)
-            result.flags.append(f"{name}: {problem}")
-            result.exercises.append(ExerciseScore(name, 0.0, max_score, nb_score, False, problem))
-        else:
-            result.exercises.append(ExerciseScore(name, nb_score, max_score, nb_score, True))
+    meta = nbgrader_meta(cell)
+    gid = meta["grade_id"]
+    score = None if index in not_run else float(determine_grade(cell)[0] or 0.0)
+    message = next(
+        (f"{o.get('ename', 'Error')}: {o.get('evalue', '')}"[:500] for o in cell.get("outputs", []) if o.output_type == "error"),
+        "",
+    )
+    return TestCell(gid, float(meta.get("points", 0)), seeds.get(gid, frozenset({0})), score, message, index in layout.hidden)
 
 
-def _zero(cells: list[nbformat.NotebookNode], why: str) -> None:
-    for cell in cells:
-        _error(cell, "AutograderVerificationError", why)
+def _write_outcome(
+    nb: nbformat.NotebookNode, indices: list[int], outcome: ExerciseOutcome, layout: _Layout, not_run: frozenset[int]
+) -> None:
+    """Make each test cell say what scoring decided, so ``SaveAutoGrades`` (which reads
+    outputs: an error output is 0, none is full marks) stores the same score."""
+    for index, scored in zip(indices, outcome.cells, strict=True):
+        cell = nb.cells[index]
+        if index in layout.hidden or index in not_run:
+            cell.outputs = []  # never ran the real test here: only our verdict stands
+            if scored.score > 0:
+                cell.outputs.append(new_output("stream", name="stdout", text="autograder: checked in a separate process\n"))
+        if scored.score == 0 < scored.max_score and not _has_error(cell):
+            _error(cell, scored)
+        elif scored.score >= scored.max_score:
+            cell.outputs = [o for o in cell.outputs if not _is_failure(o)]
+
+
+def _is_failure(output: Any) -> bool:
+    return output.output_type == "error" or (output.output_type == "stream" and output.get("name") == "stderr")
+
+
+def _has_error(cell: nbformat.NotebookNode) -> bool:
+    return any(_is_failure(o) for o in cell.outputs)
+
+
+def _error(cell: nbformat.NotebookNode, scored: CellScore) -> None:
+    ename = {Outcome.TAMPERING: "AutograderTampering", Outcome.COULD_NOT_RUN: "AutograderCouldNotRun"}.get(
+        scored.outcome, "AutograderCheckFailed"
+    )
+    message = scored.message or str(scored.outcome)
+    cell.outputs.append(new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"]))
+
+
+def _run_facts(run: ExecutionResult, nb: nbformat.NotebookNode) -> NotebookRun:
+    if run.notebook is None:
+        end = RunEnd.NO_RESULT
+    elif run.timed_out:
+        end = RunEnd.TIMED_OUT
+    elif run.kernel_died:
+        end = RunEnd.KERNEL_DIED
+    elif run.error or not run.completed:
+        end = RunEnd.ERROR
+    else:
+        end = RunEnd.COMPLETED
+    ran = any(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+    message = run.error
+    if end is RunEnd.TIMED_OUT and not message:
+        message = f"stopped at cell {run.stopped_at}; points before it kept"
+    return NotebookRun(end, message, run.stopped_at, ran)
+
+
+def _exercise_score(o: ExerciseOutcome) -> ExerciseScore:
+    verified = True if o.outcome is Outcome.VERIFIED else None if o.outcome is Outcome.NOT_VERIFIED else False
+    return ExerciseScore(o.name, o.score, o.max_score, o.nbgrader_score, verified, o.message, o.outcome, o.evidence, o.review)
 
 
 def grade_jobs(
@@ -307,7 +439,7 @@ def grade_jobs(
             try:
                 on_result(res)
             except Exception as exc:  # one failed merge must not stop the batch
-                res.status, res.score = "failed", None
+                res.status, res.score, res.retry = Status.FAILED, None, True
                 res.reason = f"could not save the result: {type(exc).__name__}: {exc}"[:300]
                 res.notebook = None
                 on_result(res)

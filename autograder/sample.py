@@ -27,29 +27,31 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_output
 
 from autograder.canonical import nbgrader_meta
+from autograder.results import Status
 
 __all__ = ["EXPECTED", "RECIPES", "solution_answers", "student_notebook", "write_sample_class"]
 
 _MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
-# status every submission of that student should get (None: depends on the notebook)
-EXPECTED = {
-    "perfect": "graded",
-    "partial": "graded",
-    "blank": "graded",
+# status every submission of that student should get (None: depends on the notebook).
+# FLAGGED always comes with evidence; every honest recipe is never flagged.
+EXPECTED: dict[str, Status | None] = {
+    "perfect": Status.GRADED,
+    "partial": Status.GRADED,
+    "blank": Status.GRADED,
     "corrupt": None,  # first notebook unreadable, the others graded
     "renamed": None,  # first notebook matched by content, second missing
-    "messy": "graded",
-    "looper": "timed out",
-    "crasher": "failed",
-    "hog": "graded",
-    "flood": "graded",
-    "patcher": "flagged",
-    "equalizer": "flagged",
-    "copycat": "flagged",
-    "hooker": "flagged",
-    "snoop": "graded",
-    "vandal": "graded",
+    "messy": Status.GRADED,
+    "looper": Status.TIMED_OUT,
+    "crasher": Status.FAILED,
+    "hog": Status.GRADED,
+    "flood": Status.GRADED,
+    "patcher": Status.FLAGGED,
+    "equalizer": Status.FLAGGED,
+    "copycat": Status.FLAGGED,
+    "hooker": Status.FLAGGED,
+    "snoop": Status.GRADED,
+    "vandal": Status.GRADED,
 }
 
 

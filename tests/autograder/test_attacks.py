@@ -1,41 +1,60 @@
 """The attack and fault corpus (autograder.sample recipes) on the tiny course, graded
 once with 2 workers: each submission gets its safe outcome, the rest of the class is
-graded, and nothing leaks or persists."""
+graded, and nothing leaks or persists. Honest recipes are never flagged; every
+dishonest one is flagged with evidence. Two test-local students join them: one whose
+answers lean on helper cells and her own earlier answer (full marks, no flag), and
+one whose pre_run_cell hook prints every cell it sees (hidden tests stay hidden)."""
 
 from __future__ import annotations
 
+import copy
+import csv
 import json
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell
 
 import tinycourse
 
 import autograder
 from autograder.course import CourseDir
+from autograder.results import Outcome, Status
+from autograder.sample import EXPECTED, solution_answers
 
 pytestmark = pytest.mark.slow
 STEM = tinycourse.STEM
 
 # recipe -> (status, score or None when nothing could be graded)
 OUTCOMES = {
-    "perfect": ("graded", 9.0),
-    "partial": ("graded", 6.0),  # square and answer_lr right, softsign left as released
-    "blank": ("graded", 0.0),
-    "corrupt": ("unreadable", None),
-    "renamed": ("graded", 9.0),  # "my final version.ipynb", matched by its cells
-    "messy": ("graded", 9.0),  # duplicated/deleted/stripped cells, forged outputs, old schema
-    "looper": ("timed out", 3.0),  # square's tests ran before the loop and keep their points
-    "crasher": ("failed", 3.0),  # kernel killed in the softsign cell
-    "hog": ("graded", 9.0),  # MemoryError under the rlimit, after the answer was defined
-    "flood": ("graded", 9.0),
-    "patcher": ("flagged", 0.0),
-    "equalizer": ("flagged", 0.0),
-    "copycat": ("flagged", 3.0),  # answer_lr is a value: copying 0.1 is not a reference call
-    "hooker": ("flagged", 0.0),
-    "snoop": ("graded", 9.0),
-    "vandal": ("graded", 9.0),
+    "perfect": (Status.GRADED, 9.0),
+    "partial": (Status.GRADED, 6.0),  # square and answer_lr right, softsign left as released
+    "blank": (Status.GRADED, 0.0),
+    "corrupt": (Status.UNREADABLE, None),
+    "renamed": (Status.GRADED, 9.0),  # "my final version.ipynb", matched by its cells
+    "messy": (Status.GRADED, 9.0),  # duplicated/deleted/stripped cells, forged outputs, old schema
+    # square's tests ran before the loop; softsign's cell loops in the fresh process too, and
+    # the (temporary) re-verification replays it for answer_lr as well: could not run, 0.
+    "looper": (Status.TIMED_OUT, 3.0),
+    "crasher": (Status.FAILED, 3.0),  # kernel killed in the softsign cell (and in the replay)
+    "hog": (Status.GRADED, 9.0),  # MemoryError under the rlimit, after the answer was defined (see below)
+    "flood": (Status.GRADED, 9.0),
+    "patcher": (Status.FLAGGED, 0.0),
+    "equalizer": (Status.FLAGGED, 0.0),
+    "copycat": (Status.FLAGGED, 3.0),  # answer_lr is a value: copying 0.1 is not a reference call
+    "hooker": (Status.FLAGGED, 0.0),
+    "snoop": (Status.GRADED, 9.0),
+    "vandal": (Status.GRADED, 9.0),
+}
+HONEST = ("perfect", "partial", "blank", "messy", "snoop", "vandal", "flood", "hog")
+# What re-verification must find for each dishonest recipe (by the evidence kind).
+DISHONEST = {
+    "patcher": "passed only in the notebook",
+    "equalizer": "passed only in the notebook",
+    "copycat": "reference reached",
+    "hooker": "passed only in the notebook",
 }
 
 
@@ -44,18 +63,59 @@ def _result(graded_class, student: str):
     return next(r for r in run.results if r.student == student and r.assignment == STEM)
 
 
-@pytest.mark.parametrize("student", sorted(OUTCOMES))
+@pytest.mark.parametrize("student", sorted(set(OUTCOMES) - {"hog"}))
 def test_every_submission_gets_its_safe_outcome(graded_class, student: str) -> None:
     status, score = OUTCOMES[student]
     result = _result(graded_class, student)
     assert (result.status, result.score) == (status, score), result.reason
 
 
+def test_hog_is_graded_and_only_its_replayed_allocation_can_cost_points(graded_class) -> None:
+    # The clean process replays the hog's cell (it fills the address space) before each
+    # later exercise; on a loaded machine that replay can outlast the per-exercise budget.
+    # Then that exercise could not run (0, not a flag); nothing else may differ.
+    result = _result(graded_class, "hog")
+    outcomes = {e.name: e for e in result.exercises}
+    assert result.status is Status.GRADED and not result.evidence
+    assert outcomes["square"].outcome is Outcome.VERIFIED  # before the hog's cell: never replays it
+    for later in (outcomes["softsign"], outcomes["answer_lr"]):
+        assert (later.outcome, later.score) == (Outcome.VERIFIED, 3.0) or (
+            later.outcome is Outcome.COULD_NOT_RUN and later.score == 0 and "timed out" in later.note
+        ), later
+    assert result.score == sum(e.score for e in result.exercises)
+
+
+def test_expected_statuses_in_sample_agree() -> None:
+    for recipe, (status, _) in OUTCOMES.items():
+        assert EXPECTED[recipe] in (None, status), recipe
+
+
+@pytest.mark.parametrize("student", HONEST)
+def test_honest_students_are_never_flagged(graded_class, student: str) -> None:
+    result = _result(graded_class, student)
+    assert result.status is not Status.FLAGGED and result.evidence == [], result.reason
+    assert all(e.outcome is not Outcome.TAMPERING for e in result.exercises)
+
+
+@pytest.mark.parametrize("student", sorted(DISHONEST))
+def test_every_tampering_recipe_is_flagged_with_evidence(graded_class, student: str) -> None:
+    result = _result(graded_class, student)
+    assert result.status is Status.FLAGGED
+    assert DISHONEST[student] in [e.kind for e in result.evidence]
+    assert all(e.where for e in result.evidence)
+    tampered = [e for e in result.exercises if e.outcome is Outcome.TAMPERING]
+    assert tampered and all(e.score == 0 and e.evidence for e in tampered)
+
+
 def test_reasons_say_what_happened(graded_class) -> None:
     assert "kernel died" in _result(graded_class, "crasher").reason
     assert "not a readable notebook" in _result(graded_class, "corrupt").reason
-    assert "reference" in _result(graded_class, "copycat").reason
-    assert "re-verification" in _result(graded_class, "patcher").reason
+    assert "reference reached" in _result(graded_class, "copycat").reason
+    assert "re-verification of" in _result(graded_class, "patcher").reason
+    partial = {e.name: e.outcome for e in _result(graded_class, "partial").exercises}
+    assert partial == {"square": Outcome.VERIFIED, "softsign": Outcome.UNANSWERED, "answer_lr": Outcome.VERIFIED}
+    looper = {e.name: e for e in _result(graded_class, "looper").exercises}
+    assert looper["softsign"].outcome is Outcome.COULD_NOT_RUN and "timed out" in looper["softsign"].note
     notes = " ".join(_result(graded_class, "messy").notes)
     assert "restored" in notes and "found by its definition" in notes and "duplicated" in notes
 
@@ -105,3 +165,100 @@ def test_flood_output_is_cut_in_bytes(graded_class) -> None:
 def test_protections_are_reported(graded_class) -> None:
     run, _ = graded_class
     assert (run.run_dir / "protections.txt").read_text().strip() == run.protections.summary
+
+
+# ---------------------------------------------------------------- test-local students
+
+HIDDEN_SOURCE = ("BEGIN HIDDEN TESTS", "seed=1", "seed=2")
+_RATE = "def _rate():\n    return 0.1\n"  # a helper in an inserted cell before every answer
+_MAGNITUDE = "def _magnitude(x):\n    return np.sqrt(square(x))  # her own earlier answer\n"
+_SPY = """\
+def _spy(info):
+    print("SAW:", info.raw_cell)
+get_ipython().events.register("pre_run_cell", _spy)
+"""
+
+
+def _student(source, release, *, inserted: dict[str, str], answers: dict[str, str]) -> nbformat.NotebookNode:
+    """The release with ``answers`` by grade_id and, before the answer cell of each key of
+    ``inserted``, one code cell with no nbgrader metadata."""
+    nb = copy.deepcopy(release)
+    cells = []
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in inserted:
+            cells.append(new_code_cell(inserted[gid]))
+        if gid in answers:
+            cell.source = answers[gid]
+        cells.append(cell)
+    nb.cells = cells
+    for cell in nb.cells:
+        cell.pop("id", None)
+    nb.nbformat_minor = 4
+    return nb
+
+
+@pytest.fixture(scope="module")
+def local_class(tiny_course, tiny_solutions, tmp_path_factory):
+    sources, releases = tiny_course
+    source, release = sources[STEM], releases[STEM]
+    answers = solution_answers(source)
+    helper = {**answers, "softsign": "def softsign(x):\n    return x / (1.0 + _magnitude(x))\n",
+              "answer_lr": "answer_lr = _rate()\n"}  # fmt: skip
+    root = tmp_path_factory.mktemp("local")
+    notebooks = {
+        "helper": _student(source, release, inserted={"square": _RATE, "softsign": _MAGNITUDE}, answers=helper),
+        "spy": _student(source, release, inserted={"square": _SPY}, answers=answers),
+    }
+    for student, nb in notebooks.items():
+        (root / "class" / student).mkdir(parents=True)
+        nbformat.write(nb, str(root / "class" / student / f"{STEM}.ipynb"))
+    run = tinycourse.grade(root / "class", root / "run", tiny_solutions)
+    return run
+
+
+def _local(run, student):
+    return next(r for r in run.results if r.student == student)
+
+
+def test_honest_helpers_and_calls_to_earlier_answers_earn_full_marks(local_class) -> None:
+    result = _local(local_class, "helper")
+    assert (result.status, result.score, result.evidence) == (Status.GRADED, 9.0, []), result.reason
+    assert [e.outcome for e in result.exercises] == [Outcome.VERIFIED] * 3
+
+
+def test_hidden_tests_never_reach_the_students_kernel(local_class) -> None:
+    result = _local(local_class, "spy")
+    assert result.score == 9.0  # hidden points come from re-verification
+    text = _outputs(local_class.run_dir, "spy")
+    assert "SAW:" in text and "check_square(square)" in text  # the hook ran and saw the visible tests
+    for needle in HIDDEN_SOURCE:
+        assert needle not in text
+    nb = nbformat.read(str(CourseDir.at(local_class.run_dir / "course").autograded("spy", STEM)), as_version=4)
+    for needle in HIDDEN_SOURCE:
+        assert not any(needle in cell.source for cell in nb.cells)
+
+
+def test_gradebook_holds_the_reverified_hidden_scores(local_class) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(CourseDir.at(local_class.run_dir / "course").db_url) as gb:
+        nb = gb.find_submission_notebook(STEM, STEM, "spy")
+        assert {g.name: g.score for g in nb.grades}["test_square_hidden"] == 2.0
+        assert nb.score == 9.0
+
+
+def test_feedback_and_report_never_show_hidden_source(local_class) -> None:
+    from autograder.export import export_grades
+    from autograder.feedback import write_feedback
+
+    write_feedback(run_dir=local_class.run_dir)
+    export_grades(run_dir=local_class.run_dir)
+    page = (local_class.run_dir / "feedback" / "spy.html").read_text()
+    report = (local_class.run_dir / "report" / "index.html").read_text()
+    assert "hidden tests (2 points): source not shown" in page
+    for text in (page, report):
+        for needle in HIDDEN_SOURCE:
+            assert needle not in text
+    rows = list(csv.DictReader((local_class.run_dir / "submissions.csv").open()))
+    assert {r["outcome"] for r in rows if r["student"] == "helper"} == {"verified"}

@@ -1,9 +1,11 @@
 """Runs: idempotent, sequential == parallel, resumable, manual overrides kept,
-two graders at once, and the command line."""
+two graders at once, the command line, the ledger format, and grader-side failures
+(re-run once, retried by the next run, never erasing evidence)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,12 @@ from pathlib import Path
 import pytest
 
 import tinycourse
-from autograder.cli import main
+from autograder import pipeline
+from autograder.cli import format_table, main
+from autograder.export import describe_submission
+from autograder.gradebook import Ledger
+from autograder.pipeline import ExerciseScore, SubmissionResult
+from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
 from tinycourse import SUPPORT, grade, make_class
 
 pytestmark = pytest.mark.slow
@@ -67,6 +74,9 @@ def test_cli_status_feedback_export(graded_class, capsys) -> None:
     assert main(["status", "--run-dir", run_dir]) == 0
     out = capsys.readouterr().out
     assert "corrupt" in out and "unreadable" in out and "flagged" in out
+    flagged_rows = [line for line in out.splitlines() if "  flagged  " in line]
+    assert flagged_rows and all("evidence: " in line for line in flagged_rows)  # never a bare flag
+    assert "flagged" not in next(line for line in out.splitlines() if line.startswith("perfect "))
 
     assert main(["feedback", "--run-dir", run_dir]) == 0
     page = (run.run_dir / "feedback" / "perfect.html").read_text()
@@ -80,6 +90,11 @@ def test_cli_status_feedback_export(graded_class, capsys) -> None:
     assert rows["blank"][STEM] == "0"
     report = (run.run_dir / "report" / "index.html").read_text()
     assert "Flagged submissions" in report and "patcher" in report
+    assert "reference reached (re-verification of square)" in report  # copycat's evidence, with where
+    rows = list(csv.DictReader((run.run_dir / "submissions.csv").open()))
+    looper = {r["exercise"]: r for r in rows if r["student"] == "looper"}
+    assert looper["softsign"]["outcome"] == "could not run" and "Restart the kernel" in looper["softsign"]["note"]
+    assert all(r["status"] != "flagged" or r["reason"].startswith("evidence: ") for r in rows)
     assert (run.run_dir / "report" / "scores_per_notebook.png").stat().st_size > 1000
     assert (run.run_dir / "report" / "scores_per_exercise.png").exists()
 
@@ -89,3 +104,79 @@ def test_grade_reports_missing_submissions_folder(tiny_solutions, tmp_path, caps
                  *[a for p in SUPPORT for a in ("--support", str(p))]])  # fmt: skip
     assert code == 2
     assert "no submissions" in capsys.readouterr().err
+
+
+def _record() -> SubmissionResult:
+    ev = Evidence("reference reached", "re-verification of square", "tiny_refs.reference_square")
+    return SubmissionResult(
+        "ann", STEM, Status.FLAGGED, "reference reached", 3.0, 9.0,
+        [ExerciseScore("square", 0.0, 3.0, 3.0, False, "reference reached", Outcome.TAMPERING, (ev,)),
+         ExerciseScore("answer_lr", 3.0, 3.0, 3.0, True, "", Outcome.VERIFIED, (), "tiny_refs.lr")],
+        [ev], ["a note"], retry=True, digest="d",
+    )  # fmt: skip
+
+
+def test_ledger_round_trips_typed_fields(tmp_path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.write(_record())
+    back = ledger.read("ann", STEM)
+    assert back == _record()
+    assert back.status is Status.FLAGGED and back.exercises[0].outcome is Outcome.TAMPERING
+    data = json.loads(ledger.path("ann", STEM).read_text())
+    assert data["status"] == "flagged" and data["exercises"][0]["outcome"] == "tampering"
+    assert data["evidence"] == [{"kind": "reference reached", "where": "re-verification of square",
+                                 "detail": "tiny_refs.reference_square"}]  # fmt: skip
+
+
+def test_ledger_reads_records_from_before_outcomes(tmp_path) -> None:
+    old = {"student": "bob", "assignment": STEM, "status": "flagged", "reason": "square: called the reference",
+           "score": 0.0, "max_score": 9.0, "flags": ["square: called the reference"], "notes": [], "digest": "x",
+           "seconds": 1.0, "execute_seconds": 1.0, "verify_seconds": 1.0,
+           "exercises": [{"name": "square", "score": 0.0, "max_score": 3.0, "nbgrader_score": 3.0,
+                          "verified": False, "note": "called"}]}  # fmt: skip
+    ledger = Ledger(tmp_path)
+    ledger.path("bob", STEM).parent.mkdir(parents=True)
+    ledger.path("bob", STEM).write_text(json.dumps(old))
+    back = ledger.read("bob", STEM)
+    assert back.status is Status.FLAGGED and back.evidence == [] and back.retry is False
+    assert back.exercises[0].outcome is None  # nothing inferred from the old prose
+    assert "bob" in format_table([back])
+
+
+def test_review_note_is_for_the_instructor_only() -> None:
+    record = _record()
+    assert "review: answer matches the library's reference (tiny_refs.lr)" in describe_submission(record, instructor=True)
+    assert "review" not in describe_submission(record)
+    assert describe_submission(record).startswith("evidence: reference reached (re-verification of square)")
+
+
+def test_missing_reports_are_rerun_once_then_failed_for_retry_never_erasing_evidence(
+    tiny_course, tiny_solutions, tmp_path, monkeypatch
+) -> None:
+    real, calls = pipeline.reverify, []
+
+    def flaky(notebook, exercises, *, scratch, **kwargs):
+        calls.append(scratch.name)
+        student = scratch.name.split("__")[0]
+        if student in ("partial", "patcher") or scratch.name.endswith("verify0"):
+            return {ex.name: Verdict(ex.name, problem=VerifyProblem.NO_REPORT) for ex in exercises}
+        return real(notebook, exercises, scratch=scratch, **kwargs)
+
+    patched = Evidence("patched checks", "cell 2", "course_lib.checks._core")
+
+    def scan(cells):  # the patcher's prefix, as the intake helper's scanner would see it
+        return [patched for _, source in cells if "_core" in source]
+
+    monkeypatch.setattr(pipeline, "reverify", flaky)
+    monkeypatch.setattr(pipeline, "scan_cells", scan)
+    submissions = make_class(tiny_course, tmp_path / "class", SUBSET)
+    run = grade(submissions, tmp_path / "run", tiny_solutions)
+    by = {r.student: r for r in run.results}
+    assert sorted(calls) == sorted(f"{s}__{STEM}__verify{i}" for s in SUBSET for i in (0, 1))
+    assert (by["perfect"].status, by["perfect"].score, by["perfect"].retry) == (Status.GRADED, 9.0, False)
+    assert (by["partial"].status, by["partial"].score, by["partial"].retry) == (Status.FAILED, None, True)
+    assert by["partial"].reason.startswith("grader error")
+    assert (by["patcher"].status, by["patcher"].retry, by["patcher"].evidence) == (Status.FLAGGED, True, [patched])
+
+    again = grade(submissions, tmp_path / "run", tiny_solutions)
+    assert again.resumed == 1  # only perfect; the two with retry are graded again
