@@ -393,6 +393,7 @@ def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[
 class _Handed:
     """What one student handed in, before matching."""
 
+    folder: Path | None = None  # the student's folder; None for flat downloads
     notebooks: list[Path] = field(default_factory=list)
     beside: list[Path] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (name shown, why not read)
@@ -453,13 +454,18 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
         return students.setdefault(found[0].origin, (found[0], _Handed()))[1], found[1]
 
     for entry in entries:
-        mode = entry.lstat().st_mode
+        try:
+            mode = entry.lstat().st_mode
+        except OSError as exc:  # vanished or unreadable meanwhile: this entry only
+            log.warning("intake: cannot read %s (%s); ignored", entry.name, exc.strerror)
+            continue
         target = of(entry.name, folder=stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
         if target is None:
             log.warning("intake: %s belongs to no student; ignored", entry.name)
             continue
         handed, own_name = target
         if stat.S_ISDIR(mode):
+            handed.folder = handed.folder or entry
             _walk(entry, entry.name, handed)
         elif not stat.S_ISREG(mode):
             handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
@@ -500,7 +506,7 @@ def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: 
     for ident in sorted(students, key=lambda i: keys[i]):
         handed, key = students[ident], keys[ident]
         try:
-            jobs.extend(_match_student(key, ident.display, handed, manifest))
+            jobs.extend(_match_student(key, ident.display, handed, manifest, root))
         except Exception as exc:  # a grader bug on one student must not cost the others
             why = f"intake error ({type(exc).__name__})"
             jobs.extend(Job(key, stem, None, Status.UNREADABLE, [why], ident.display) for stem in sorted(manifest.grade_ids))
@@ -557,6 +563,7 @@ class Job:
     notes: list[str] = field(default_factory=list)
     display: str = ""  # the name as the LMS gave it, non-ASCII kept
     beside: tuple[Path, ...] = ()  # other regular files the student handed in, for the tampering scan
+    folder: Path | None = None  # what ``beside`` is relative to: the student's folder, or the flat root
 
 
 def _grade_ids(path: Path) -> set[str] | None:
@@ -575,7 +582,7 @@ def _grade_ids(path: Path) -> set[str] | None:
         return None
 
 
-def _match_student(student: str, display: str, handed: _Handed, manifest: Manifest) -> list[Job]:
+def _match_student(student: str, display: str, handed: _Handed, manifest: Manifest, root: Path) -> list[Job]:
     # (rank, path or None for a file that cannot be read, shown name, how matched or why unread)
     candidates: dict[str, list[tuple[int, Path | None, str, str]]] = {}
     notes: list[str] = []
@@ -597,18 +604,18 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
             notes.append(f"{shown}: {why}")
         else:
             candidates.setdefault(stem, []).append((3, None, shown, why))
-    beside = tuple(handed.beside)
+    beside, folder = tuple(handed.beside), handed.folder or root
     jobs = []
     for stem in sorted(manifest.grade_ids):
         found = sorted(candidates.get(stem, []), key=lambda c: (c[0], c[2]))
         if not found:
-            jobs.append(Job(student, stem, None, Status.MISSING, [f"no notebook for {stem}", *notes], display, beside))
+            jobs.append(Job(student, stem, None, Status.MISSING, [f"no notebook for {stem}", *notes], display, beside, folder))
             continue
         rank, path, shown, how = found[0]
         if path is None:
-            jobs.append(Job(student, stem, None, Status.UNREADABLE, [f"{shown}: {how}", *notes], display, beside))
+            jobs.append(Job(student, stem, None, Status.UNREADABLE, [f"{shown}: {how}", *notes], display, beside, folder))
             continue
-        job = Job(student, stem, path, display=display, beside=beside)
+        job = Job(student, stem, path, display=display, beside=beside, folder=folder)
         if rank > 0:
             job.notes.append(f"matched {path.name} {how}")
         for _, other, other_name, why in found[1:]:

@@ -13,6 +13,7 @@ import pytest
 
 import tinycourse
 from autograder.intake import Manifest, collect
+from autograder.scan import scan_files
 
 STEM = tinycourse.STEM
 
@@ -159,6 +160,7 @@ def test_canvas_blackboard_and_gradescope_names(tiny_course, manifest, tmp_path:
     for key, display in [("smithjohn_1234", "smithjohn"), ("smithjohn_4321", "smithjohn"), ("doejane_777", "doejane"), ("jdoe", "jdoe")]:
         assert jobs[(key, STEM)].path is not None and jobs[(key, STEM)].display == display
     assert [p.name for p in jobs[("doejane_777", STEM)].beside] == ["doejane_LATE_777_5680_numpy.py"]
+    assert jobs[("doejane_777", STEM)].folder == tmp_path / "u"  # flat: the unpacked root
 
     folder = tmp_path / "gradescope"
     _write(folder / "submission_111" / f"{STEM}.ipynb", releases[STEM])
@@ -177,3 +179,7 @@ def test_files_beside_the_notebook_are_listed_for_the_scan(tiny_course, manifest
     beside = {p.relative_to(subs / "ann").as_posix() for p in jobs[("ann", STEM)].beside}
     assert beside == {"numpy.py", "lib/course_lib/__init__.py"}
     assert jobs[("ann", "01_other")].beside == jobs[("ann", STEM)].beside
+    job = jobs[("ann", STEM)]
+    assert job.folder == subs / "ann"
+    found = scan_files(job.beside, job.folder)  # what the pipeline does with them
+    assert sorted(e.where for e in found) == ["file lib/course_lib/__init__.py", "file numpy.py"]
