@@ -379,14 +379,21 @@ class _Scanner(ast.NodeVisitor):
     # --- expressions --------------------------------------------------------------------------
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.check_attribute(node)
+        self.generic_visit(node)
+
+    def check_attribute(self, node: ast.Attribute) -> None:
         base = self.origin(node.value)
         if base == _SHELL and node.attr in _SHELL_HOOKS:
             self.flag(Kind.IPYTHON_HOOK, node, f"uses get_ipython().{node.attr}")
         elif base is not None and base.startswith("course_lib") and node.attr in _INNARDS:
             self.flag(Kind.INTROSPECTION, node, f"reads {base}.{node.attr}")
-        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
+        self.check_call(node)
+        self.generic_visit(node)
+
+    def check_call(self, node: ast.Call) -> None:
         func = node.func
         name = func.id if isinstance(func, ast.Name) else None
         called = self.origin(func) or ""
@@ -412,7 +419,24 @@ class _Scanner(ast.NodeVisitor):
             if module and module.split(".")[0] in _FORBIDDEN_IMPORTS:
                 self._imported(module, node)
         self._file_op(node, name, called)
-        self.generic_visit(node)
+
+    def sweep(self, statement: ast.stmt) -> None:
+        """The checks without recursion, for a statement too deep to visit (no evasion by nesting)."""
+        for node in ast.walk(statement):  # breadth-first, iterative
+            try:
+                if isinstance(node, (ast.Assign, ast.Delete)):
+                    for target in node.targets:
+                        self._store(target, node)
+                elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+                    self._store(node.target, node)
+                elif isinstance(node, ast.Call):
+                    self.check_call(node)
+                elif isinstance(node, ast.Attribute):
+                    self.check_attribute(node)
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    self.visit(node)
+            except RecursionError:  # this node's own chain is too deep: the others are still checked
+                continue
 
     def _file_op(self, node: ast.Call, name: str | None, called: str) -> None:
         func = node.func
@@ -466,10 +490,11 @@ def scan_cells(cells: Sequence[tuple[int, str]]) -> list[Evidence]:
         if tree is None:
             continue
         scanner.cell = index
-        try:
-            scanner.visit(tree)
-        except RecursionError:  # a tree too deep to walk: what was found so far stands
-            continue
+        for statement in tree.body:
+            try:
+                scanner.visit(statement)
+            except RecursionError:
+                scanner.sweep(statement)
     return scanner.evidence
 
 

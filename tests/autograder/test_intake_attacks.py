@@ -143,7 +143,7 @@ def test_read_submission_refuses_a_link_and_never_quotes_contents(solution, tmp_
         ("[" * 100_000, "not a readable notebook (nested too deeply)"),
         ("", "empty file"),
         (
-            '{"cells": [{"cell_type": "code", "source": 5, "metadata": {}}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+            '{"cells": [{"id": "a", "cell_type": "code", "source": 5, "metadata": {}}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
             "not a notebook (cell 0 is malformed)",
         ),
     ],

@@ -189,3 +189,23 @@ def test_shadowing_files_are_evidence(tmp_path: Path) -> None:
 def test_honest_files_beside_the_notebook_are_not_evidence(tmp_path: Path) -> None:
     names = ["notes.txt", "helpers.py", "utils.py", "my_model.py", "data/train.csv", "test/image.png", "weights.npy", "README.md"]
     assert scan_files([tmp_path / n for n in names], tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["x = " + "1 + " * 40_000 + "1", "(" * 100_000 + ")" * 100_000, "\n".join(["!a"] * 400 + ["y = 1"] * 3000), "\x00"],
+    ids=["deep-binop", "deep-parens", "escaped-lines", "nul"],
+)
+def test_hostile_cells_are_skipped_not_raised(code: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    found = scan_cells([(1, code), (2, "import numpy as np\nnp.allclose = print")])
+    print(f"scan of a hostile cell: {time.perf_counter() - start:.3f} s")
+    assert found == [Evidence("patched module", "cell 2, line 2", "assigns numpy.allclose")]
+
+
+def test_deep_nesting_does_not_hide_a_patch() -> None:
+    deep = "1 + " * 1500 + "1"  # parses, but is deeper than a recursive walk can go
+    code = f"import numpy as np\nnp.allclose = print if ({deep}) else print\nx = 1"
+    assert scan_cells([(3, code)]) == [Evidence("patched module", "cell 3, line 2", "assigns numpy.allclose")]
