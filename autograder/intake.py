@@ -336,14 +336,46 @@ def _extract_reason(exc: Exception) -> str:
     return f"cannot extract ({type(exc).__name__})"
 
 
+def _declared_entries(archive_path: Path) -> int | None:
+    """The entry count the zip's end record declares, read before zipfile loads every entry."""
+    try:
+        with open(archive_path, "rb") as fp:
+            end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]  # stable since Python 2
+        return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # type: ignore[attr-defined]
+    except Exception:  # a private helper: without it, the per-entry cap below still holds
+        return None
+
+
 def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
     """Unpack into a fresh folder that then replaces ``unpack_dir``; {entry parts: why refused}."""
+    declared = _declared_entries(archive_path)
+    if declared is not None and declared > 10 * limits.max_entries:  # its directory alone would fill memory
+        raise ValueError(f"{archive_path.name}: declares {declared} entries; the limit is {limits.max_entries}")
     try:
         archive = zipfile.ZipFile(archive_path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{archive_path.name}: not a readable zip ({type(exc).__name__})") from None
     unpack_dir.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.", dir=unpack_dir.parent))
+    try:
+        problems = _extract_all(archive, fresh, limits)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    # Replace the previous unpack (a re-run) only once the new one is complete.
+    if unpack_dir.is_symlink() or unpack_dir.is_file():
+        unpack_dir.unlink()
+    if unpack_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.old.", dir=unpack_dir.parent))
+        os.replace(unpack_dir, old / "x")
+        os.replace(fresh, unpack_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(fresh, unpack_dir)
+    return problems
+
+
+def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
     problems: dict[tuple[str, ...], str] = {}
     budget = [limits.max_total_bytes]
     with archive:
@@ -372,16 +404,6 @@ def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[
                     problems[owner] = _extract_reason(exc)
                 else:
                     log.warning("intake: zip entry %r refused: %s", name[:200], _extract_reason(exc))
-    # Replace the previous unpack (a re-run) only once the new one is complete.
-    if unpack_dir.is_symlink() or unpack_dir.is_file():
-        unpack_dir.unlink()
-    if unpack_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.old.", dir=unpack_dir.parent))
-        os.replace(unpack_dir, old / "x")
-        os.replace(fresh, unpack_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(fresh, unpack_dir)
     return problems
 
 

@@ -250,6 +250,16 @@ def test_zip_entry_count_and_entry_size_are_capped(manifest, release_text, tmp_p
     assert sum("more than 6 entries" in n for n in jobs[("many", STEM)].notes) == 6
 
 
+def test_zip_declaring_a_huge_directory_is_refused_before_it_is_loaded(manifest, release_text, tmp_path: Path) -> None:
+    archive = tmp_path / "dir-bomb.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(70):
+            zf.writestr(f"s{i}/x.txt", "")
+    with pytest.raises(ValueError, match=r"dir-bomb.zip: declares 70 entries; the limit is 6"):
+        collect(archive, manifest, unpack_dir=tmp_path / "u", limits=IntakeLimits(max_entries=6))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir-bomb.zip"]
+
+
 @pytest.mark.parametrize(
     "name",
     ["../unpacked-evil/x.ipynb", "/tmp/abs-evil.ipynb", "C:/evil.ipynb", "C:\\evil2.ipynb", "ann/../../../evil.ipynb"],
