@@ -51,7 +51,9 @@ MAX_PARSE_BYTES_PER_NOTEBOOK = 16 * 1024**2
 
 _ESCAPED = re.compile(r"^[ \t]*(?:!|%|\?)|\?[ \t]*$|=[ \t]*[!%]")
 _LINE_ESCAPE = re.compile(r"^(?P<indent>[ \t]*)(?P<esc>!!?|%%?|\?\??)(?P<rest>.*)$")
-_ASSIGN_ESCAPE = re.compile(r"^(?P<indent>[ \t]*)(?P<lhs>[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*)*)[ \t]*=[ \t]*(?P<esc>[!%])(?P<rest>.*)$")
+_ASSIGN_ESCAPE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<lhs>[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*)*)[ \t]*=[ \t]*(?P<esc>[!%])(?P<rest>.*)$"
+)
 
 
 @dataclass

@@ -115,7 +115,7 @@ _HIDERS = frozenset(
 
 _PARTS = re.compile(r"[\s/\\'\";|&<>=,]+")
 _WRITE_NAMES = frozenset(
-    {"site-packages", "dist-packages", "course_lib", "autograder", "solutions", "source", "autograded", ".git", ".ipython", "startup", "submitted"}
+    "site-packages dist-packages course_lib autograder solutions source autograded .git .ipython startup submitted".split()
 )
 _READ_NAMES = frozenset({"solutions", "source", "autograded", ".git", "submitted"})
 
@@ -442,7 +442,8 @@ class _Scanner(ast.NodeVisitor):
         func = node.func
         way: str | None = None
         if name == "open" or called == "builtins.open":
-            mode = _literal(node.args[1]) if len(node.args) > 1 else next((_literal(k.value) for k in node.keywords if k.arg == "mode"), "r")
+            keyword = next((_literal(k.value) for k in node.keywords if k.arg == "mode"), "r")
+            mode = _literal(node.args[1]) if len(node.args) > 1 else keyword
             way = _WRITE if mode is None or set(mode) & set("wax+") else _READ
         elif called in _FILE_FUNCS:
             way = _FILE_FUNCS[called]
