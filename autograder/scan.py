@@ -97,6 +97,11 @@ _PATH_METHODS = {
     "rename": _WRITE, "replace": _WRITE, "symlink_to": _WRITE, "hardlink_to": _WRITE, "chmod": _WRITE,
     "rmdir": _WRITE,
 }  # fmt: skip
+_PATH_BUILDERS = frozenset(
+    "Path PurePath PosixPath str join expanduser expandvars abspath realpath normpath dirname fspath glob iglob".split()
+)
+_PATH_METHODS_BUILDING = frozenset("joinpath with_name with_suffix resolve expanduser absolute format".split())
+_STR_METHODS = frozenset({"replace", "rename", "glob"})  # also str/DataFrame methods: only on a known path
 _FILE_FUNCS = {
     "os.listdir": _READ, "os.scandir": _READ, "os.walk": _READ, "glob.glob": _READ, "glob.iglob": _READ,
     "numpy.load": _READ, "numpy.loadtxt": _READ, "numpy.genfromtxt": _READ, "numpy.fromfile": _READ,
@@ -217,12 +222,21 @@ class _Scanner(ast.NodeVisitor):
             if left is None and right is None:
                 return None
             return (left or "") + ("/" if isinstance(node.op, ast.Div) else "") + (right or "")
-        if isinstance(node, ast.Call):
+        if isinstance(node, ast.Call) and self._builds_path(node.func):
             parts = [t for a in [*node.args, *(k.value for k in node.keywords)] if (t := self.text(a)) is not None]
             if isinstance(node.func, ast.Attribute) and (base := self.text(node.func.value)) is not None:
                 parts.insert(0, base)
             return "/".join(parts) if parts else None
         return None
+
+    def _builds_path(self, func: ast.expr) -> bool:
+        """Whether a call makes a path (or a string) out of its arguments."""
+        if isinstance(func, ast.Name) and func.id in _PATH_BUILDERS:
+            return True
+        called = self.origin(func) or ""
+        if called.split(".")[-1] in _PATH_BUILDERS and called.split(".")[0] in ("pathlib", "os", "glob"):
+            return True
+        return isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS_BUILDING
 
     def _hides(self, node: ast.AST) -> bool:
         """Whether an expression yields code read from a file or decoded at run time."""
@@ -452,6 +466,8 @@ class _Scanner(ast.NodeVisitor):
         elif isinstance(func, ast.Attribute) and self.origin(func.value) == _SHELL and func.attr in _SHELL_RUNNERS:
             way = _BOTH  # "!cat ../solutions/x", "%run", "%%writefile"
         elif isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS:
+            if func.attr in _STR_METHODS and self.text(func.value) is None:
+                return  # text.replace("solutions", ...) on a string, not a path the cell names
             way = _PATH_METHODS[func.attr]
         elif isinstance(func, ast.Attribute) and func.attr == "open" and not called:
             mode = _literal(node.args[0]) if node.args else "r"

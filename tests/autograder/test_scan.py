@@ -56,6 +56,8 @@ HONEST = {
     "gc-collect": "import gc\ngc.collect()",
     "torch-no-grad": "import torch\nwith torch.no_grad():\n    y = torch.ones(2) * 2",
     "tqdm": "from tqdm import tqdm\nfor i in tqdm(range(3)):\n    pass",
+    "text-replace": 'import pandas as pd\ns = pd.Series(["source"]).replace("source", "src")\nt = str(s).replace("solutions", "a")',
+    "own-path": 'from pathlib import Path\nPath("results").mkdir(exist_ok=True)\nPath("results/out.txt").write_text("ok")',
 }
 
 ATTACKS = {
@@ -103,6 +105,7 @@ ATTACKS = {
     "code-object": ("from course_lib.np_ref.activations import relu\nc = relu.__code__", Kind.INTROSPECTION, 2),
     "exec-file": ('exec(open("helper.txt").read())', Kind.HIDDEN_CODE, 1),
     "exec-decoded": ('import base64\nsrc = base64.b64decode("cHJpbnQoMSk=")\nexec(compile(src, "x", "exec"))', Kind.HIDDEN_CODE, 3),
+    "path-replace": ('from pathlib import Path\nPath("x.py").replace("../course_lib/np_ref/x.py")', Kind.WRITES_PROTECTED, 2),
     "loop-of-paths": ('import glob\nfor p in ("/tmp/x", "../solutions/*.ipynb"):\n    glob.glob(p)', Kind.READS_PROTECTED, 3),
 }
 
