@@ -269,7 +269,8 @@ def _assign_keys(identities: Iterable[Identity]) -> dict[Identity, str]:
 
 @dataclass(frozen=True)
 class IntakeLimits:
-    """Bounds on what one zip may cost; measured while extracting, never taken from headers."""
+    """Bounds on what one zip may cost: sizes are measured while extracting (headers can lie);
+    the end record's entry count is used only to refuse a zip early."""
 
     max_entries: int = 20_000
     max_total_bytes: int = 2 * 1024**3
