@@ -10,18 +10,124 @@ CheckCellMetadata), and further: the instructor's source notebook is the truth.
 - Duplicated graded cells lose their nbgrader metadata after the first copy.
 - Metadata from other nbgrader schema versions, JupyterLab/nbformat versions and
   kernels is normalized; outputs are cleared; ``demo`` cells may be dropped.
+
+The submitted notebook is untrusted, and this runs in the trusted grader: the work is
+linear in the notebook's size and bounded. Each code cell is parsed at most once
+(``parse_cell`` under a ``ParseBudget``): plain Python goes straight to ``ast.parse``;
+IPython's transformer, whose cost grows with (escaped lines x lines) -- an 86 KB cell
+of ``!`` lines kept it busy for minutes -- runs only within a work budget, beyond which
+a line-based rewrite of the magics stands in for it.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import re
+import textwrap
 from dataclasses import dataclass, field
 
 import nbformat
 from nbformat.v4 import new_notebook
 
-__all__ = ["Canonicalized", "canonicalize", "answer_defines", "nbgrader_meta"]
+__all__ = [
+    "Canonicalized",
+    "ParseBudget",
+    "MAX_CELLS",
+    "MAX_PARSE_BYTES",
+    "answer_defines",
+    "canonicalize",
+    "nbgrader_meta",
+    "parse_cell",
+]
+
+MAX_CELLS = 5_000  # cells read from one submitted notebook; course notebooks have < 100
+MAX_PARSE_BYTES = 200 * 1024  # a cell larger than this is never parsed (nor searched for answers)
+# IPython's token transforms re-tokenize the whole cell once per escaped line: cost is
+# about (escaped lines + 1) x bytes, 10-30 us per unit measured. Per cell and per notebook:
+MAX_IPYTHON_WORK_PER_CELL = 20_000
+MAX_IPYTHON_WORK_PER_NOTEBOOK = 100_000
+MAX_PARSE_BYTES_PER_NOTEBOOK = 16 * 1024**2
+
+_ESCAPED = re.compile(r"^[ \t]*(?:!|%|\?)|\?[ \t]*$|=[ \t]*[!%]")
+_LINE_ESCAPE = re.compile(r"^(?P<indent>[ \t]*)(?P<esc>!!?|%%?|\?\??)(?P<rest>.*)$")
+_ASSIGN_ESCAPE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<lhs>[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*)*)[ \t]*=[ \t]*(?P<esc>[!%])(?P<rest>.*)$"
+)
+
+
+@dataclass
+class ParseBudget:
+    """What parsing one notebook may cost, and what it did cost (for tests and reports)."""
+
+    ipython_work: int = MAX_IPYTHON_WORK_PER_NOTEBOOK
+    parse_bytes: int = MAX_PARSE_BYTES_PER_NOTEBOOK
+    parses: int = 0  # parse_cell calls that reached ast.parse
+    ipython_transforms: int = 0  # calls of IPython's TransformerManager
+
+
+def _escape_call(esc: str, rest: str) -> str:
+    if esc.startswith("!"):
+        return f"get_ipython().system({rest!r})"
+    name, _, line = rest.strip().partition(" ")
+    return f"get_ipython().run_line_magic({name!r}, {line!r})"
+
+
+def _plain_transform(source: str) -> str:
+    """IPython's rewrite of magics and shell escapes, line by line (linear, approximate)."""
+    lines = source.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        name, _, line = lines[0].lstrip()[2:].partition(" ")
+        return f"get_ipython().run_cell_magic({name!r}, {line!r}, {chr(10).join(lines[1:]) + chr(10)!r})\n"
+    out = []
+    for line in lines:
+        if m := _ASSIGN_ESCAPE.match(line):
+            call = f"get_ipython().getoutput({m['rest']!r})" if m["esc"] == "!" else _escape_call("%", m["rest"])
+            out.append(f"{m['indent']}{m['lhs']} = {call}")
+        elif (m := _LINE_ESCAPE.match(line)) and not m["esc"].startswith("?"):
+            out.append(f"{m['indent']}{_escape_call(m['esc'], m['rest'])}")
+        elif m or line.rstrip().endswith("?"):  # help ("x?", "?x"): no code
+            out.append(line[: len(line) - len(line.lstrip())] + "pass")
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _ast(text: str, budget: ParseBudget) -> ast.Module | None:
+    budget.parses += 1
+    budget.parse_bytes -= len(text)
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
+def parse_cell(source: str, budget: ParseBudget) -> ast.Module | None:
+    """The cell as Python (magics rewritten as IPython does), or None: too large, over budget, or not code.
+
+    Never raises; a cell that does not parse is simply not searched.
+    """
+    if not isinstance(source, str) or len(source) > MAX_PARSE_BYTES or budget.parse_bytes < len(source):
+        return None
+    tree = _ast(source, budget)
+    if tree is not None or not source.strip():
+        return tree
+    escaped = sum(1 for line in source.splitlines() if _ESCAPED.search(line))
+    work = (escaped + 1) * len(source)
+    # Without an escaped line IPython would only dedent: not worth its tokenizer.
+    if escaped and work <= MAX_IPYTHON_WORK_PER_CELL and work <= budget.ipython_work:
+        budget.ipython_work -= work
+        budget.ipython_transforms += 1
+        try:
+            from IPython.core.inputtransformer2 import TransformerManager
+
+            return _ast(TransformerManager().transform_cell(source), budget)
+        except Exception:  # IPython's own limits (RuntimeError after 500 passes) or its parse errors
+            return None
+    try:
+        return _ast(_plain_transform(textwrap.dedent(source)), budget)
+    except (RecursionError, MemoryError):
+        return None
 
 
 @dataclass
@@ -30,6 +136,7 @@ class Canonicalized:
     notes: list[str] = field(default_factory=list)  # what was repaired, for the instructor
     answers: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's answer source
     missing_answers: list[str] = field(default_factory=list)
+    budget: ParseBudget = field(default_factory=ParseBudget)  # what parsing the submission cost
 
 
 def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
@@ -47,13 +154,10 @@ def _is_answer(cell: nbformat.NotebookNode) -> bool:
     return bool(meta.get("solution")) and not meta.get("grade") and not meta.get("locked")
 
 
-def answer_defines(source: str) -> set[str]:
+def answer_defines(source: str, budget: ParseBudget | None = None) -> set[str]:
     """Top-level names a cell defines (def, class, assignment); empty if it does not parse."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        tree = ast.parse(TransformerManager().transform_cell(source))
-    except Exception:
+    tree = parse_cell(source, budget if budget is not None else ParseBudget())
+    if tree is None:
         return set()
     names: set[str] = set()
     for node in tree.body:
@@ -66,8 +170,9 @@ def answer_defines(source: str) -> set[str]:
 
 
 def _fresh(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    cell = copy.deepcopy(cell)
-    if cell.cell_type == "code":
+    # outputs are dropped before the copy: they can be most of a (capped, but large) file
+    cell = copy.deepcopy(nbformat.NotebookNode({k: v for k, v in cell.items() if k != "outputs"}))
+    if cell.get("cell_type") == "code":
         cell.outputs, cell.execution_count = [], None
         cell.pop("attachments", None)  # not allowed on code cells; some editors add it
     return cell
@@ -88,8 +193,12 @@ def canonicalize(
 
     cells: list[nbformat.NotebookNode] = []
     seen: set[str] = set()
-    for raw in submitted.cells:
-        if raw.get("cell_type") not in ("code", "markdown", "raw"):
+    submitted_cells = submitted.cells
+    if len(submitted_cells) > MAX_CELLS:
+        result.notes.append(f"only the first {MAX_CELLS} of {len(submitted_cells)} cells were read")
+        submitted_cells = submitted_cells[:MAX_CELLS]
+    for raw in submitted_cells:
+        if not isinstance(raw, dict) or raw.get("cell_type") not in ("code", "markdown", "raw"):
             continue
         cell = _fresh(raw)
         cell.setdefault("metadata", {})
@@ -108,11 +217,19 @@ def canonicalize(
         cells.append(cell)
 
     # Answers whose metadata was stripped or edited: found by the name they define.
+    # Each source is parsed at most once, however many answers are missing.
+    defined: dict[str, set[str]] = {}
+
+    def defines(source: str) -> set[str]:
+        if source not in defined:
+            defined[source] = answer_defines(source, result.budget)
+        return defined[source]
+
     for gid in answer_ids:
         if gid in seen:
             continue
         for cell in reversed(cells):
-            if cell.cell_type == "code" and _grade_id(cell) is None and gid in answer_defines(cell.source):
+            if cell.cell_type == "code" and _grade_id(cell) is None and gid in defines(cell.source):
                 cell.metadata["nbgrader"] = {"grade_id": gid}  # full metadata is restored below
                 seen.add(gid)
                 result.notes.append(f"answer {gid!r} found by its definition (its nbgrader metadata was missing)")

@@ -2,10 +2,23 @@
 
 Accepted layouts:
 
-- a folder with one sub-folder per student (any nesting inside it);
-- a zip of such folders, or a flat zip as LMS bulk downloads make them
-  (``<student>_<ids>_<original name>.ipynb``: the student is the part before the
-  first underscore).
+- a folder with one sub-folder per student (any nesting inside it), including the
+  LMS folder names ``<Name>_<id>_assignsubmission_file_`` (Moodle) and
+  ``submission_<id>`` (Gradescope export);
+- a zip of such folders, or a flat zip as LMS bulk downloads make them:
+  ``<lastfirst>[_LATE]_<userid>_<submissionid>_<file>`` (Canvas),
+  ``<Name>_<id>_assignsubmission_file_<file>`` (Moodle),
+  ``<Assignment>_<username>_attempt_<date>_<file>`` (Blackboard), else
+  ``<student>_<anything>.ipynb`` (the student is the part before the first underscore).
+
+Every student is graded as themself: the LMS's id is kept in the key where the name
+carries one, names that are not already safe ASCII get a stable hash of the original,
+and keys that would still collide get distinct suffixes, never a silent merge.
+
+The submissions are untrusted: links, devices and fifos are reported and never read or
+descended into, every file is opened without following links and read up to a cap, zips
+are bounded (entries, total expanded size, names) and unpacked by path components, and a
+failure on one file or zip entry becomes that student's status, never the batch's.
 
 Notebooks are matched to assignments by the manifest (``Manifest``: for each
 assignment its file name and the grade_ids of its cells): by exact name, by the
@@ -16,18 +29,515 @@ nbgrader grade_ids. Anything that cannot be matched gets a status, never a silen
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
+import os
 import re
 import shutil
+import stat
+import tempfile
+import unicodedata
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import nbformat
 
-__all__ = ["Job", "Manifest", "collect", "sanitize_student"]
+from autograder.results import Status
 
-_SKIP = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints|\.)")
+__all__ = [
+    "MAX_NOTEBOOK_BYTES",
+    "Identity",
+    "IntakeLimits",
+    "Job",
+    "Manifest",
+    "collect",
+    "identify",
+    "lms_file_name",
+    "read_capped",
+    "read_submission",
+    "safe_key",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_NOTEBOOK_BYTES = 64 * 1024**2  # far above any honest notebook without outputs
+_SKIP_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints"})
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.@-]+")
+_MAX_KEY = 64
+
+
+class SubmissionError(Exception):
+    """A file that cannot be read as submitted; the message is safe to show (no contents)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Reading one file: never through a link, never unbounded, never quoting contents.
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def read_capped(path: Path, cap: int) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``cap``); raises ``SubmissionError``.
+
+    Opened with O_NOFOLLOW (a link is refused, not followed) and O_NONBLOCK (a fifo
+    cannot hang the batch), then checked to be a regular file on the opened descriptor,
+    so nothing can be swapped in between the check and the read.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SubmissionError("not a regular file (symbolic link)") from None
+        raise SubmissionError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError(f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > cap:
+            raise SubmissionError(f"too large ({info.st_size} bytes; the limit is {cap})")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:  # grew while we read it
+                raise SubmissionError(f"too large (over {cap} bytes)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise SubmissionError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    finally:
+        os.close(fd)
+
+
+def _json_position(exc: BaseException) -> str:
+    """Line and column of a JSON syntax error (nbformat's own message quotes the file)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, json.JSONDecodeError):
+            return f" at line {exc.lineno}, column {exc.colno}"
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return ""
+
+
+def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook at ``path``, or None and why it cannot be read.
+
+    Never follows a link, reads at most ``MAX_NOTEBOOK_BYTES``, survives any decoder
+    failure (deep nesting, memory), and the reason never quotes the file's contents.
+    """
+    try:
+        raw = read_capped(Path(path), MAX_NOTEBOOK_BYTES)
+    except SubmissionError as exc:
+        return None, str(exc)
+    if not raw.strip():
+        return None, "empty file"
+    try:
+        nb = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
+    except RecursionError:
+        return None, "not a readable notebook (nested too deeply)"
+    except MemoryError:
+        return None, "not a readable notebook (too large to decode)"
+    except Exception as exc:  # any decoder or validator failure: this file only
+        return None, f"not a readable notebook ({type(exc).__name__}{_json_position(exc)})"
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        return None, "not a notebook (no cells)"
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), str):
+            return None, f"not a notebook (cell {index} is malformed)"
+    return nb, ""
+
+
+# ---------------------------------------------------------------------------------------
+# Who a folder or file belongs to, as the LMS named it.
+
+_MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_?(?P<rest>.*)$")
+_CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<id>\d+)_(?P<sub>\d+)_(?P<rest>.+)$")
+_BLACKBOARD = re.compile(r"^(?P<assign>.+)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$")
+_GRADESCOPE = re.compile(r"^submission_(?P<id>\d+)$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One student as the LMS gave them: ``origin`` tells students apart, ``display`` is shown."""
+
+    display: str  # the name exactly as given, non-ASCII kept
+    lms_id: str = ""  # the LMS's id or username, "" when the name carries none
+    lms: Literal["moodle", "canvas", "blackboard", "gradescope", ""] = ""
+
+    @property
+    def origin(self) -> str:
+        return f"{self.lms}:{self.lms_id}" if self.lms_id else f"name:{self.display}"
+
+
+def identify(name: str, *, folder: bool) -> tuple[Identity, str] | None:
+    """(student, the file's own name) for an entry of the submissions root; None if no student.
+
+    A folder is always a student; a flat file needs an LMS prefix, or the legacy
+    ``<student>_<anything>.ipynb`` form.
+    """
+    if m := _MOODLE.match(name):
+        return Identity(m["name"], m["id"], "moodle"), m["rest"]
+    if folder:
+        if m := _GRADESCOPE.match(name):
+            return Identity(name, name, "gradescope"), ""
+        return Identity(name), ""
+    if m := _CANVAS.match(name):
+        return Identity(m["name"], m["id"], "canvas"), m["rest"]
+    if m := _BLACKBOARD.match(name):
+        return Identity(m["name"], m["name"], "blackboard"), m["rest"] or ""
+    if name.endswith(".ipynb") and "_" in name and not name.startswith("_"):
+        return Identity(name.split("_", 1)[0]), name
+    return None
+
+
+def lms_file_name(name: str) -> str:
+    """The name the student gave a file, without an LMS's flat-download prefix."""
+    found = identify(name, folder=False)
+    return found[1] if found is not None and found[1] else name
+
+
+def _slug(text: str) -> str:
+    # Accents are dropped by decomposition only; other scripts leave nothing, and the hash
+    # added by ``safe_key`` keeps such students apart.
+    ascii_only = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _KEY_CHARS.sub("_", ascii_only).strip("._-")[:_MAX_KEY].strip("._-")
+
+
+def _short_hash(text: str) -> str:
+    # NFC first: one name in composed or decomposed form (macOS zips) hashes alike
+    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def safe_key(identity: Identity) -> str:
+    """An ASCII file-name-safe key: the name itself when already safe, else slug + id or hash."""
+    slug = _slug(identity.display)
+    if identity.lms_id:
+        lms_id = _slug(identity.lms_id) or _short_hash(identity.lms_id)
+        return lms_id if slug == lms_id else f"{slug or 'student'}_{lms_id}"
+    if slug == identity.display:
+        return slug
+    return f"{slug or 'student'}-{_short_hash(identity.display)}"
+
+
+def _assign_keys(identities: Iterable[Identity]) -> dict[Identity, str]:
+    """Distinct identities -> distinct keys (case-insensitively, for case-folding file systems)."""
+    keys = {ident: safe_key(ident) for ident in identities}
+    for _ in range(2):
+        groups: dict[str, list[Identity]] = {}
+        for ident, key in keys.items():
+            groups.setdefault(key.casefold(), []).append(ident)
+        clashes = [group for group in groups.values() if len(group) > 1]
+        if not clashes:
+            return keys
+        for group in clashes:
+            for ident in group:
+                keys[ident] = f"{keys[ident]}-{_short_hash(ident.origin)}"
+    # Only a hash collision or a deliberately crafted name gets here: number them in a stable order.
+    taken: set[str] = set()
+    for ident in sorted(keys, key=lambda i: i.origin):
+        key, n = keys[ident], 1
+        while key.casefold() in taken:
+            n += 1
+            key = f"{keys[ident]}-{n}"
+        keys[ident] = key
+        taken.add(key.casefold())
+    return keys
+
+
+# ---------------------------------------------------------------------------------------
+# Unpacking a zip: bounded, by path components, never a link, atomically replaced.
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """Bounds on what one zip may cost: sizes are measured while extracting (headers can lie);
+    the end record's entry count is used only to refuse a zip early."""
+
+    max_entries: int = 20_000
+    max_total_bytes: int = 2 * 1024**3
+    max_entry_bytes: int = 200 * 1024**2
+
+
+def _entry_name(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    if not info.flag_bits & 0x800:  # no UTF-8 flag: zipfile decoded cp437; most tools wrote UTF-8
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except UnicodeError:
+            pass
+    return name.replace("\\", "/")
+
+
+def _entry_parts(name: str) -> tuple[str, ...]:
+    """The safe path components of a zip entry; raises ``SubmissionError`` for a refused one."""
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise SubmissionError("refused: absolute path in the zip")
+    if "\x00" in name:
+        raise SubmissionError("refused: NUL in its name")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise SubmissionError("refused: '..' in its path")
+    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        raise SubmissionError("refused: a name longer than 255 bytes")
+    return parts
+
+
+def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: list[int], limits: IntakeLimits) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(target, flags, 0o644)
+    except FileExistsError:
+        raise SubmissionError("refused: a second entry of the same name (the first was kept)") from None
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out, archive.open(info) as src:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limits.max_entry_bytes:
+                    raise SubmissionError(f"refused: expands beyond {limits.max_entry_bytes} bytes")
+                if written > budget[0]:
+                    budget[0] = -1
+                    raise SubmissionError(f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all")
+                out.write(chunk)
+        budget[0] -= written
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _extract_reason(exc: Exception) -> str:
+    if isinstance(exc, SubmissionError):
+        return str(exc)
+    if isinstance(exc, zipfile.BadZipFile) and "CRC" in str(exc):
+        return "damaged in the zip (CRC check failed)"
+    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
+        return "encrypted in the zip"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot extract ({exc.strerror})"
+    return f"cannot extract ({type(exc).__name__})"
+
+
+def _declared_entries(archive_path: Path) -> int | None:
+    """The entry count the zip's end record declares, read before zipfile loads every entry."""
+    try:
+        with open(archive_path, "rb") as fp:
+            end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]  # stable since Python 2
+        return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # type: ignore[attr-defined]
+    except Exception:  # a private helper: without it, the per-entry cap below still holds
+        return None
+
+
+def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
+    """Unpack into a fresh folder that then replaces ``unpack_dir``; {entry parts: why refused}."""
+    declared = _declared_entries(archive_path)
+    if declared is not None and declared > 10 * limits.max_entries:  # its directory alone would fill memory
+        raise ValueError(f"{archive_path.name}: declares {declared} entries; the limit is {limits.max_entries}")
+    try:
+        archive = zipfile.ZipFile(archive_path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{archive_path.name}: not a readable zip ({type(exc).__name__})") from None
+    unpack_dir.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.", dir=unpack_dir.parent))
+    try:
+        problems = _extract_all(archive, fresh, limits)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    # Replace the previous unpack (a re-run) only once the new one is complete.
+    if unpack_dir.is_symlink() or unpack_dir.is_file():
+        unpack_dir.unlink()
+    if unpack_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.old.", dir=unpack_dir.parent))
+        os.replace(unpack_dir, old / "x")
+        os.replace(fresh, unpack_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(fresh, unpack_dir)
+    return problems
+
+
+def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
+    problems: dict[tuple[str, ...], str] = {}
+    budget = [limits.max_total_bytes]
+    with archive:
+        for count, info in enumerate(archive.infolist()):
+            name = _entry_name(info)
+            owner = tuple(p for p in name.split("/") if p not in ("", "."))
+            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or not owner or owner[0] == "..":
+                owner = ()  # outside every student's folder: nobody to tell but the log
+            try:
+                parts = _entry_parts(name)
+                if not parts or parts[0] in _SKIP_DIRS:
+                    continue
+                if count >= limits.max_entries:
+                    raise SubmissionError(f"refused: the zip has more than {limits.max_entries} entries")
+                if budget[0] < 0:
+                    raise SubmissionError(f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all")
+                kind = stat.S_IFMT(info.external_attr >> 16)
+                if info.is_dir():
+                    fresh.joinpath(*parts).mkdir(parents=True, exist_ok=True)
+                elif kind not in (0, stat.S_IFREG):  # a link (or fifo, device) stored in the zip
+                    raise SubmissionError(f"not a regular file ({_kind(kind)}): not extracted")
+                else:
+                    _extract_one(archive, info, fresh.joinpath(*parts), budget, limits)
+            except Exception as exc:  # this entry only: the rest is unpacked and graded
+                if owner:
+                    problems[owner] = _extract_reason(exc)
+                else:
+                    log.warning("intake: zip entry %r refused: %s", name[:200], _extract_reason(exc))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Walking the submissions: what each student handed in.
+
+
+@dataclass
+class _Handed:
+    """What one student handed in, before matching."""
+
+    folder: Path | None = None  # the student's folder; None for flat downloads
+    notebooks: list[Path] = field(default_factory=list)
+    beside: list[Path] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (name shown, why not read)
+
+
+def _walk(folder: Path, shown: str, handed: _Handed) -> None:
+    """Regular files under ``folder``; links and special files become problems, never followed."""
+
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(folder.parent) if exc.filename else shown
+        handed.problems.append((str(where), f"cannot list folder ({exc.strerror or type(exc).__name__})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=onerror):
+        here = Path(dirpath)
+        kept = []
+        for name in sorted(dirnames):
+            rel = f"{shown}/{(here / name).relative_to(folder)}"
+            if (here / name).is_symlink():
+                handed.problems.append((rel, "not a regular file (symbolic link): not read"))
+            elif name not in _SKIP_DIRS:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            path = here / name
+            rel = f"{shown}/{path.relative_to(folder)}"
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                handed.problems.append((rel, f"cannot read file ({exc.strerror})"))
+                continue
+            if not stat.S_ISREG(mode):
+                handed.problems.append((rel, f"not a regular file ({_kind(mode)}): not read"))
+            elif name.endswith(".ipynb"):
+                hidden = any(p.startswith(".") for p in path.relative_to(folder).parts)
+                if not hidden:  # "._x.ipynb" resource forks and hidden copies are not hand-ins
+                    handed.notebooks.append(path)
+            else:
+                handed.beside.append(path)
+
+
+def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, _Handed]:
+    """Student -> what they handed in, for an unpacked folder."""
+    entries = [p for p in sorted(root.iterdir()) if p.name not in _SKIP_DIRS and not p.name.startswith(".")]
+    wrapper = entries[0] if len(entries) == 1 else None
+    if wrapper is not None and not wrapper.is_symlink() and wrapper.is_dir() and not any(wrapper.glob("*.ipynb")):
+        inner = {parts[1:]: why for parts, why in zip_problems.items() if parts[:1] == (wrapper.name,) and parts[1:]}
+        for parts, why in zip_problems.items():
+            if parts[1:] not in inner:
+                log.warning("intake: zip entry %s belongs to no student: %s", "/".join(parts), why)
+        return _handed_in(wrapper, inner)  # a zip with one wrapping folder
+
+    students: dict[str, tuple[Identity, _Handed]] = {}  # by Identity.origin
+
+    def of(name: str, *, folder: bool) -> tuple[_Handed, str] | None:
+        found = identify(name, folder=folder)
+        if found is None:
+            return None
+        return students.setdefault(found[0].origin, (found[0], _Handed()))[1], found[1]
+
+    for entry in entries:
+        try:
+            mode = entry.lstat().st_mode
+        except OSError as exc:  # vanished or unreadable meanwhile: this entry only
+            log.warning("intake: cannot read %s (%s); ignored", entry.name, exc.strerror)
+            continue
+        target = of(entry.name, folder=stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
+        if target is None:
+            log.warning("intake: %s belongs to no student; ignored", entry.name)
+            continue
+        handed, own_name = target
+        if stat.S_ISDIR(mode):
+            handed.folder = handed.folder or entry
+            _walk(entry, entry.name, handed)
+        elif not stat.S_ISREG(mode):
+            handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
+        elif entry.name.endswith(".ipynb"):
+            handed.notebooks.append(entry)
+        else:
+            handed.beside.append(entry)
+    for parts, why in sorted(zip_problems.items()):
+        if parts[0] in _SKIP_DIRS:
+            continue
+        target = of(parts[0], folder=len(parts) > 1)
+        if target is None:
+            log.warning("intake: zip entry %s belongs to no student: %s", "/".join(parts), why)
+            continue
+        target[0].problems.append(("/".join(parts), why))
+    return dict(students.values())
+
+
+def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = IntakeLimits()) -> list[Job]:
+    """Every (student, assignment) pair, with the notebook to grade or a status.
+
+    The submissions root may itself be (or sit behind) a link, the instructor's choice;
+    nothing inside it is followed.
+    """
+    submissions = Path(submissions).resolve()
+    zip_problems: dict[tuple[str, ...], str] = {}
+    if submissions.is_file() and zipfile.is_zipfile(submissions):
+        zip_problems = _unpack(submissions, Path(unpack_dir), limits)
+        root = Path(unpack_dir)
+    elif submissions.is_dir():
+        root = submissions
+    else:
+        raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
+
+    students = _handed_in(root, zip_problems)
+    keys = _assign_keys(students)
+    jobs: list[Job] = []
+    for ident in sorted(students, key=lambda i: keys[i]):
+        handed, key = students[ident], keys[ident]
+        try:
+            jobs.extend(_match_student(key, ident.display, handed, manifest, root))
+        except Exception as exc:  # a grader bug on one student must not cost the others
+            why = f"intake error ({type(exc).__name__})"
+            jobs.extend(Job(key, stem, None, Status.UNREADABLE, [why], ident.display) for stem in sorted(manifest.grade_ids))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------
+# Matching notebooks to assignments.
 
 
 @dataclass(frozen=True)
@@ -69,81 +579,40 @@ class Manifest:
 class Job:
     """One (student, assignment) to grade."""
 
-    student: str
+    student: str  # the collision-free safe key (ASCII, file-name safe): gradebook id, folders
     assignment: str
-    path: Path | None  # the notebook, None when missing
-    status: str = "pending"  # "pending", or "missing" / "unreadable" decided at intake
+    path: Path | None  # the notebook, None when missing or unreadable
+    status: Status | Literal["pending"] = "pending"  # or MISSING / UNREADABLE, decided at intake
     notes: list[str] = field(default_factory=list)
-
-
-def sanitize_student(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("._")
-    return cleaned or "unknown"
-
-
-def _student_dirs(root: Path) -> dict[str, list[Path]]:
-    """Student -> notebook files, for an unpacked folder."""
-    files: dict[str, list[Path]] = {}
-    entries = [p for p in sorted(root.iterdir()) if not _SKIP.search(p.name)]
-    if len(entries) == 1 and entries[0].is_dir() and not any(entries[0].glob("*.ipynb")):
-        return _student_dirs(entries[0])  # a zip with one wrapping folder
-    for entry in entries:
-        if entry.is_dir():
-            student = sanitize_student(re.sub(r"_\d+_assignsubmission_file_?$", "", entry.name))
-            notebooks = [p for p in sorted(entry.rglob("*.ipynb")) if not _SKIP.search(str(p.relative_to(entry)))]
-            files.setdefault(student, []).extend(notebooks)
-        elif entry.suffix == ".ipynb" and "_" in entry.name:
-            files.setdefault(sanitize_student(entry.name.split("_", 1)[0]), []).append(entry)
-    return files
-
-
-def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path) -> list[Job]:
-    """Every (student, assignment) pair, with the notebook to grade or a status."""
-    submissions = Path(submissions)
-    if submissions.is_file() and zipfile.is_zipfile(submissions):
-        if unpack_dir.exists():
-            shutil.rmtree(unpack_dir)
-        with zipfile.ZipFile(submissions) as archive:
-            for member in archive.infolist():
-                target = (unpack_dir / member.filename).resolve()
-                if not str(target).startswith(str(unpack_dir.resolve())):
-                    continue  # a path-traversal entry ("../../x"): ignored
-                if member.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                elif member.file_size < 200 * 1024**2:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(archive.read(member))
-        root = unpack_dir
-    elif submissions.is_dir():
-        root = submissions
-    else:
-        raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
-
-    jobs: list[Job] = []
-    for student, paths in sorted(_student_dirs(root).items()):
-        jobs.extend(_match_student(student, paths, manifest))
-    return jobs
+    display: str = ""  # the name as the LMS gave it, non-ASCII kept
+    beside: tuple[Path, ...] = ()  # other regular files the student handed in, for the tampering scan
+    folder: Path | None = None  # what ``beside`` is relative to: the student's folder, or the flat root
 
 
 def _grade_ids(path: Path) -> set[str] | None:
+    """The grade_ids of a notebook's nbgrader cells; None when it cannot be read (never raises)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        data = json.loads(read_capped(path, MAX_NOTEBOOK_BYTES).decode("utf-8", errors="replace"))
         return {
             c["metadata"]["nbgrader"]["grade_id"]
             for c in data.get("cells", [])
-            if isinstance(c, dict) and isinstance(c.get("metadata", {}).get("nbgrader"), dict)
-            and "grade_id" in c["metadata"]["nbgrader"]
+            if isinstance(c, dict)
+            and isinstance(c.get("metadata"), dict)
+            and isinstance(c["metadata"].get("nbgrader"), dict)
+            and isinstance(c["metadata"]["nbgrader"].get("grade_id"), str)
         }
-    except (ValueError, AttributeError, TypeError, KeyError):
+    except Exception:  # RecursionError, MemoryError, a link, any decoder error: this file only
         return None
 
 
-def _match_student(student: str, paths: list[Path], manifest: Manifest) -> list[Job]:
-    candidates: dict[str, list[tuple[int, Path, str]]] = {}
+def _match_student(student: str, display: str, handed: _Handed, manifest: Manifest, root: Path) -> list[Job]:
+    # (rank, path or None for a file that cannot be read, shown name, how matched or why unread)
+    candidates: dict[str, list[tuple[int, Path | None, str, str]]] = {}
     notes: list[str] = []
-    for path in paths:
-        stem = manifest.match_name(path.name)
-        how, rank = "by name", 0 if path.name in {f"{s}.ipynb" for s in manifest.grade_ids} else 1
+    for path in handed.notebooks:
+        own = lms_file_name(path.name)
+        stem = manifest.match_name(own) or manifest.match_name(path.name)
+        how, rank = "by name", 0 if own in {f"{s}.ipynb" for s in manifest.grade_ids} else 1
         if stem is None:
             ids = _grade_ids(path)
             stem = manifest.match_content(ids) if ids else None
@@ -151,19 +620,29 @@ def _match_student(student: str, paths: list[Path], manifest: Manifest) -> list[
         if stem is None:
             notes.append(f"{path.name}: not matched to any assignment")
             continue
-        candidates.setdefault(stem, []).append((rank, path, how))
+        candidates.setdefault(stem, []).append((rank, path, path.name, how))
+    for shown, why in handed.problems:
+        stem = manifest.match_name(lms_file_name(PurePosixPath(shown).name)) if shown.endswith(".ipynb") else None
+        if stem is None:
+            notes.append(f"{shown}: {why}")
+        else:
+            candidates.setdefault(stem, []).append((3, None, shown, why))
+    beside, folder = tuple(handed.beside), handed.folder or root
     jobs = []
     for stem in sorted(manifest.grade_ids):
-        found = sorted(candidates.get(stem, []), key=lambda c: (c[0], str(c[1])))
+        found = sorted(candidates.get(stem, []), key=lambda c: (c[0], c[2]))
         if not found:
-            extra = [n for n in notes]
-            jobs.append(Job(student, stem, None, "missing", [f"no notebook for {stem}", *extra]))
+            jobs.append(Job(student, stem, None, Status.MISSING, [f"no notebook for {stem}", *notes], display, beside, folder))
             continue
-        rank, path, how = found[0]
-        job = Job(student, stem, path)
+        rank, path, shown, how = found[0]
+        if path is None:
+            jobs.append(Job(student, stem, None, Status.UNREADABLE, [f"{shown}: {how}", *notes], display, beside, folder))
+            continue
+        job = Job(student, stem, path, display=display, beside=beside, folder=folder)
         if rank > 0:
             job.notes.append(f"matched {path.name} {how}")
-        for _, other, _ in found[1:]:
-            job.notes.append(f"also found {other.name}; graded {path.name}")
+        for _, other, other_name, why in found[1:]:
+            job.notes.append(f"also found {other_name}; graded {path.name}" + ("" if other else f" ({why})"))
+        job.notes.extend(notes)
         jobs.append(job)
     return jobs
