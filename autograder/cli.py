@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from autograder.safe_output import terminal_text
+
 __all__ = ["main", "format_table"]
 
 RUN_DIR = Path("course_run")
@@ -85,6 +87,8 @@ def format_table(results: Sequence[object]) -> str:
             continue
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
         rows.append((r.student, r.assignment, str(r.status), score, describe_submission(r, instructor=True)[:160]))
+    # Names, file names and reasons come from submissions: shown, never obeyed by the terminal.
+    rows = [tuple(terminal_text(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * min(120, len(lines[0]) + 20))
@@ -127,7 +131,7 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
         bar.append(tqdm(total=n, unit="notebook", desc="grading", file=sys.stderr))
 
     def progress(result: object) -> None:
-        bar[0].set_postfix_str(f"{result.student}/{result.assignment}: {result.status}", refresh=False)
+        bar[0].set_postfix_str(terminal_text(f"{result.student}/{result.assignment}: {result.status}"), refresh=False)
         bar[0].update(1)
 
     run = grade_class(
@@ -164,7 +168,7 @@ def _status(args: argparse.Namespace) -> int:
     report = course_status(run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions)
     print(format_table(report.results))
     for student, assignment in report.pending:
-        print(f"{student}  {assignment}  pending")
+        print(terminal_text(f"{student}  {assignment}  pending"))
     print(", ".join(f"{k}: {v}" for k, v in sorted(report.counts().items())) or "nothing graded yet")
     return 0
 
@@ -199,5 +203,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(terminal_text(f"error: {exc}"), file=sys.stderr)
         return 2

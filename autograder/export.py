@@ -26,6 +26,7 @@ from autograder.course import CourseDir
 from autograder.gradebook import Ledger
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
+from autograder.safe_output import csv_row
 
 __all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
 
@@ -99,6 +100,7 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
     assignments = sorted({r.assignment for r in records})
     students = sorted({r.student for r in records})
     by_key = {(r.student, r.assignment): r for r in records}
+    names = {r.student: r.display for r in records if r.display}
 
     def total(r: SubmissionResult) -> float | None:
         if r.score is None:
@@ -109,7 +111,7 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
     grades_csv = run_dir / "grades.csv"
     with grades_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["student", *assignments, "total", *[f"{a} status" for a in assignments]])
+        w.writerow(csv_row(["student", "name", *assignments, "total", *[f"{a} status" for a in assignments]]))
         for s in students:
             row_scores, statuses, tot = [], [], 0.0
             for a in assignments:
@@ -118,24 +120,24 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
                 row_scores.append("" if t is None else f"{t:g}")
                 statuses.append(str(r.status) if r else "missing")
                 tot += t or 0.0
-            w.writerow([s, *row_scores, f"{tot:g}", *statuses])
+            w.writerow(csv_row([s, names.get(s, s), *row_scores, f"{tot:g}", *statuses]))
 
     submissions_csv = run_dir / "submissions.csv"
     with submissions_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
-                    "outcome", "note", "evidence", "review"])  # fmt: skip
+        w.writerow(csv_row(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
+                    "outcome", "note", "evidence", "review"]))  # fmt: skip
         for r in records:
             grades = scores.get((r.student, r.assignment), {})
             why = describe_submission(r)
             if not r.exercises:
-                w.writerow([r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""])
+                w.writerow(csv_row([r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
             for e in r.exercises:
                 manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
                 evidence = "; ".join(str(x) for x in e.evidence)
                 review = f"answer matches the library's reference ({e.review})" if e.review else ""
-                w.writerow([r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
-                            e.verified, _outcome(e), e.note, evidence, review])  # fmt: skip
+                w.writerow(csv_row([r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
+                            e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
 
     report_dir = run_dir / "report"
     report_dir.mkdir(exist_ok=True)

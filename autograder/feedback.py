@@ -22,6 +22,7 @@ from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger
 from autograder.pipeline import HIDDEN_PLACEHOLDER
+from autograder.safe_output import sanitize_html
 
 __all__ = ["FeedbackResult", "hide_hidden_tests", "show_hidden_tests", "write_feedback"]
 
@@ -55,11 +56,18 @@ def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) 
 
 
 def _render(nb: nbformat.NotebookNode) -> str:
+    """The graded notebook as an inert HTML fragment: the notebook is the student's, so
+    its markdown, HTML and JavaScript outputs are sanitized like any untrusted page."""
     from nbconvert import HTMLExporter
 
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            for mime in [m for m in data if "javascript" in m or m.startswith("application/vnd.jupyter.widget")]:
+                del data[mime]
     exporter = HTMLExporter(template_name="basic")
     body, _ = exporter.from_notebook_node(nb)
-    return body
+    return sanitize_html(body)
 
 
 _STYLE = """<style>

@@ -138,7 +138,7 @@ def _save_autogrades(result: SubmissionResult, course: CourseDir) -> None:
     nb: Any = result.notebook
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter
     with Gradebook(course.db_url) as gb:
-        gb.update_or_create_student(result.student)
+        gb.update_or_create_student(result.student, last_name=result.display or None)
         gb.update_or_create_submission(result.assignment, result.student)
     resources = {
         "nbgrader": {

@@ -30,7 +30,7 @@ from nbformat.v4 import new_output
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.intake import Job
+from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, read_capped, read_submission
 from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
 from autograder.sandbox import Limits, Protections
 from autograder.scan import scan_cells, scan_files
@@ -93,6 +93,7 @@ class SubmissionResult:
     execute_seconds: float = 0.0
     verify_seconds: float = 0.0
     notebook: Any = None  # the graded notebook (not stored in the ledger)
+    display: str = ""  # the student's name as the LMS gave it (``student`` is the safe key)
 
 
 @dataclass
@@ -118,35 +119,14 @@ class GradingContext:
         h = hashlib.sha256(GRADER_VERSION.encode())
         h.update(nbformat.writes(self.sources[job.assignment]).encode())
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
-        if job.path is not None and job.path.exists():
-            h.update(job.path.read_bytes())
-        for path in getattr(job, "beside", ()):
-            if Path(path).is_file():
-                h.update(Path(path).read_bytes())
+        for path in (job.path, *job.beside):
+            if path is None:
+                continue
+            try:  # never follows a link, never reads more than a notebook may hold
+                h.update(read_capped(path, MAX_NOTEBOOK_BYTES))
+            except SubmissionError as exc:
+                h.update(str(exc).encode())
         return h.hexdigest()
-
-
-def _read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
-    """The notebook, or None and why it cannot be read (moves to ``autograder.intake``)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, f"cannot read file: {exc.strerror}"
-    if not raw.strip():
-        return None, "empty file"
-    try:
-        nb = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
-    except Exception as exc:
-        return None, f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]})"
-    if not isinstance(nb.get("cells"), list):
-        return None, "not a notebook (no cells)"
-    return nb, ""
-
-
-try:  # the intake helper's copy, once merged
-    from autograder.intake import read_submission  # type: ignore[attr-defined]
-except ImportError:
-    read_submission = _read_submission
 
 
 def _exercise_registry(assignment: str) -> dict[str, Any]:
@@ -166,7 +146,9 @@ def _is_test(cell: nbformat.NotebookNode) -> bool:
 def grade_job(job: Job, ctx: GradingContext) -> SubmissionResult:
     """Grade one submission; never raises (an internal error becomes FAILED, retried by the next run)."""
     start = time.monotonic()
-    result = SubmissionResult(job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job))
+    result = SubmissionResult(
+        job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job), display=job.display
+    )
     try:
         _grade(job, ctx, result)
     except Exception as exc:
@@ -217,9 +199,9 @@ def _static_evidence(nb: nbformat.NotebookNode, layout: _Layout, job: Job) -> li
             continue
         for ev in scan_cells([(index, cell.source)]):
             located.append(LocatedEvidence(ev, index, layout.answer_cells.get(index)))
-    beside = tuple(getattr(job, "beside", ()))
-    if beside and job.path is not None:
-        located.extend(LocatedEvidence(ev, None) for ev in scan_files(beside, job.path.parent))
+    if job.beside:
+        root = job.folder or (job.path.parent if job.path is not None else Path("."))
+        located.extend(LocatedEvidence(ev, None) for ev in scan_files(job.beside, root))
     return located
 
 
@@ -232,7 +214,10 @@ def _withhold_hidden(nb: nbformat.NotebookNode, layout: _Layout) -> nbformat.Not
 
 
 def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
-    if job.status == "missing" or job.path is None:
+    if job.status == Status.UNREADABLE:  # intake could not take it (a link, a fifo, a damaged zip entry)
+        result.status, result.reason = Status.UNREADABLE, "; ".join(job.notes[:1]) or "not a readable file"
+        return
+    if job.status == Status.MISSING or job.path is None:
         result.status, result.reason = Status.MISSING, "; ".join(job.notes[:1]) or "no notebook"
         return
     submitted, why = read_submission(job.path)

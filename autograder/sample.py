@@ -10,7 +10,8 @@ without bound), ``flood`` (prints without end). Dishonest: ``patcher``
 (monkeypatches the checks), ``equalizer`` (always-equal objects + patched numpy
 comparisons), ``copycat`` (calls course_lib's reference), ``hooker`` (IPython input
 transformer neutering the tests), ``snoop`` (reads hidden tests / solutions /
-gradebook), ``vandal`` (writes outside its scratch, plants an IPython startup file).
+gradebook), ``vandal`` (writes outside its scratch, plants an IPython startup file),
+``shadower`` (submits a ``numpy.py`` beside perfect answers).
 
 Expected outcome per student (what the demo and the tests check) is ``EXPECTED``.
 """
@@ -50,8 +51,9 @@ EXPECTED: dict[str, Status | None] = {
     "equalizer": Status.FLAGGED,
     "copycat": Status.FLAGGED,
     "hooker": Status.FLAGGED,
-    "snoop": Status.GRADED,
-    "vandal": Status.GRADED,
+    "snoop": Status.FLAGGED,  # its reads find nothing (the jail), but the attempt is evidence
+    "vandal": Status.FLAGGED,  # likewise for its writes
+    "shadower": Status.FLAGGED,  # perfect answers, and a numpy.py submitted beside them
 }
 
 
@@ -169,7 +171,7 @@ def student_notebook(recipe: str, release: nbformat.NotebookNode, answers: dict[
     kinds = _exercise_kinds(exercises, answers)
     names = list(answers)
     perfect = _with_answers(release, answers)
-    if recipe in ("perfect", "snoop", "vandal"):
+    if recipe in ("perfect", "snoop", "vandal", "shadower"):
         nb = perfect
         if recipe == "snoop":
             nb = _prefix_first(nb, _SNOOP.replace("{repo}", str(REPO)))
@@ -273,7 +275,9 @@ def write_sample_class(
                 path.write_bytes(nb)
             else:
                 path.write_text(json.dumps(nb, indent=1))
-        if recipe == "renamed":
+        if recipe == "renamed":  # honest extra files: never read, never evidence
             (folder / "notes.txt").write_text("extra files are ignored\n")
+            (folder / "helpers.py").write_text("def mean(xs):\n    return sum(xs) / len(xs)\n")
+        if recipe == "shadower":
             (folder / "numpy.py").write_text("raise SystemExit('shadowed numpy')\n")
     return out_dir

@@ -96,18 +96,10 @@ class LocatedEvidence:
 
 def evidence_for(name: str, first_test: int, located: Sequence[LocatedEvidence]) -> tuple[Evidence, ...]:
     """The static evidence that zeroes exercise ``name`` (its first test cell at index
-    ``first_test``): its own answer cell, any inserted cell before that test, any file."""
-    out = []
-    for item in located:
-        if item.cell is None:
-            applies = True
-        elif item.answer_of is not None:
-            applies = item.answer_of == name
-        else:
-            applies = item.cell < first_test
-        if applies:
-            out.append(item.evidence)
-    return tuple(out)
+    ``first_test``): any student cell before that test — its own answer cell, an earlier
+    answer cell or a cell the student inserted, since a patch made there is still in force
+    when the test runs — and any file submitted beside the notebook."""
+    return tuple(item.evidence for item in located if item.cell is None or item.cell < first_test)
 
 
 def score_exercise(

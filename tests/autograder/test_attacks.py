@@ -45,16 +45,22 @@ OUTCOMES = {
     "equalizer": (Status.FLAGGED, 0.0),
     "copycat": (Status.FLAGGED, 3.0),  # answer_lr is a value: copying 0.1 is not a reference call
     "hooker": (Status.FLAGGED, 0.0),
-    "snoop": (Status.GRADED, 9.0),
-    "vandal": (Status.GRADED, 9.0),
+    # The snoop's reads and the vandal's writes find nothing in the jail, but each attempt is
+    # evidence (in the first answer cell: every exercise tested after it earns 0).
+    "snoop": (Status.FLAGGED, 0.0),
+    "vandal": (Status.FLAGGED, 0.0),
+    "shadower": (Status.FLAGGED, 0.0),  # a numpy.py beside perfect answers: every exercise
 }
-HONEST = ("perfect", "partial", "blank", "messy", "snoop", "vandal", "flood", "hog")
+HONEST = ("perfect", "partial", "blank", "messy", "renamed", "flood", "hog")
 # What re-verification must find for each dishonest recipe (by the evidence kind).
 DISHONEST = {
     "patcher": "passed only in the notebook",
     "equalizer": "passed only in the notebook",
     "copycat": "reference reached",
     "hooker": "passed only in the notebook",
+    "snoop": "reads protected path",
+    "vandal": "writes protected path",
+    "shadower": "shadowing module file",
 }
 
 

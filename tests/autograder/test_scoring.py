@@ -95,7 +95,7 @@ def test_static_evidence_zeroes_an_otherwise_verified_exercise():
     assert (out.outcome, out.score, out.evidence) == (Outcome.TAMPERING, 0.0, (PATCH,))
 
 
-def test_evidence_applies_to_its_answer_cell_inserted_cells_before_the_tests_and_files():
+def test_evidence_applies_to_every_exercise_tested_after_its_cell_and_files_to_all():
     file_ev = Evidence("shadowing module file", "file numpy.py")
     own = Evidence("patched checks", "cell 2, line 1")
     other = Evidence("patched checks", "cell 6, line 1")
@@ -110,8 +110,9 @@ def test_evidence_applies_to_its_answer_cell_inserted_cells_before_the_tests_and
     ]
     # square's first test cell is cell 3; softsign's is cell 7
     assert evidence_for("square", 3, located) == (own, early, file_ev)
-    assert evidence_for("softsign", 7, located) == (other, early, file_ev)
-    assert evidence_for("answer_lr", 11, located) == (early, late, file_ev)
+    # square's patch (cell 2) is still in force when softsign's and answer_lr's tests run
+    assert evidence_for("softsign", 7, located) == (own, other, early, file_ev)
+    assert evidence_for("answer_lr", 11, located) == (own, other, early, late, file_ev)
 
 
 def test_nbgrader_failure_is_wrong_with_nbgraders_message():
