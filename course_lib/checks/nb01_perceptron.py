@@ -62,9 +62,10 @@ def _neuron_cases(seed: int) -> list[Case]:
         return [
             Case((LECTURE_X[None, :].copy(), LECTURE_W.copy(), LECTURE_W0), label="the lecture's example, x (1, 2)"),
             Case((rng.normal(size=(5, 3)), rng.normal(size=3), 0.5), label="x (5, 3)"),
+            Case((LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0), label="a single example x (D,) -> a 0-d result"),
         ]
     return [
-        Case((LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0), label="a single example x (D,) -> a 0-d result"),
+        Case((rng.normal(size=4), rng.normal(size=4), 0.7), label="a single example x (D,) -> a 0-d result"),
         Case((rng.normal(size=(6, 4)), rng.normal(size=4), -1.5), label="x (6, 4), negative bias"),
         Case((rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32), np.float32(0.25)),
              label="float32 x (3, 2)"),
@@ -99,6 +100,9 @@ def _predict_cases(seed: int) -> list[Case]:
         return [
             Case((rng.normal(size=(8, 2)), LECTURE_W.copy(), LECTURE_W0), label="8 points, the lecture's line 1 + 3 x1 - 2 x2"),
             Case((XOR_X.copy(), np.array([1.0, 1.0]), -1.5), label="AND gate weights on the four corners"),
+            # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
+            Case((np.array([[1.0, 2.0], [-1.0, 0.0]]), LECTURE_W.copy(), LECTURE_W0),
+                 label="a point exactly on the line (z = 0 -> 0)"),
         ]
     return [
         # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
@@ -198,23 +202,27 @@ def _whole_output_judge(reference, *, name: str, outputs: tuple[str, ...], mista
                     break
             raise AssertionError(f"{err}\nHint: {diagnosis}") from None
 
+    judge.reference = reference  # type: ignore[attr-defined]
     return judge
 
+
+_TRAIN_MISTAKES = (
+    Mistake(_train_without_bias, "the bias is never updated: after a mistake also do w0 += lr * (y_i - p)."),
+    Mistake(_train_batch, "update after every single example (inside the loop over samples), "
+                          "not once per epoch with the summed error."),
+)
 
 PERCEPTRON_TRAIN = register(Exercise(
     notebook=NOTEBOOK,
     name="perceptron_train",
     kind="function",
     cases=_train_cases,
+    mistakes=_TRAIN_MISTAKES,
     judge=_whole_output_judge(
         perceptron_train,
         name="perceptron_train(x, y, ...)",
         outputs=("w", "w0", "mistakes_per_epoch"),
-        mistakes=[
-            Mistake(_train_without_bias, "the bias is never updated: after a mistake also do w0 += lr * (y_i - p)."),
-            Mistake(_train_batch, "update after every single example (inside the loop over samples), "
-                                  "not once per epoch with the summed error."),
-        ],
+        mistakes=list(_TRAIN_MISTAKES),
         hint="start from w = 0, w0 = 0; visit the samples in order (or in rng.permutation(N) each epoch "
              "when rng is given); predict p = 1 if w0 + x_i @ w > 0 else 0; on a mistake "
              "w += lr (y_i - p) x_i and w0 += lr (y_i - p); count the mistakes of each epoch.",
@@ -233,7 +241,12 @@ def _multi_output_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.n
 def _multi_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 104)
     if seed == 0:
-        return [Case((rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)), label="x (4, 3), w (3, 2)")]
+        return [
+            # A square w is the only shape where x @ w.T runs, so only it shows that mistake as values;
+            # it comes first so that the hint, not a matmul error, is what the student sees.
+            Case((rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="x (2, 3), square w (3, 3)"),
+            Case((rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)), label="x (4, 3), w (3, 2)"),
+        ]
     return [
         Case((rng.normal(size=(1, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="one example, square w (3, 3)"),
         Case((rng.normal(size=(5, 2)), rng.normal(size=(2, 4)), rng.normal(size=4)), label="x (5, 2), w (2, 4)"),
@@ -295,6 +308,8 @@ def _xor_judge(case: Case | None, answer) -> None:
              "and an output unit firing for 'OR and not AND'.",
     )
 
+
+_xor_judge.reference = None  # type: ignore[attr-defined]  # a value, judged by a property
 
 XOR_PARAMS = register(Exercise(notebook=NOTEBOOK, name="xor_params", kind="value", judge=_xor_judge))
 

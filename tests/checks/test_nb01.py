@@ -106,8 +106,8 @@ def test_lecture_example_is_the_worked_example() -> None:
 WRONG = [
     (check_neuron_forward, lambda x, w, w0: _sigmoid(x @ w), 0, r"bias w0 is missing"),
     (check_neuron_forward, lambda x, w, w0: w0 + x @ w, 0, r"non-linearity is missing"),
-    (check_neuron_forward, lambda x, w, w0: _sigmoid(w0 + x @ w)[None], 1, r"wrong shape"),
-    (check_perceptron_predict, lambda x, w, w0: (w0 + x @ w >= 0).astype(int), 1, r"z > 0, not z >= 0"),
+    (check_neuron_forward, lambda x, w, w0: _sigmoid(w0 + x @ w)[None], 0, r"wrong shape"),
+    (check_perceptron_predict, lambda x, w, w0: (w0 + x @ w >= 0).astype(int), 0, r"z > 0, not z >= 0"),
     (check_perceptron_predict, lambda x, w, w0: (x @ w > 0).astype(int), 0, r"bias w0 is missing"),
     (check_perceptron_predict, lambda x, w, w0: np.sign(w0 + x @ w), 0, r"0 and 1, not -1 and \+1"),
     (check_perceptron_train, lambda x, y, **kw: perceptron_train(x, y, update_bias=False, **kw), 0, r"bias is never updated"),
@@ -116,7 +116,7 @@ WRONG = [
     (check_perceptron_train, lambda x, y, **kw: perceptron_train(x, y, **kw)[:2], 0, r"expected a tuple of 3"),
     (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w), 0, r"biases are missing"),
     (check_multi_output_forward, lambda x, w, b: x @ w + b, 0, r"non-linearity is missing"),
-    (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w.T + b), 1, r"not x @ w.T"),
+    (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w.T + b), 0, r"not x @ w.T"),
 ]
 
 
