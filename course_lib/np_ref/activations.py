@@ -2,7 +2,10 @@
 
 ``z`` is the pre-activation (any shape, e.g. (N, H) for a hidden layer); every
 function returns an array of ``z``'s shape and dtype (float32 in -> float32 out),
-except ``maxout``, which shrinks the last axis. The ``*_grad`` functions take the
+except ``maxout``, which shrinks the last axis. The element-wise functions (all but
+``softmax``, ``log_softmax`` and ``maxout``) also take a scalar as NumPy's ufuncs do:
+``sigmoid(0.5)``, ``sigmoid(2)`` and ``sigmoid(np.array(0.5))`` return a NumPy scalar
+(an int becomes float64), like ``np.tanh(0.5)``. The ``*_grad`` functions take the
 same ``z`` the forward saw and return g'(z); a backward pass multiplies it by the
 upstream gradient: ``dz = dout * relu_grad(z)``.
 
@@ -12,9 +15,13 @@ is ever computed.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import numpy as np
 
-from course_lib.validation import require_float, require_positive_int
+from course_lib.validation import require_float, require_positive_int, scalar_as_float_array
 
 __all__ = [
     "sigmoid",
@@ -32,7 +39,23 @@ __all__ = [
     "maxout",
 ]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+def _elementwise(func: _F) -> _F:
+    """Let an element-wise ``func(z, **kw)`` take a scalar ``z`` and return a NumPy scalar, as a ufunc does."""
+
+    @functools.wraps(func)
+    def wrapper(z: Any, **kwargs: Any) -> Any:
+        scalar = scalar_as_float_array(func.__name__, "z", z)
+        if scalar is None:
+            return func(z, **kwargs)
+        return func(scalar, **kwargs)[()]  # [()] turns a 0-d result into a NumPy scalar
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_elementwise
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """sigma(z) = 1 / (1 + exp(-z)).  z (any shape) -> same shape, in (0, 1)."""
     require_float("sigmoid", "z", z)
@@ -42,6 +65,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
+@_elementwise
 def sigmoid_grad(z: np.ndarray) -> np.ndarray:
     """sigma'(z) = sigma(z) (1 - sigma(z)).  z (any shape) -> same shape."""
     require_float("sigmoid_grad", "z", z)
@@ -49,12 +73,14 @@ def sigmoid_grad(z: np.ndarray) -> np.ndarray:
     return s * (1.0 - s)
 
 
+@_elementwise
 def tanh(z: np.ndarray) -> np.ndarray:
     """tanh(z) = (e^z - e^-z) / (e^z + e^-z).  z (any shape) -> same shape, in (-1, 1)."""
     require_float("tanh", "z", z)
     return np.tanh(z)  # np.tanh saturates to +-1 without overflowing
 
 
+@_elementwise
 def tanh_grad(z: np.ndarray) -> np.ndarray:
     """tanh'(z) = 1 - tanh(z)^2.  z (any shape) -> same shape."""
     require_float("tanh_grad", "z", z)
@@ -62,12 +88,14 @@ def tanh_grad(z: np.ndarray) -> np.ndarray:
     return 1.0 - t * t
 
 
+@_elementwise
 def relu(z: np.ndarray) -> np.ndarray:
     """relu(z) = max(z, 0).  z (any shape) -> same shape."""
     require_float("relu", "z", z)
     return np.maximum(z, 0.0)
 
 
+@_elementwise
 def relu_grad(z: np.ndarray) -> np.ndarray:
     """relu'(z) = 1 where z > 0, else 0.  z (any shape) -> same shape.
 
@@ -78,6 +106,7 @@ def relu_grad(z: np.ndarray) -> np.ndarray:
     return (z > 0).astype(z.dtype)
 
 
+@_elementwise
 def leaky_relu(z: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
     """leaky_relu(z) = z where z > 0, else alpha * z.  z (any shape) -> same shape.
 
@@ -88,18 +117,21 @@ def leaky_relu(z: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
     return np.where(z > 0, z, alpha * z).astype(z.dtype, copy=False)
 
 
+@_elementwise
 def leaky_relu_grad(z: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
     """1 where z > 0, else alpha (so alpha at z = 0, as in torch).  z -> same shape."""
     require_float("leaky_relu_grad", "z", z)
     return np.where(z > 0, 1.0, alpha).astype(z.dtype, copy=False)
 
 
+@_elementwise
 def swish(z: np.ndarray) -> np.ndarray:
     """swish(z) = z * sigma(z) (torch calls it SiLU).  z (any shape) -> same shape."""
     require_float("swish", "z", z)
     return z * sigmoid(z)
 
 
+@_elementwise
 def swish_grad(z: np.ndarray) -> np.ndarray:
     """swish'(z) = sigma(z) + z sigma(z) (1 - sigma(z)).  z (any shape) -> same shape."""
     require_float("swish_grad", "z", z)

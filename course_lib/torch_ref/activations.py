@@ -4,13 +4,20 @@ The same formulas as ``course_lib.np_ref.activations``, written out rather than
 delegated to ``torch.sigmoid`` / ``torch.softmax`` so that torch's own functions stay an
 independent oracle. ``z`` is the pre-activation tensor (any shape, any device); outputs
 keep its shape, dtype and device, except ``maxout``, which shrinks the last axis.
+The element-wise functions (all but ``softmax``, ``log_softmax`` and ``maxout``) also take
+a Python or NumPy scalar or a 0-d NumPy array, as ``np_ref`` does, and return a 0-d tensor
+(float64 for an int or a Python float, as NumPy would compute it).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 
-from course_lib.validation import require_float, require_positive_int
+from course_lib.validation import require_float, require_positive_int, scalar_as_float_array
 
 __all__ = [
     "sigmoid",
@@ -28,7 +35,21 @@ __all__ = [
     "maxout",
 ]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+def _elementwise(func: _F) -> _F:
+    """Let an element-wise ``func(z, **kw)`` take a scalar ``z``; it returns a 0-d tensor."""
+
+    @functools.wraps(func)
+    def wrapper(z: Any, **kwargs: Any) -> Any:
+        scalar = None if isinstance(z, torch.Tensor) else scalar_as_float_array(func.__name__, "z", z)
+        return func(z if scalar is None else torch.from_numpy(scalar.copy()), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_elementwise
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
     """sigma(z) = 1 / (1 + exp(-z)).  z (any shape) -> same shape, in (0, 1)."""
     require_float("sigmoid", "z", z)
@@ -37,6 +58,7 @@ def sigmoid(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+@_elementwise
 def sigmoid_grad(z: torch.Tensor) -> torch.Tensor:
     """sigma'(z) = sigma(z) (1 - sigma(z)).  z (any shape) -> same shape."""
     require_float("sigmoid_grad", "z", z)
@@ -44,12 +66,14 @@ def sigmoid_grad(z: torch.Tensor) -> torch.Tensor:
     return s * (1.0 - s)
 
 
+@_elementwise
 def tanh(z: torch.Tensor) -> torch.Tensor:
     """tanh(z).  z (any shape) -> same shape, in (-1, 1)."""
     require_float("tanh", "z", z)
     return torch.tanh(z)
 
 
+@_elementwise
 def tanh_grad(z: torch.Tensor) -> torch.Tensor:
     """tanh'(z) = 1 - tanh(z)^2.  z (any shape) -> same shape."""
     require_float("tanh_grad", "z", z)
@@ -57,36 +81,42 @@ def tanh_grad(z: torch.Tensor) -> torch.Tensor:
     return 1.0 - t * t
 
 
+@_elementwise
 def relu(z: torch.Tensor) -> torch.Tensor:
     """relu(z) = max(z, 0).  z (any shape) -> same shape."""
     require_float("relu", "z", z)
     return torch.clamp(z, min=0.0)
 
 
+@_elementwise
 def relu_grad(z: torch.Tensor) -> torch.Tensor:
     """1 where z > 0, else 0 (0 at z = 0, torch's convention).  z -> same shape."""
     require_float("relu_grad", "z", z)
     return (z > 0).to(z.dtype)
 
 
+@_elementwise
 def leaky_relu(z: torch.Tensor, *, alpha: float = 0.01) -> torch.Tensor:
     """z where z > 0, else alpha * z (alpha = torch's negative_slope).  z -> same shape."""
     require_float("leaky_relu", "z", z)
     return torch.where(z > 0, z, alpha * z)
 
 
+@_elementwise
 def leaky_relu_grad(z: torch.Tensor, *, alpha: float = 0.01) -> torch.Tensor:
     """1 where z > 0, else alpha (alpha at z = 0, as in torch).  z -> same shape."""
     require_float("leaky_relu_grad", "z", z)
     return torch.where(z > 0, torch.ones_like(z), torch.full_like(z, alpha))
 
 
+@_elementwise
 def swish(z: torch.Tensor) -> torch.Tensor:
     """swish(z) = z * sigma(z) (torch's SiLU).  z (any shape) -> same shape."""
     require_float("swish", "z", z)
     return z * sigmoid(z)
 
 
+@_elementwise
 def swish_grad(z: torch.Tensor) -> torch.Tensor:
     """swish'(z) = sigma(z) + z sigma(z) (1 - sigma(z)).  z (any shape) -> same shape."""
     require_float("swish_grad", "z", z)
