@@ -17,11 +17,10 @@ from functools import partial
 
 import numpy as np
 
-from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
+from course_lib.checks._core import Case, Exercise, Judge, register, run_check, seeded_rng
 from course_lib.checks._mistakes import Mistake, diagnosing_judge
 from course_lib.np_ref import activations as act
 from course_lib.np_ref.dense import dense_forward
-from course_lib.checks._core import Judge
 from course_lib.testing import assert_close, to_numpy
 
 __all__ = [
