@@ -71,10 +71,18 @@ _REGISTRY: dict[tuple[str, str], Exercise] = {}
 
 
 def register(exercise: Exercise) -> Exercise:
-    """Add ``exercise`` to the registry; a judge built by ``diagnosing_judge`` lends it its catalogue
-    of mistakes when the record names none itself."""
+    """Add ``exercise`` to the registry. A judge built by ``diagnosing_judge`` lends it its catalogue
+    of mistakes when the record names none itself, and the check-side function a judge compares
+    with (``judge.reference``) joins ``references``."""
     if not exercise.mistakes and getattr(exercise.judge, "mistakes", ()):
         exercise = dataclasses.replace(exercise, mistakes=tuple(exercise.judge.mistakes))  # type: ignore[attr-defined]
+    reference = getattr(exercise.judge, "reference", None)
+    if reference is not None and reference.__module__.startswith("course_lib.checks."):
+        # A check-side helper computes the answer too (and a student can import it by name):
+        # withhold it during re-verification like the library's own references.
+        dotted = f"{reference.__module__}.{reference.__name__}"
+        if dotted not in exercise.references:
+            exercise = dataclasses.replace(exercise, references=(*exercise.references, dotted))
     key = (exercise.notebook, exercise.name)
     if key in _REGISTRY and _REGISTRY[key] != exercise:
         raise ValueError(f"register: exercise {key} is registered twice")

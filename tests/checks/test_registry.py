@@ -2,9 +2,9 @@
 
 - every typical mistake in an exercise's catalogue fails its *visible* check (seed 0): the
   hidden seeds add inputs and edge cases, never a mistake the student could not see;
-- the function the judge compares with is either registered in ``references`` (so the
-  autograder's re-verification traps it) or a private check-side helper (a name starting
-  with ``_`` that the module does not export);
+- the function the judge compares with is registered in ``references`` (so the autograder's
+  re-verification traps it), and when it is a check-side helper its name is private (starts
+  with ``_``) and the module does not export it;
 - every registered reference names a course_lib function or class that exists.
 """
 
@@ -48,22 +48,27 @@ def _resolve(path: str) -> object:
 
 
 @pytest.mark.parametrize("exercise", FUNCTIONS, ids=lambda ex: f"{ex.notebook}/{ex.name}")
-def test_the_judges_reference_is_registered_or_private(exercise: Exercise) -> None:
+def test_the_judges_reference_is_registered_and_check_side_helpers_are_private(exercise: Exercise) -> None:
     assert hasattr(exercise.judge, "reference"), f"{exercise.name}: the judge does not say what it compares with"
     reference = exercise.judge.reference
     if reference is None:  # judged by properties only (a random mask)
         assert exercise.name == "dropout"
         return
     module = reference.__module__
+    dotted = f"{module}.{reference.__qualname__}"
+    assert dotted in exercise.references, f"{exercise.name}: compares with {dotted}, not in {exercise.references}"
     if module.startswith("course_lib.checks"):
         owner = importlib.import_module(module)
         assert reference.__name__.startswith("_"), f"{exercise.name}: check-side helper {reference.__name__} must be private"
         assert reference.__name__ not in getattr(owner, "__all__", ()), f"{reference.__name__} is exported"
-    else:
-        assert f"{module}.{reference.__qualname__}" in exercise.references, (
-            f"{exercise.name}: compares with {module}.{reference.__qualname__}, which is not in references "
-            f"{exercise.references}"
-        )
+
+
+@pytest.mark.parametrize("exercise", FUNCTIONS, ids=lambda ex: f"{ex.notebook}/{ex.name}")
+def test_a_library_reference_comes_first(exercise: Exercise) -> None:
+    # The first reference is the one a copying student would reach for: the library's own, where it has one.
+    library = [r for r in exercise.references if not r.startswith("course_lib.checks.")]
+    if library:
+        assert exercise.references[0] == library[0]
 
 
 @pytest.mark.parametrize("exercise", [ex for ex in FUNCTIONS if ex.references], ids=lambda ex: ex.name)

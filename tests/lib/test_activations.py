@@ -276,3 +276,15 @@ def test_a_string_is_rejected(module):
     activations = importlib.import_module(f"course_lib.{module}.activations")
     with pytest.raises(ValueError, match="relu: argument 'z'"):
         activations.relu("0.5")
+
+
+@pytest.mark.parametrize("module", ["np_ref", "torch_ref"])
+def test_every_elementwise_function_has_its_own_code(module):
+    # The autograder traps a withheld reference by its code location (file, line, name);
+    # a wrapper shared by several functions would make a call of one look like a call of another.
+    import importlib
+
+    activations = importlib.import_module(f"course_lib.{module}.activations")
+    codes = {name: getattr(activations, name).__code__ for name in SCALAR_NAMES}
+    assert all(code.co_name == name for name, code in codes.items())
+    assert len({(c.co_filename, c.co_firstlineno) for c in codes.values()}) == len(SCALAR_NAMES)
