@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 
 from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
+from course_lib.checks._dtypes import DtypeRule, with_dtype_rule
 from course_lib.checks._mistakes import Mistake, diagnosing_judge, matches
 from course_lib.np_ref.activations import sigmoid
 from course_lib.np_ref.dense import dense_forward
@@ -117,7 +118,7 @@ PERCEPTRON_PREDICT = register(Exercise(
     name="perceptron_predict",
     kind="function",
     cases=_predict_cases,
-    judge=diagnosing_judge(
+    judge=with_dtype_rule(diagnosing_judge(
         perceptron_predict,
         name="perceptron_predict(x, w, w0)",
         mistakes=[
@@ -127,7 +128,7 @@ PERCEPTRON_PREDICT = register(Exercise(
             Mistake(lambda x, w, w0: np.sign(w0 + x @ w), "labels are 0 and 1, not -1 and +1."),
         ],
         hint="predict 1 where w0 + x @ w > 0 and 0 elsewhere (as integers).",
-    ),
+    ), "perceptron_predict(x, w, w0)", DtypeRule.INTEGER),
     references=_refs("perceptron", "perceptron_predict"),
 ))
 

@@ -18,10 +18,11 @@ from functools import partial
 import numpy as np
 
 from course_lib.checks._core import Case, Exercise, Judge, register, run_check, seeded_rng
+from course_lib.checks._dtypes import DtypeRule, with_dtype_rule
 from course_lib.checks._mistakes import Mistake, diagnosing_judge
 from course_lib.np_ref import activations as act
 from course_lib.np_ref.dense import dense_forward
-from course_lib.testing import assert_close, to_numpy
+from course_lib.testing import assert_close
 
 __all__ = [
     "check_sigmoid_grad",
@@ -41,25 +42,7 @@ def _refs(name: str) -> tuple[str, ...]:
 
 
 def _floating(judge: Judge, name: str) -> Judge:
-    """``judge``, after checking the notebook's dtype rule: the answer is a floating-point array."""
-
-    def checked(case: Case | None, output: object) -> None:
-        try:
-            dtype = to_numpy(output).dtype
-        except (TypeError, ValueError):
-            dtype = None  # not an array at all: the comparison below says what arrived
-        if dtype is not None and not np.issubdtype(dtype, np.floating):
-            where = f" [{case.label}]" if case is not None and case.label else ""
-            raise AssertionError(
-                f"{name}{where}: expected a floating-point array (float32 or float64), got dtype {dtype}."
-                "\nHint: comparisons such as z > 0 give bool arrays; turn them into floats, e.g. "
-                "(z > 0).astype(z.dtype) or np.where(z > 0, 1.0, 0.0)."
-            )
-        judge(case, output)
-
-    checked.mistakes = getattr(judge, "mistakes", ())  # type: ignore[attr-defined]
-    checked.reference = getattr(judge, "reference", None)  # type: ignore[attr-defined]
-    return checked
+    return with_dtype_rule(judge, name, DtypeRule.FLOATING)
 
 
 def _z_cases(salt: int, *, scale: float = 3.0):

@@ -139,3 +139,24 @@ def test_typical_mistake_fails_with_a_teaching_message(check, wrong, seed, messa
 def test_wrong_xor_params_fail(params, message) -> None:
     with pytest.raises(AssertionError, match=message):
         check_xor_params(params)
+
+
+# --- the dtype rule of perceptron_predict: integer labels ---------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_passes_with_float32_and_float64_inputs(dtype) -> None:
+    check_perceptron_predict(lambda x, w, w0: perceptron_predict(x.astype(dtype), w.astype(dtype), dtype(w0)), seed=0)
+    check_perceptron_predict(lambda x, w, w0: perceptron_predict(x.astype(dtype), w.astype(dtype), dtype(w0)), seed=1)
+
+
+@pytest.mark.parametrize(
+    "wrong, dtype",
+    [
+        (lambda x, w, w0: w0 + x @ w > 0, "bool"),
+        (lambda x, w, w0: np.where(w0 + x @ w > 0, 1.0, 0.0), "float64"),
+    ],
+)
+def test_predict_with_the_right_values_but_not_integers_fails_naming_the_dtype(wrong, dtype) -> None:
+    with pytest.raises(AssertionError, match=rf"expected an integer array .* got dtype {dtype}"):
+        check_perceptron_predict(wrong, seed=0)
