@@ -3,8 +3,9 @@ perceptron and its learning rule, a multi-output perceptron, and a two-layer net
 
 Answers are compared with ``course_lib.np_ref`` on small deterministic inputs. Seed 0 holds
 the visible cases (among them the lecture's worked example: w0 = 1, w = [3, -2],
-x = [-1, 2] gives g(-6) ~ 0.0025); seeds >= 1 add hidden ones: a single example of shape
-(D,), points exactly on the decision boundary, a shuffled training order, float32 inputs.
+x = [-1, 2] gives g(-6) ~ 0.0025, a single example of shape (D,), a point exactly on the
+decision boundary and a square w), so that every typical mistake already fails there;
+seeds >= 1 add hidden inputs: more boundary points, a shuffled training order, float32.
 
 Letters: N examples, D input features, M outputs.
 """

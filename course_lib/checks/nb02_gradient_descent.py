@@ -2,9 +2,9 @@
 update rules of momentum, Adagrad, RMSprop and Adam.
 
 Answers are compared with ``course_lib.np_ref`` (``losses`` and ``optim``) on small
-deterministic inputs. Seed 0 holds the visible cases; seeds >= 1 add hidden ones: (N, M)
-targets, float32, large logits, a state from several steps in (Adam's bias correction at
-t > 1), learning rates other than the default.
+deterministic inputs. Seed 0 holds the visible cases, among them (N, M) targets, large
+logits and a state from several steps in (Adam's bias correction at t > 1); seeds >= 1 add
+hidden inputs: float32, soft targets, params of shape (2, 3), other hyper-parameters.
 
 A loss returns ``(loss, dpred)``: the mean loss and its gradient with respect to the
 prediction. A step returns ``(new_param, new_state)`` with the state as the NamedTuple of

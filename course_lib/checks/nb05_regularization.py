@@ -200,11 +200,12 @@ def _dropout_judge(case: Case | None, output: object) -> None:
                              "\nHint: draw an independent random number per entry from `rng`.")
 
 
-def _dropout_variant(x, *, p_drop, train, rng, keep_prob=None, scale=None, in_eval=False):
-    """Dropout with one typical slip: the keep probability, the scale of kept entries, or masking in eval."""
+def _dropout_variant(x, *, p_drop, train, rng, swap_p=False, scale=None, in_eval=False):
+    """Dropout with one typical slip: p_drop read as the keep probability, the wrong scale of the
+    kept entries, or a mask applied in evaluation mode too."""
     if not train and not in_eval:
         return x
-    keep = rng.random(x.shape) >= (p_drop if keep_prob is None else 1.0 - keep_prob)
+    keep = rng.random(x.shape) >= (1.0 - p_drop if swap_p else p_drop)
     return x * keep * (1.0 / (1.0 - p_drop) if scale is None else scale(p_drop))
 
 
@@ -219,8 +220,7 @@ DROPOUT = register(Exercise(
     mistakes=(
         Mistake(partial(_dropout_variant, scale=lambda p: 1.0), "the kept entries are not rescaled."),
         Mistake(partial(_dropout_variant, scale=lambda p: 1.0 - p), "multiplied by (1 - p_drop) instead of divided."),
-        Mistake(partial(_dropout_variant, keep_prob=0.0, scale=lambda p: 1.0 / (1.0 - p)),
-                "p_drop is the probability of dropping, not of keeping."),
+        Mistake(partial(_dropout_variant, swap_p=True), "p_drop is the probability of dropping, not of keeping."),
         Mistake(partial(_dropout_variant, in_eval=True), "evaluation mode must return x unchanged."),
     ),
     references=_refs("regularization", "dropout_forward"),

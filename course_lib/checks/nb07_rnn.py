@@ -2,8 +2,8 @@
 time, gradient clipping and the LSTM cell.
 
 Every answer is compared with ``course_lib.np_ref.recurrent`` on small deterministic inputs.
-Seed 0 holds the visible cases; seeds >= 1 add hidden ones (T = 1, longer sequences,
-gradients below the clipping threshold, a single example).
+Seed 0 holds the visible cases (gradients above and below the clipping threshold among
+them); seeds >= 1 add hidden ones (T = 1, longer sequences, a single example).
 
 Letters: N batch, T time steps, D input features, H hidden units. Row-vector layout as in
 torch: ``h_t = tanh(x_t @ wx + h_{t-1} @ wh + b)`` with wx (D, H), wh (H, H), b (H,).
