@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "require_float",
+    "scalar_as_float_array",
     "require_ndim",
     "require_shape",
     "require_same_shape",
@@ -46,6 +47,30 @@ def require_float(fn: str, name: str, x: Any) -> None:
         raise ValueError(
             f"{fn}: argument {name!r} must be a floating-point array, got dtype {x.dtype}"
         )
+
+
+def scalar_as_float_array(fn: str, name: str, x: Any) -> np.ndarray | None:
+    """A scalar input of an element-wise function as a 0-d floating array; None if ``x`` is no scalar.
+
+    Scalars are Python ints and floats, NumPy scalars and 0-d NumPy arrays: element-wise
+    functions take them as NumPy's ufuncs do (``np.tanh(0.5)``). Integers become float64,
+    as in NumPy; a floating scalar keeps its dtype. Booleans are rejected (True is almost
+    always a comparison that lost its values). Tensors and arrays of 1 or more dimensions
+    return None: the caller checks those itself.
+    """
+    if isinstance(x, (bool, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype == np.bool_):
+        raise ValueError(f"{fn}: argument {name!r} must be a number or a floating-point array, got a bool")
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        arr = np.asarray(x)
+    elif isinstance(x, np.ndarray) and x.ndim == 0:
+        arr = x
+    else:
+        return None
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float64)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{fn}: argument {name!r} must be a real number, got dtype {arr.dtype}")
+    return arr
 
 
 def require_ndim(fn: str, name: str, x: Any, ndim: int, layout: str = "") -> None:

@@ -17,15 +17,16 @@ tuples of those as the output.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from course_lib.testing import DEFAULT_ATOL, DEFAULT_RTOL, assert_close
 
-__all__ = ["Case", "Exercise", "register", "get", "exercises", "run_check", "reference_judge"]
+__all__ = ["Case", "Exercise", "Mistake", "register", "get", "exercises", "run_check", "reference_judge"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,16 @@ class Case:
 Judge = Callable[[Case | None, Any], None]
 
 
+class Mistake(NamedTuple):
+    """A typical wrong answer: ``wrong(*args, **kwargs)`` returns what a student making this
+    mistake outputs (same structure as the reference), and ``hint`` says what to fix.
+
+    ``wrong`` is itself an answer: the visible check (seed 0) must fail it."""
+
+    wrong: Callable[..., Any]
+    hint: str
+
+
 @dataclass(frozen=True)
 class Exercise:
     notebook: str  # e.g. "01_perceptron"
@@ -51,12 +62,27 @@ class Exercise:
     # autograder's re-verification replaces them with a trap so calling them earns nothing.
     references: tuple[str, ...] = ()
     hint: str = ""
+    # The typical mistakes the judge recognises; each must fail the visible cases (seed 0):
+    # hidden seeds add inputs and edge cases, never a mistake the student could not see.
+    mistakes: tuple[Mistake, ...] = ()
 
 
 _REGISTRY: dict[tuple[str, str], Exercise] = {}
 
 
 def register(exercise: Exercise) -> Exercise:
+    """Add ``exercise`` to the registry. A judge built by ``diagnosing_judge`` lends it its catalogue
+    of mistakes when the record names none itself, and the check-side function a judge compares
+    with (``judge.reference``) joins ``references``."""
+    if not exercise.mistakes and getattr(exercise.judge, "mistakes", ()):
+        exercise = dataclasses.replace(exercise, mistakes=tuple(exercise.judge.mistakes))  # type: ignore[attr-defined]
+    reference = getattr(exercise.judge, "reference", None)
+    if reference is not None and reference.__module__.startswith("course_lib.checks."):
+        # A check-side helper computes the answer too (and a student can import it by name):
+        # withhold it during re-verification like the library's own references.
+        dotted = f"{reference.__module__}.{reference.__name__}"
+        if dotted not in exercise.references:
+            exercise = dataclasses.replace(exercise, references=(*exercise.references, dotted))
     key = (exercise.notebook, exercise.name)
     if key in _REGISTRY and _REGISTRY[key] != exercise:
         raise ValueError(f"register: exercise {key} is registered twice")

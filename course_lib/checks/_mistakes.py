@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from course_lib.checks._core import Case, Judge
+from course_lib.checks._core import Case, Judge, Mistake
 from course_lib.testing import DEFAULT_ATOL, DEFAULT_RTOL, assert_close, to_numpy
 
 __all__ = ["Mistake", "diagnosing_judge", "matches"]
-
-
-class Mistake(NamedTuple):
-    """``wrong(*args, **kwargs)`` returns what this mistake outputs (same structure as the reference)."""
-
-    wrong: Callable[..., Any]
-    hint: str
 
 
 def matches(got: Any, want: Any, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> bool:
@@ -90,4 +83,6 @@ def diagnosing_judge(
                         break
                 raise AssertionError(f"{err}" + (f"\nHint: {diagnosis}" if diagnosis else "")) from None
 
+    judge.mistakes = tuple(mistakes)  # type: ignore[attr-defined]  # read by register()
+    judge.reference = reference  # type: ignore[attr-defined]  # read by the references test
     return judge

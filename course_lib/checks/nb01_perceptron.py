@@ -3,8 +3,9 @@ perceptron and its learning rule, a multi-output perceptron, and a two-layer net
 
 Answers are compared with ``course_lib.np_ref`` on small deterministic inputs. Seed 0 holds
 the visible cases (among them the lecture's worked example: w0 = 1, w = [3, -2],
-x = [-1, 2] gives g(-6) ~ 0.0025); seeds >= 1 add hidden ones: a single example of shape
-(D,), points exactly on the decision boundary, a shuffled training order, float32 inputs.
+x = [-1, 2] gives g(-6) ~ 0.0025, a single example of shape (D,), a point exactly on the
+decision boundary and a square w), so that every typical mistake already fails there;
+seeds >= 1 add hidden inputs: more boundary points, a shuffled training order, float32.
 
 Letters: N examples, D input features, M outputs.
 """
@@ -17,6 +18,7 @@ from functools import partial
 import numpy as np
 
 from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
+from course_lib.checks._dtypes import DtypeRule, with_dtype_rule
 from course_lib.checks._mistakes import Mistake, diagnosing_judge, matches
 from course_lib.np_ref.activations import sigmoid
 from course_lib.np_ref.dense import dense_forward
@@ -62,9 +64,10 @@ def _neuron_cases(seed: int) -> list[Case]:
         return [
             Case((LECTURE_X[None, :].copy(), LECTURE_W.copy(), LECTURE_W0), label="the lecture's example, x (1, 2)"),
             Case((rng.normal(size=(5, 3)), rng.normal(size=3), 0.5), label="x (5, 3)"),
+            Case((LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0), label="a single example x (D,) -> a 0-d result"),
         ]
     return [
-        Case((LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0), label="a single example x (D,) -> a 0-d result"),
+        Case((rng.normal(size=4), rng.normal(size=4), 0.7), label="a single example x (D,) -> a 0-d result"),
         Case((rng.normal(size=(6, 4)), rng.normal(size=4), -1.5), label="x (6, 4), negative bias"),
         Case((rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32), np.float32(0.25)),
              label="float32 x (3, 2)"),
@@ -99,6 +102,9 @@ def _predict_cases(seed: int) -> list[Case]:
         return [
             Case((rng.normal(size=(8, 2)), LECTURE_W.copy(), LECTURE_W0), label="8 points, the lecture's line 1 + 3 x1 - 2 x2"),
             Case((XOR_X.copy(), np.array([1.0, 1.0]), -1.5), label="AND gate weights on the four corners"),
+            # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
+            Case((np.array([[1.0, 2.0], [-1.0, 0.0]]), LECTURE_W.copy(), LECTURE_W0),
+                 label="a point exactly on the line (z = 0 -> 0)"),
         ]
     return [
         # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
@@ -113,7 +119,7 @@ PERCEPTRON_PREDICT = register(Exercise(
     name="perceptron_predict",
     kind="function",
     cases=_predict_cases,
-    judge=diagnosing_judge(
+    judge=with_dtype_rule(diagnosing_judge(
         perceptron_predict,
         name="perceptron_predict(x, w, w0)",
         mistakes=[
@@ -123,7 +129,7 @@ PERCEPTRON_PREDICT = register(Exercise(
             Mistake(lambda x, w, w0: np.sign(w0 + x @ w), "labels are 0 and 1, not -1 and +1."),
         ],
         hint="predict 1 where w0 + x @ w > 0 and 0 elsewhere (as integers).",
-    ),
+    ), "perceptron_predict(x, w, w0)", DtypeRule.INTEGER),
     references=_refs("perceptron", "perceptron_predict"),
 ))
 
@@ -198,23 +204,27 @@ def _whole_output_judge(reference, *, name: str, outputs: tuple[str, ...], mista
                     break
             raise AssertionError(f"{err}\nHint: {diagnosis}") from None
 
+    judge.reference = reference  # type: ignore[attr-defined]
     return judge
 
+
+_TRAIN_MISTAKES = (
+    Mistake(_train_without_bias, "the bias is never updated: after a mistake also do w0 += lr * (y_i - p)."),
+    Mistake(_train_batch, "update after every single example (inside the loop over samples), "
+                          "not once per epoch with the summed error."),
+)
 
 PERCEPTRON_TRAIN = register(Exercise(
     notebook=NOTEBOOK,
     name="perceptron_train",
     kind="function",
     cases=_train_cases,
+    mistakes=_TRAIN_MISTAKES,
     judge=_whole_output_judge(
         perceptron_train,
         name="perceptron_train(x, y, ...)",
         outputs=("w", "w0", "mistakes_per_epoch"),
-        mistakes=[
-            Mistake(_train_without_bias, "the bias is never updated: after a mistake also do w0 += lr * (y_i - p)."),
-            Mistake(_train_batch, "update after every single example (inside the loop over samples), "
-                                  "not once per epoch with the summed error."),
-        ],
+        mistakes=list(_TRAIN_MISTAKES),
         hint="start from w = 0, w0 = 0; visit the samples in order (or in rng.permutation(N) each epoch "
              "when rng is given); predict p = 1 if w0 + x_i @ w > 0 else 0; on a mistake "
              "w += lr (y_i - p) x_i and w0 += lr (y_i - p); count the mistakes of each epoch.",
@@ -233,7 +243,12 @@ def _multi_output_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.n
 def _multi_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 104)
     if seed == 0:
-        return [Case((rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)), label="x (4, 3), w (3, 2)")]
+        return [
+            # A square w is the only shape where x @ w.T runs, so only it shows that mistake as values;
+            # it comes first so that the hint, not a matmul error, is what the student sees.
+            Case((rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="x (2, 3), square w (3, 3)"),
+            Case((rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)), label="x (4, 3), w (3, 2)"),
+        ]
     return [
         Case((rng.normal(size=(1, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="one example, square w (3, 3)"),
         Case((rng.normal(size=(5, 2)), rng.normal(size=(2, 4)), rng.normal(size=4)), label="x (5, 2), w (2, 4)"),
@@ -295,6 +310,8 @@ def _xor_judge(case: Case | None, answer) -> None:
              "and an output unit firing for 'OR and not AND'.",
     )
 
+
+_xor_judge.reference = None  # type: ignore[attr-defined]  # a value, judged by a property
 
 XOR_PARAMS = register(Exercise(notebook=NOTEBOOK, name="xor_params", kind="value", judge=_xor_judge))
 

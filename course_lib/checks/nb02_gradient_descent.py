@@ -2,9 +2,9 @@
 update rules of momentum, Adagrad, RMSprop and Adam.
 
 Answers are compared with ``course_lib.np_ref`` (``losses`` and ``optim``) on small
-deterministic inputs. Seed 0 holds the visible cases; seeds >= 1 add hidden ones: (N, M)
-targets, float32, large logits, a state from several steps in (Adam's bias correction at
-t > 1), learning rates other than the default.
+deterministic inputs. Seed 0 holds the visible cases, among them (N, M) targets, large
+logits and a state from several steps in (Adam's bias correction at t > 1); seeds >= 1 add
+hidden inputs: float32, soft targets, params of shape (2, 3), other hyper-parameters.
 
 A loss returns ``(loss, dpred)``: the mean loss and its gradient with respect to the
 prediction. A step returns ``(new_param, new_state)`` with the state as the NamedTuple of
@@ -51,7 +51,10 @@ def _refs(module: str, name: str) -> tuple[str, ...]:
 def _mse_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 201)
     if seed == 0:
-        return [Case((rng.normal(size=6), rng.normal(size=6)), label="pred, target (6,)")]
+        return [
+            Case((rng.normal(size=6), rng.normal(size=6)), label="pred, target (6,)"),
+            Case((rng.normal(size=(3, 4)), rng.normal(size=(3, 4))), label="pred, target (3, 4): mean over all 12"),
+        ]
     return [
         Case((rng.normal(size=(4, 3)), rng.normal(size=(4, 3))), label="pred, target (4, 3): mean over all 12"),
         Case((rng.normal(size=5).astype(np.float32), rng.normal(size=5).astype(np.float32)), label="float32 (5,)"),
@@ -121,7 +124,10 @@ BINARY_CROSS_ENTROPY = register(Exercise(
 def _sce_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 203)
     if seed == 0:
-        return [Case((rng.normal(0, 2, size=(4, 3)), np.array([0, 2, 1, 2])), label="logits (4, 3)")]
+        return [
+            Case((rng.normal(0, 2, size=(4, 3)), np.array([0, 2, 1, 2])), label="logits (4, 3)"),
+            Case((np.array([[800.0, 0.0, -5.0], [2.0, -1000.0, 1.0]]), np.array([0, 1])), label="large logits (stability)"),
+        ]
     return [
         Case((rng.normal(0, 2, size=(6, 5)), rng.integers(0, 5, size=6)), label="logits (6, 5)"),
         Case((np.array([[1000.0, 0.0, -1000.0], [5.0, 800.0, 3.0]]), np.array([1, 1])), label="large logits (stability)"),
@@ -202,6 +208,8 @@ def _step_judge(reference, *, name: str, state_type: type, fields: tuple[str, ..
             assert_close(getattr(new_state, field), getattr(want_state, field), name=f"{where}: new_state.{field}",
                          hint=hint)
 
+    judge.mistakes = tuple(mistakes)  # type: ignore[attr-defined]  # read by register()
+    judge.reference = reference  # type: ignore[attr-defined]
     return judge
 
 

@@ -27,8 +27,6 @@ from course_lib.np_ref.mlp import mlp_backward, mlp_forward
 from course_lib.testing import assert_close
 
 __all__ = [
-    "chain_rule_reference",
-    "two_layer_reference",
     "check_chain_rule_grads",
     "check_dense_forward",
     "check_dense_backward",
@@ -42,8 +40,9 @@ NOTEBOOK = "03_backprop"
 # --- chain_rule_grads --------------------------------------------------------------------
 
 
-def chain_rule_reference(x, y, w1, w2):
-    """The graph z1 = w1 x, a1 = sigmoid(z1), y_hat = w2 a1, J = (y_hat - y)^2 -> (dJ/dw1, dJ/dw2)."""
+def _chain_rule_reference(x, y, w1, w2):
+    """Check-side only (course_lib has no function for this graph, so nothing to register):
+    The graph z1 = w1 x, a1 = sigmoid(z1), y_hat = w2 a1, J = (y_hat - y)^2 -> (dJ/dw1, dJ/dw2)."""
     z1 = w1 * x
     a1 = sigmoid(np.asarray(z1, dtype=np.float64))
     dy_hat = 2.0 * (w2 * a1 - y)
@@ -57,7 +56,10 @@ def _chain_cases(seed: int) -> list[Case]:
             Case((1.5, 1.0, 0.5, -2.0), label="x=1.5, y=1, w1=0.5, w2=-2"),
             Case(tuple(float(v) for v in rng.normal(size=4)), label="random scalars"),
         ]
-    return [Case(tuple(rng.normal(size=(4,)) for _ in range(4)), label="arrays of shape (4,), element-wise")]
+    return [
+        Case(tuple(rng.normal(size=(4,)) for _ in range(4)), label="arrays of shape (4,), element-wise"),
+        Case(tuple(float(v) for v in rng.normal(size=4)), label="random scalars"),
+    ]
 
 
 CHAIN_RULE_GRADS = register(Exercise(
@@ -65,17 +67,18 @@ CHAIN_RULE_GRADS = register(Exercise(
     name="chain_rule_grads",
     kind="function",
     cases=_chain_cases,
+    # No references: course_lib has no function for this particular graph.
     judge=diagnosing_judge(
-        chain_rule_reference,
+        _chain_rule_reference,
         name="chain_rule_grads(x, y, w1, w2)",
         outputs=("dJ/dw1", "dJ/dw2"),
         mistakes=[
             Mistake(lambda x, y, w1, w2: (2 * (w2 * sigmoid(np.asarray(w1 * x, float)) - y) * w2 * x,
-                                        chain_rule_reference(x, y, w1, w2)[1]),
+                                        _chain_rule_reference(x, y, w1, w2)[1]),
                     "the factor d a1 / d z1 = sigmoid'(z1) is missing from dJ/dw1."),
-            Mistake(lambda x, y, w1, w2: tuple(g / 2 for g in chain_rule_reference(x, y, w1, w2)),
+            Mistake(lambda x, y, w1, w2: tuple(g / 2 for g in _chain_rule_reference(x, y, w1, w2)),
                     "dJ/dy_hat = 2 (y_hat - y): the factor 2 is missing."),
-            Mistake(lambda x, y, w1, w2: tuple(-g for g in chain_rule_reference(x, y, w1, w2)),
+            Mistake(lambda x, y, w1, w2: tuple(-g for g in _chain_rule_reference(x, y, w1, w2)),
                     "sign slip: dJ/dy_hat = 2 (y_hat - y), not 2 (y - y_hat)."),
         ],
         hint="multiply the local derivatives along the path: dJ/dw2 = dJ/dy_hat * a1 and "
@@ -97,13 +100,24 @@ def _dense_forward_cases(seed: int) -> list[Case]:
             for n, d, m in _dense_shapes(seed)]
 
 
+def _forward_with_cache(out_rule):
+    """A dense_forward that makes the mistake ``out_rule`` in ``out`` and returns a proper cache."""
+
+    def wrong(x, w, b):
+        return out_rule(x, w, b), DenseCache(x, w)
+
+    return wrong
+
+
+_DENSE_FORWARD_MISTAKES = (
+    Mistake(_forward_with_cache(lambda x, w, b: x @ w), "the bias is missing: out = x @ w + b."),
+    Mistake(_forward_with_cache(lambda x, w, b: x @ w - b), "sign slip: out = x @ w + b."),
+)
+
 _compare_out = diagnosing_judge(
     lambda x, w, b: dense_forward(x, w, b)[0],
     name="dense_forward(x, w, b): out",
-    mistakes=[
-        Mistake(lambda x, w, b: x @ w, "the bias is missing: out = x @ w + b."),
-        Mistake(lambda x, w, b: x @ w - b, "sign slip: out = x @ w + b."),
-    ],
+    mistakes=[Mistake(lambda x, w, b, m=m: m.wrong(x, w, b)[0], m.hint) for m in _DENSE_FORWARD_MISTAKES],
     hint="out = x @ w + b of shape (N, M).",
 )
 
@@ -124,6 +138,7 @@ DENSE_FORWARD = register(Exercise(
     kind="function",
     cases=_dense_forward_cases,
     judge=_dense_forward_judge,
+    mistakes=_DENSE_FORWARD_MISTAKES,
     references=("course_lib.np_ref.dense.dense_forward", "course_lib.torch_ref.dense.dense_forward"),
 ))
 
@@ -237,7 +252,7 @@ NUMERICAL_GRADIENT = register(Exercise(
 # --- two_layer_grads ---------------------------------------------------------------------
 
 
-def two_layer_reference(params, x, labels):
+def _two_layer_reference(params, x, labels):
     """relu MLP with one hidden layer and softmax cross-entropy -> (loss, [(dw1, db1), (dw2, db2)])."""
     scores, cache = mlp_forward(params, x, activation="relu")
     loss, dscores = softmax_cross_entropy(scores, labels)
@@ -281,7 +296,7 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
         (dw1, db1), (dw2, db2) = grads
     except (TypeError, ValueError):
         raise AssertionError(f"{where}: expected (loss, [(dw1, db1), (dw2, db2)]), got {type(output).__name__}") from None
-    want = _flatten(two_layer_reference(*copy.deepcopy(case.args)))
+    want = _flatten(_two_layer_reference(*copy.deepcopy(case.args)))
     got = [loss, dw1, db1, dw2, db2]
     mistakes = [
         (_two_layer_no_relu_grad, "on the way back through the ReLU multiply by relu'(z1) = (z1 > 0): "
@@ -301,12 +316,16 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
             raise AssertionError(f"{err}\nHint: {diagnosis}") from None
 
 
+_two_layer_judge.reference = _two_layer_reference  # type: ignore[attr-defined]
+_dense_forward_judge.reference = dense_forward  # type: ignore[attr-defined]
+
 TWO_LAYER_GRADS = register(Exercise(
     notebook=NOTEBOOK,
     name="two_layer_grads",
     kind="function",
     cases=_two_layer_cases,
     judge=_two_layer_judge,
+    mistakes=(Mistake(_two_layer_no_relu_grad, "on the way back through the ReLU multiply by relu'(z1)."),),
     references=("course_lib.np_ref.mlp.mlp_backward", "course_lib.torch_ref.mlp.mlp_backward"),
 ))
 

@@ -2,8 +2,11 @@
 and why a network of linear layers collapses into one linear layer.
 
 Every answer is compared with ``course_lib.np_ref`` on small deterministic inputs. Seed 0
-holds the visible cases; seeds >= 1 add hidden ones: z = 0 exactly (where relu has a kink),
-float32 inputs, large logits for softmax, a batch of one.
+holds the visible cases, among them z = 0 exactly (where relu has a kink) and large logits
+for softmax; seeds >= 1 add hidden ones: float32 inputs, a 3-D z, |z| up to 20, a batch of one.
+
+dtype rule (stated in the notebook and in every stub's docstring): every array answer is a
+floating-point array (float32 or float64); a bool or integer array fails, naming its dtype.
 
 Letters: N batch, D input features, H hidden units, M outputs, K classes.
 """
@@ -14,7 +17,8 @@ from functools import partial
 
 import numpy as np
 
-from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
+from course_lib.checks._core import Case, Exercise, Judge, register, run_check, seeded_rng
+from course_lib.checks._dtypes import DtypeRule, with_dtype_rule
 from course_lib.checks._mistakes import Mistake, diagnosing_judge
 from course_lib.np_ref import activations as act
 from course_lib.np_ref.dense import dense_forward
@@ -37,15 +41,21 @@ def _refs(name: str) -> tuple[str, ...]:
     return (f"course_lib.np_ref.activations.{name}", f"course_lib.torch_ref.activations.{name}")
 
 
+def _floating(judge: Judge, name: str) -> Judge:
+    return with_dtype_rule(judge, name, DtypeRule.FLOATING)
+
+
 def _z_cases(salt: int, *, scale: float = 3.0):
-    """Pre-activations: a (4, 5) batch; hidden seeds add exact zeros, float32 and a 3-D array.
+    """Pre-activations: a (4, 5) batch with exact zeros; hidden seeds add float32 and a 3-D array.
 
     |z| stays below 20 so that a correct textbook formula never overflows (no warnings).
     """
 
     def cases(seed: int) -> list[Case]:
         rng = seeded_rng(seed, salt)
-        out = [Case((rng.normal(0.0, scale, size=(4, 5)),), label="z of shape (4, 5)")]
+        z = rng.normal(0.0, scale, size=(4, 5))
+        z.flat[::6] = 0.0  # the kink of relu: the visible case pins relu'(0) = 0
+        out = [Case((z,), label="z of shape (4, 5), some entries exactly 0")]
         if seed >= 1:
             out.append(Case((np.array([-20.0, -2.0, -0.5, 0.0, 0.5, 2.0, 20.0]),), label="z with 0 and |z| up to 20"))
             out.append(Case((rng.normal(0.0, scale, size=(2, 3, 4)).astype(np.float32),), label="float32 z (2, 3, 4)"))
@@ -59,7 +69,7 @@ SIGMOID_GRAD = register(Exercise(
     name="sigmoid_grad",
     kind="function",
     cases=_z_cases(401),
-    judge=diagnosing_judge(
+    judge=_floating(diagnosing_judge(
         act.sigmoid_grad,
         name="sigmoid_grad(z)",
         mistakes=[
@@ -68,7 +78,7 @@ SIGMOID_GRAD = register(Exercise(
             Mistake(lambda z: act.sigmoid(z) * (1 + act.sigmoid(z)), "sign slip: it is sigma(z) * (1 - sigma(z))."),
         ],
         hint="g'(z) = g(z) (1 - g(z)) with g = sigmoid; use `sigmoid` from course_lib.",
-    ),
+    ), 'sigmoid_grad(z)'),
     references=_refs("sigmoid_grad"),
 ))
 
@@ -78,15 +88,15 @@ RELU_GRAD = register(Exercise(
     name="relu_grad",
     kind="function",
     cases=_z_cases(402),
-    judge=diagnosing_judge(
+    judge=_floating(diagnosing_judge(
         act.relu_grad,
         name="relu_grad(z)",
         mistakes=[
             Mistake(lambda z: (z >= 0).astype(z.dtype), "at z = 0 exactly the course (like torch) uses 0, not 1: test z > 0."),
             Mistake(lambda z: act.relu(z), "you returned relu(z) itself; the derivative is 1 where z > 0 and 0 elsewhere."),
         ],
-        hint="relu'(z) is 1 where z > 0 and 0 elsewhere (0 at z = 0), as floats of z's dtype.",
-    ),
+        hint="relu'(z) is 1.0 where z > 0 and 0.0 elsewhere (0 at z = 0), as a floating-point array.",
+    ), 'relu_grad(z)'),
     references=_refs("relu_grad"),
 ))
 
@@ -108,7 +118,7 @@ LEAKY_RELU = register(Exercise(
     name="leaky_relu",
     kind="function",
     cases=_leaky_cases,
-    judge=diagnosing_judge(
+    judge=_floating(diagnosing_judge(
         act.leaky_relu,
         name="leaky_relu(z, alpha=...)",
         mistakes=[
@@ -117,7 +127,7 @@ LEAKY_RELU = register(Exercise(
             Mistake(lambda z, alpha=0.01: np.where(z > 0, z, 0.01 * z), "use the `alpha` argument, not a hard-coded 0.01."),
         ],
         hint="leaky_relu(z) = z where z > 0, else alpha * z (np.where is handy).",
-    ),
+    ), 'leaky_relu(z, alpha=...)'),
     references=_refs("leaky_relu"),
 ))
 
@@ -127,7 +137,7 @@ SWISH_GRAD = register(Exercise(
     name="swish_grad",
     kind="function",
     cases=_z_cases(404),
-    judge=diagnosing_judge(
+    judge=_floating(diagnosing_judge(
         act.swish_grad,
         name="swish_grad(z)",
         mistakes=[
@@ -136,7 +146,7 @@ SWISH_GRAD = register(Exercise(
             Mistake(lambda z: z * act.sigmoid_grad(z), "the product rule has two terms: you dropped the s(z) term."),
         ],
         hint="swish(z) = z * sigmoid(z); by the product rule swish'(z) = s + z s (1 - s) with s = sigmoid(z).",
-    ),
+    ), 'swish_grad(z)'),
     references=_refs("swish_grad"),
 ))
 
@@ -146,9 +156,10 @@ def _softmax_cases(seed: int) -> list[Case]:
     out = [
         Case((rng.normal(0.0, 2.0, size=(4, 3)),), label="logits (4, 3)"),
         Case((np.array([[1.0, 2.0, 3.0]]),), label="one row [1, 2, 3]"),
+        Case((np.array([[1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 5.0]]),), label="large logits (stability)"),
     ]
     if seed >= 1:
-        out.append(Case((np.array([[1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 5.0]]),), label="large logits (stability)"))
+        out.append(Case((np.array([[-800.0, 700.0, 699.0]]),), label="large logits of both signs"))
         out.append(Case((rng.normal(0.0, 2.0, size=(5, 10)).astype(np.float32),), label="float32 logits (5, 10)"))
     return out
 
@@ -168,7 +179,7 @@ SOFTMAX = register(Exercise(
     name="softmax",
     kind="function",
     cases=_softmax_cases,
-    judge=diagnosing_judge(
+    judge=_floating(diagnosing_judge(
         act.softmax,
         name="softmax(z)",
         mistakes=[
@@ -177,12 +188,13 @@ SOFTMAX = register(Exercise(
         ],
         hint="subtract each row's max before np.exp (softmax(z) = softmax(z - c)), then divide by the row sum; "
              "with large logits the unshifted exp overflows to inf and inf / inf = nan.",
-    ),
+    ), 'softmax(z)'),
     references=_refs("softmax"),
 ))
 
 
 def _one_hot_reference(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Check-side only: course_lib has no one-hot function (losses index the true class instead)."""
     return np.eye(num_classes)[labels]
 
 
@@ -209,12 +221,19 @@ def _one_hot_judge(case: Case | None, output) -> None:
     )
 
 
+_one_hot_judge.reference = _one_hot_reference  # type: ignore[attr-defined]
+
 ONE_HOT = register(Exercise(
     notebook=NOTEBOOK,
     name="one_hot",
     kind="function",
     cases=_one_hot_cases,
-    judge=_one_hot_judge,
+    judge=_floating(_one_hot_judge, "one_hot(labels, num_classes)"),
+    mistakes=(
+        Mistake(lambda labels, k: np.eye(labels.max() + 1)[labels], "the width is num_classes, not labels.max() + 1."),
+        Mistake(lambda labels, k: np.eye(k)[labels].T, "one row per label: shape (N, num_classes), not transposed."),
+    ),
+    # No references: course_lib has no function that one-hot encodes labels.
 ))
 
 
@@ -225,6 +244,11 @@ def _collapse_cases(seed: int) -> list[Case]:
                  label=f"w1 ({d}, {h}), w2 ({h}, {m})")]
 
 
+def _collapse_reference(w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check-side only: course_lib has no function that merges two linear layers."""
+    return w1 @ w2, b1 @ w2 + b2
+
+
 def _collapse_judge(case: Case | None, output) -> None:
     """Property: one dense layer with the answer's (w, b) gives the two linear layers' output."""
     assert case is not None
@@ -232,7 +256,7 @@ def _collapse_judge(case: Case | None, output) -> None:
     if not isinstance(output, (tuple, list)) or len(output) != 2:
         raise AssertionError(f"collapse_linear: expected a tuple (w, b), got {type(output).__name__}")
     w, b = (np.asarray(o) for o in output)
-    expected_w, expected_b = w1 @ w2, b1 @ w2 + b2
+    expected_w, expected_b = _collapse_reference(w1, b1, w2, b2)
     assert_close(w, expected_w, name=f"collapse_linear: w [{case.label}]",
                  hint="x @ w1 @ w2 = x @ (w1 @ w2): the weights multiply in the order the data meets them.")
     assert_close(b, expected_b, name=f"collapse_linear: b [{case.label}]",
@@ -242,12 +266,19 @@ def _collapse_judge(case: Case | None, output) -> None:
     assert_close(x @ w + b, two_layers, name="collapse_linear: one layer vs two on random x")
 
 
+_collapse_judge.reference = _collapse_reference  # type: ignore[attr-defined]
+
 COLLAPSE_LINEAR = register(Exercise(
     notebook=NOTEBOOK,
     name="collapse_linear",
     kind="function",
     cases=_collapse_cases,
     judge=_collapse_judge,
+    mistakes=(
+        Mistake(lambda w1, b1, w2, b2: (w1 @ w2, b2), "the first bias also goes through the second layer."),
+        Mistake(lambda w1, b1, w2, b2: (w2.T @ w1.T, b1 @ w2 + b2), "w = w1 @ w2 of shape (D, M), not its transpose."),
+    ),
+    # No references: course_lib has no function that merges two linear layers.
 ))
 
 

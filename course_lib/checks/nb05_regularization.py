@@ -85,12 +85,34 @@ def _l2_judge(case: Case | None, output: object) -> None:
         assert_close(got, want, name=f"{where}: grads[{i}]", hint=hint)
 
 
+def _l2_variant(weights, *, lam, penalty, grad):
+    return penalty(weights, lam), [grad(w, lam) for w in weights]
+
+
+def _squares(weights) -> float:
+    return sum(float(np.sum(w * w)) for w in weights)
+
+
+_l2_judge.reference = regularization.l2_penalty  # type: ignore[attr-defined]
+
 L2_PENALTY = register(Exercise(
     notebook=NOTEBOOK,
     name="l2_penalty",
     kind="function",
     cases=_l2_cases,
     judge=_l2_judge,
+    mistakes=(
+        Mistake(partial(_l2_variant, penalty=lambda ws, lam: lam * _squares(ws), grad=lambda w, lam: lam * w),
+                "the penalty is missing the 1/2."),
+        Mistake(partial(_l2_variant, penalty=lambda ws, lam: lam * np.sqrt(_squares(ws)), grad=lambda w, lam: lam * w),
+                "the norm must be squared."),
+        Mistake(partial(_l2_variant, penalty=lambda ws, lam: lam * sum(float(np.sum(np.abs(w))) for w in ws),
+                        grad=lambda w, lam: lam * np.sign(w)), "that is the L1 penalty."),
+        Mistake(partial(_l2_variant, penalty=lambda ws, lam: 0.5 * _squares(ws), grad=lambda w, lam: w),
+                "the penalty is not multiplied by lam."),
+        Mistake(partial(_l2_variant, penalty=lambda ws, lam: 0.5 * lam * _squares(ws), grad=lambda w, lam: 2 * lam * w),
+                "the gradient is twice too large."),
+    ),
     references=_refs("regularization", "l2_penalty"),
 ))
 check_l2_penalty = partial(run_check, L2_PENALTY)
@@ -178,12 +200,29 @@ def _dropout_judge(case: Case | None, output: object) -> None:
                              "\nHint: draw an independent random number per entry from `rng`.")
 
 
+def _dropout_variant(x, *, p_drop, train, rng, swap_p=False, scale=None, in_eval=False):
+    """Dropout with one typical slip: p_drop read as the keep probability, the wrong scale of the
+    kept entries, or a mask applied in evaluation mode too."""
+    if not train and not in_eval:
+        return x
+    keep = rng.random(x.shape) >= (1.0 - p_drop if swap_p else p_drop)
+    return x * keep * (1.0 / (1.0 - p_drop) if scale is None else scale(p_drop))
+
+
+_dropout_judge.reference = None  # type: ignore[attr-defined]  # the mask is random: judged by properties
+
 DROPOUT = register(Exercise(
     notebook=NOTEBOOK,
     name="dropout",
     kind="function",
     cases=_dropout_cases,
     judge=_dropout_judge,
+    mistakes=(
+        Mistake(partial(_dropout_variant, scale=lambda p: 1.0), "the kept entries are not rescaled."),
+        Mistake(partial(_dropout_variant, scale=lambda p: 1.0 - p), "multiplied by (1 - p_drop) instead of divided."),
+        Mistake(partial(_dropout_variant, swap_p=True), "p_drop is the probability of dropping, not of keeping."),
+        Mistake(partial(_dropout_variant, in_eval=True), "evaluation mode must return x unchanged."),
+    ),
     references=_refs("regularization", "dropout_forward"),
 ))
 check_dropout = partial(run_check, DROPOUT)
@@ -307,6 +346,9 @@ def _early_stopping_cases(seed: int) -> list[Case]:
             Case((_val_curve(rng, 30, 10),), {"patience": 3}, label="30 epochs, patience=3"),
             Case(([1.0, 0.8, 0.9, 0.7, 0.75, 0.72, 0.71, 0.69, 0.8],), {"patience": 3},
                  label="an improvement resets the count"),
+            Case(([1.0, 0.9, 0.895, 0.89, 0.7, 0.69],), {"patience": 3, "min_delta": 0.05},
+                 label="min_delta=0.05: gains of 0.05 or less do not count"),
+            Case(([0.6, 0.5, 0.5, 0.5, 0.4],), {"patience": 2}, label="an equal loss is not an improvement"),
         ]
     return [
         Case((_val_curve(rng, 40, 15),), {"patience": 5}, label="40 epochs, patience=5"),

@@ -124,12 +124,21 @@ def _size_judge(case: Case | None, output: object) -> None:
     raise AssertionError(f"{where}: expected {expected}, got {int(output)}.\nHint: {hint}")
 
 
+_size_judge.reference = conv.conv_output_size  # type: ignore[attr-defined]
+
 CONV_OUTPUT_SIZE = register(Exercise(
     notebook=NOTEBOOK,
     name="conv_output_size",
     kind="function",
     cases=_size_cases,
     judge=_size_judge,
+    mistakes=(
+        Mistake(lambda n, k, *, stride, pad: (n + 2 * pad - k) // stride, "the + 1 is missing."),
+        Mistake(lambda n, k, *, stride, pad: (n + pad - k) // stride + 1, "padding goes on both sides."),
+        Mistake(lambda n, k, *, stride, pad: n + 2 * pad - k + 1, "the stride is ignored."),
+        Mistake(lambda n, k, *, stride, pad: (n + 2 * pad - k + 1) // stride, "divide first, then add one."),
+        Mistake(lambda n, k, *, stride, pad: (n + 2 * pad - k) / stride + 1, "a size is an int: use //, not /."),
+    ),
     references=_refs("conv_output_size"),
 ))
 check_conv_output_size = partial(run_check, CONV_OUTPUT_SIZE)
@@ -203,12 +212,11 @@ def _max_pool_reference(x: np.ndarray, *, kernel: int = 2, stride: int = 2) -> n
 def _max_pool_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 604)
     rows = [((2, 3, 4, 6), 2, 2)] if seed == 0 else [((1, 2, 5, 5), 2, 2), ((2, 1, 5, 6), 3, 1), ((1, 2, 6, 6), 3, 3)]
-    # Negative values everywhere catch an answer that pools with a zero-initialised maximum.
     cases = [Case((rng.normal(size=shape),), {"kernel": k, "stride": s}, label=f"x {shape}, kernel={k}, stride={s}")
              for shape, k, s in rows]
-    if seed != 0:
-        cases.append(Case((-np.abs(rng.normal(size=(1, 1, 4, 4))) - 0.5,), {"kernel": 2, "stride": 2},
-                          label="all values negative"))
+    # Negative values everywhere catch an answer that pools with a zero-initialised maximum.
+    cases.append(Case((-np.abs(rng.normal(size=(1, 1, 4, 4))) - 0.5,), {"kernel": 2, "stride": 2},
+                      label="all values negative"))
     return cases
 
 

@@ -2,8 +2,8 @@
 time, gradient clipping and the LSTM cell.
 
 Every answer is compared with ``course_lib.np_ref.recurrent`` on small deterministic inputs.
-Seed 0 holds the visible cases; seeds >= 1 add hidden ones (T = 1, longer sequences,
-gradients below the clipping threshold, a single example).
+Seed 0 holds the visible cases (gradients above and below the clipping threshold among
+them); seeds >= 1 add hidden ones (T = 1, longer sequences, a single example).
 
 Letters: N batch, T time steps, D input features, H hidden units. Row-vector layout as in
 torch: ``h_t = tanh(x_t @ wx + h_{t-1} @ wh + b)`` with wx (D, H), wh (H, H), b (H,).
@@ -199,9 +199,12 @@ def _clip_cases(seed: int) -> list[Case]:
         return [scale * rng.normal(size=s) for s in ((3, 4), (4,), (2, 2))]
 
     if seed == 0:
-        return [Case((grads(5.0),), {"max_norm": 1.0}, label="total norm well above max_norm")]
+        return [
+            Case((grads(5.0),), {"max_norm": 1.0}, label="total norm well above max_norm"),
+            Case((grads(0.05),), {"max_norm": 1.0}, label="total norm below max_norm: nothing changes"),
+        ]
     return [
-        Case((grads(0.05),), {"max_norm": 1.0}, label="total norm below max_norm: nothing changes"),
+        Case((grads(0.02),), {"max_norm": 0.5}, label="total norm below max_norm: nothing changes"),
         Case((grads(3.0),), {"max_norm": 2.5}, label="max_norm=2.5"),
         Case(([rng.normal(size=(5,)) * 10.0],), {"max_norm": 0.5}, label="a single gradient array"),
     ]
@@ -245,12 +248,29 @@ def _clip_judge(case: Case | None, output: object) -> None:
             raise AssertionError(f"{err}\nHint: {hint}") from None
 
 
+def _global_norm(grads) -> float:
+    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+
+
+_clip_judge.reference = _clip_reference  # type: ignore[attr-defined]
+
 CLIP_GRAD_NORM = register(Exercise(
     notebook=NOTEBOOK,
     name="clip_grad_norm",
     kind="function",
     cases=_clip_cases,
     judge=_clip_judge,
+    mistakes=(
+        Mistake(lambda grads, *, max_norm: ([g * min(1.0, max_norm / (float(np.linalg.norm(g)) + 1e-6)) for g in grads],
+                                            _global_norm(grads)), "each array clipped by its own norm."),
+        Mistake(lambda grads, *, max_norm: ([np.clip(g, -max_norm, max_norm) for g in grads], _global_norm(grads)),
+                "clipping by value, not by norm."),
+        Mistake(lambda grads, *, max_norm: ([g * (max_norm / _global_norm(grads)) for g in grads], _global_norm(grads)),
+                "small gradients must stay unchanged: use min(1, ...)."),
+        Mistake(lambda grads, *, max_norm: (_clip_reference(grads, max_norm=max_norm)[0],
+                                            _global_norm(_clip_reference(grads, max_norm=max_norm)[0])),
+                "total_norm is the norm before clipping."),
+    ),
     references=_refs("clip_grad_norm"),
 ))
 check_clip_grad_norm = partial(run_check, CLIP_GRAD_NORM)

@@ -106,8 +106,8 @@ def test_lecture_example_is_the_worked_example() -> None:
 WRONG = [
     (check_neuron_forward, lambda x, w, w0: _sigmoid(x @ w), 0, r"bias w0 is missing"),
     (check_neuron_forward, lambda x, w, w0: w0 + x @ w, 0, r"non-linearity is missing"),
-    (check_neuron_forward, lambda x, w, w0: _sigmoid(w0 + x @ w)[None], 1, r"wrong shape"),
-    (check_perceptron_predict, lambda x, w, w0: (w0 + x @ w >= 0).astype(int), 1, r"z > 0, not z >= 0"),
+    (check_neuron_forward, lambda x, w, w0: _sigmoid(w0 + x @ w)[None], 0, r"wrong shape"),
+    (check_perceptron_predict, lambda x, w, w0: (w0 + x @ w >= 0).astype(int), 0, r"z > 0, not z >= 0"),
     (check_perceptron_predict, lambda x, w, w0: (x @ w > 0).astype(int), 0, r"bias w0 is missing"),
     (check_perceptron_predict, lambda x, w, w0: np.sign(w0 + x @ w), 0, r"0 and 1, not -1 and \+1"),
     (check_perceptron_train, lambda x, y, **kw: perceptron_train(x, y, update_bias=False, **kw), 0, r"bias is never updated"),
@@ -116,7 +116,7 @@ WRONG = [
     (check_perceptron_train, lambda x, y, **kw: perceptron_train(x, y, **kw)[:2], 0, r"expected a tuple of 3"),
     (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w), 0, r"biases are missing"),
     (check_multi_output_forward, lambda x, w, b: x @ w + b, 0, r"non-linearity is missing"),
-    (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w.T + b), 1, r"not x @ w.T"),
+    (check_multi_output_forward, lambda x, w, b: _sigmoid(x @ w.T + b), 0, r"not x @ w.T"),
 ]
 
 
@@ -139,3 +139,24 @@ def test_typical_mistake_fails_with_a_teaching_message(check, wrong, seed, messa
 def test_wrong_xor_params_fail(params, message) -> None:
     with pytest.raises(AssertionError, match=message):
         check_xor_params(params)
+
+
+# --- the dtype rule of perceptron_predict: integer labels ---------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_passes_with_float32_and_float64_inputs(dtype) -> None:
+    check_perceptron_predict(lambda x, w, w0: perceptron_predict(x.astype(dtype), w.astype(dtype), dtype(w0)), seed=0)
+    check_perceptron_predict(lambda x, w, w0: perceptron_predict(x.astype(dtype), w.astype(dtype), dtype(w0)), seed=1)
+
+
+@pytest.mark.parametrize(
+    "wrong, dtype",
+    [
+        (lambda x, w, w0: w0 + x @ w > 0, "bool"),
+        (lambda x, w, w0: np.where(w0 + x @ w > 0, 1.0, 0.0), "float64"),
+    ],
+)
+def test_predict_with_the_right_values_but_not_integers_fails_naming_the_dtype(wrong, dtype) -> None:
+    with pytest.raises(AssertionError, match=rf"expected an integer array .* got dtype {dtype}"):
+        check_perceptron_predict(wrong, seed=0)

@@ -10,8 +10,8 @@ import pytest
 
 from tests.checks.support import judge_after_wire_round_trip
 
+from course_lib.checks import nb03_backprop
 from course_lib.checks.nb03_backprop import (
-    chain_rule_reference,
     check_chain_rule_grads,
     check_dense_backward,
     check_dense_forward,
@@ -94,11 +94,17 @@ def test_cases_and_outputs_cross_the_autograder_wire(check, answer) -> None:
     judge_after_wire_round_trip(check, answer, SEEDS)
 
 
+def test_chain_rule_reference_is_private() -> None:
+    # A student who guesses the name must not find a ready-made answer to import.
+    assert not hasattr(nb03_backprop, "chain_rule_reference")
+    assert not any("reference" in name for name in nb03_backprop.__all__)
+
+
 def test_chain_rule_reference_matches_hand_computation() -> None:
     # x=1.5, y=1, w1=0.5, w2=-2: z1 = 0.75, a1 = s(0.75), y_hat = -2 a1, dJ/dy_hat = 2 (y_hat - 1).
     s = 1 / (1 + np.exp(-0.75))
     d = 2 * (-2 * s - 1)
-    dw1, dw2 = chain_rule_reference(1.5, 1.0, 0.5, -2.0)
+    dw1, dw2 = nb03_backprop._chain_rule_reference(1.5, 1.0, 0.5, -2.0)
     assert abs(dw2 - d * s) < 1e-12
     assert abs(dw1 - d * -2 * s * (1 - s) * 1.5) < 1e-12
 
@@ -106,7 +112,7 @@ def test_chain_rule_reference_matches_hand_computation() -> None:
 WRONG = [
     (check_chain_rule_grads, lambda *a: chain_rule_grads(*a, with_sigmoid_grad=False), 0, r"sigmoid'\(z1\) is missing"),
     (check_chain_rule_grads, lambda *a: chain_rule_grads(*a, factor=1.0), 0, r"factor 2 is missing"),
-    (check_chain_rule_grads, lambda *a: chain_rule_grads(*a, factor=-2.0), 1, r"sign slip"),
+    (check_chain_rule_grads, lambda *a: chain_rule_grads(*a, factor=-2.0), 0, r"sign slip"),
     (check_dense_forward, lambda x, w, b: (x @ w, None), 0, r"bias is missing"),
     (check_dense_forward, lambda x, w, b: x @ w + b, 0, r"expected a tuple \(out, cache\)"),
     (check_dense_backward, lambda d, c: dense_backward(d, c, db_rule=lambda g: g.mean(axis=0)), 0, r"not the mean"),
