@@ -63,7 +63,7 @@ lab: venv
 # no solutions, hidden tests or grader) in BUNDLE_DIR, replaced if it is already there.
 BUNDLE_DIR ?= dist/student
 student-bundle: venv
-	$(BIN)/python -m autograder.bundle $(BUNDLE_DIR)
+	$(BIN)/python -m autograder bundle $(BUNDLE_DIR)
 
 bench: venv
 	-$(BIN)/python benchmarks/bench_course_lib.py

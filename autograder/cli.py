@@ -40,14 +40,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=float, default=60.0)
     p.add_argument("--notebook-budget", type=float, default=300.0)
     p.add_argument("--support", type=Path, action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--student", action="append", default=[], help="regrade only this student (repeatable)")
+    p.add_argument("--assignment", action="append", default=[], help="regrade only this assignment (repeatable)")
     run_dir(p)
 
     p = sub.add_parser("feedback", help="write an HTML feedback page per student")
     p.add_argument("--show-hidden", action="store_true", help="show the source of hidden tests")
     run_dir(p)
 
-    p = sub.add_parser("export", help="gradebook CSV + HTML report with plots")
+    p = sub.add_parser("export", help="gradebook CSV + HTML report with plots, and LMS imports")
+    p.add_argument("--lms", choices=["canvas", "moodle"], help="also write the LMS's grade import")
+    p.add_argument("--roster", type=Path, help="canvas: its gradebook export to fill; moodle: a roster CSV (optional)")
+    p.add_argument("--lms-out", type=Path, help="the LMS file to write (default: RUN_DIR/<lms>_import.csv)")
+    p.add_argument("--match-on", default="SIS Login ID", help="canvas: the column holding our student ids")
+    p.add_argument("--id-field", default="Email address", help="moodle: the identifier column")
     run_dir(p)
+
+    from autograder import bundle
+
+    bundle.add_arguments(sub.add_parser("bundle", help="write the students' copy of the course (no answers, no grader)"))
 
     p = sub.add_parser("status", help="what is graded, pending or failed")
     p.add_argument("submissions", type=Path, nargs="?")
@@ -114,6 +125,8 @@ def _grade(args: argparse.Namespace) -> int:
         force=args.force,
         drop_demo=not args.keep_demo_cells,
         support=tuple(args.support),
+        students=tuple(args.student),
+        assignments=tuple(args.assignment),
     )
     run = _run_grading(args.submissions, args.run_dir, args.solutions, options)
     return 0 if run is not None else 1
@@ -159,6 +172,19 @@ def _export(args: argparse.Namespace) -> int:
 
     result = export_grades(run_dir=args.run_dir)
     print(f"gradebook: {result.grades_csv}\nper exercise: {result.submissions_csv}\nreport: {result.report}")
+    if args.lms is None:
+        return 0
+    from autograder import lms
+
+    scores = lms.scores_from_run(args.run_dir)
+    out = args.lms_out or args.run_dir / f"{args.lms}_import.csv"
+    if args.lms == "canvas":
+        if args.roster is None:
+            raise ValueError("export --lms canvas: --roster FILE (the gradebook exported from Canvas) is required")
+        written = lms.fill_canvas(args.roster, out, scores, match_on=args.match_on)
+    else:
+        written = lms.write_moodle(out, scores, roster=args.roster, id_field=args.id_field)
+    print(terminal_text(lms.describe(written)))
     return 0
 
 
@@ -190,6 +216,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from autograder import bundle
+
     args = _parser().parse_args(argv)
     handlers = {
         "release": _release,
@@ -199,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": _status,
         "override": _override,
         "demo": _demo,
+        "bundle": bundle.run_cli,
     }
     try:
         return handlers[args.command](args)

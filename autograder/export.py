@@ -125,18 +125,18 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
     submissions_csv = run_dir / "submissions.csv"
     with submissions_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(csv_row(["student", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
+        w.writerow(csv_row(["student", "name", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
                     "outcome", "note", "evidence", "review"]))  # fmt: skip
         for r in records:
             grades = scores.get((r.student, r.assignment), {})
             why = describe_submission(r)
             if not r.exercises:
-                w.writerow(csv_row([r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
+                w.writerow(csv_row([r.student, r.display or r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
             for e in r.exercises:
                 manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
                 evidence = "; ".join(str(x) for x in e.evidence)
                 review = f"answer matches the library's reference ({e.review})" if e.review else ""
-                w.writerow(csv_row([r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
+                w.writerow(csv_row([r.student, r.display or r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
                             e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
 
     report_dir = run_dir / "report"

@@ -398,7 +398,7 @@ def _run_facts(run: ExecutionResult, nb: nbformat.NotebookNode) -> NotebookRun:
     ran = any(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
     message = run.error
     if end is RunEnd.TIMED_OUT and not message:
-        message = f"stopped at cell {run.stopped_at}; points before it kept"
+        message = f"stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
     return NotebookRun(end, message, run.stopped_at, ran)
 
 

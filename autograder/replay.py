@@ -43,6 +43,9 @@ OPTIONAL_CELL_SECONDS = 3.0
 # ... and all such cells of one exercise together at most this share of verify_timeout,
 # so that experiments never eat the time the answer's own cells and calls need.
 OPTIONAL_POOL_FRACTION = 0.25
+# A cell the answer needs may use at most this share of the time left, so that a cell
+# which defines the answer and then runs a long experiment still leaves time to call it.
+NEEDED_CELL_SHARE = 0.5
 
 # Calls that can bind names we cannot see statically: a cell using them is needed
 # whenever anything is needed (conservative: better a full time box than a NameError).
@@ -250,14 +253,18 @@ def run_cells(
     withheld: type[BaseException] | None = None,
 ) -> tuple[list[Issue], str]:
     """Execute ``plan`` in ``namespace``. Returns the cell issues, and why the setup
-    cell failed ("" if it did not). ``deadline`` is ``time.monotonic()`` time."""
+    cell failed ("" if it did not). ``deadline`` is ``time.monotonic()`` time.
+
+    ``skip``: cells that ran out of their time box (or stopped the whole process) for an
+    earlier exercise: skipped where this exercise's answer does not need them, run again
+    where it does."""
     issues: list[Issue] = []
     for cell in plan:
-        if cell.index in skip:
+        if cell.index in skip and not cell.needed:
             issues.append((cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise"))
             continue
         left = deadline - time.monotonic()
-        box = left if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
+        box = left * NEEDED_CELL_SHARE if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
         if box <= 0.01:
             issues.append((cell.index, "skipped", "skipped: no time was left for cells the answer does not use"))
             continue

@@ -274,7 +274,7 @@ def _run_reason(run: NotebookRun) -> str:
     if run.end is RunEnd.COMPLETED:
         return ""
     if run.end is RunEnd.TIMED_OUT:
-        return run.message or f"timed out: stopped at cell {run.stopped_at}; points before it kept"
+        return run.message or f"timed out: stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
     if run.end is RunEnd.KERNEL_DIED:
-        return f"kernel died at cell {run.stopped_at}; points before it kept"
+        return f"kernel died at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
     return run.message or ("no result from the sandbox" if run.end is RunEnd.NO_RESULT else "execution failed")

@@ -275,7 +275,7 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
             issues[f["i"]] = CellIssue(f["i"], f["kind"], _safe(item, str(f.get("msg", ""))))
     for cell in frame.get("killed", []):
         if isinstance(cell, int):
-            issues[cell] = CellIssue(cell, "timed out", "ignored its time box and was stopped")
+            issues[cell] = CellIssue(cell, "skipped", "stopped the whole process (ignored its time box, crashed or exited); left out")
     status = str(frame.get("status", "no report"))
     stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
     setup = next((c.index for c in item.cells if c.setup), None)

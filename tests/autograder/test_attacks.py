@@ -35,10 +35,14 @@ OUTCOMES = {
     "corrupt": (Status.UNREADABLE, None),
     "renamed": (Status.GRADED, 9.0),  # "my final version.ipynb", matched by its cells
     "messy": (Status.GRADED, 9.0),  # duplicated/deleted/stripped cells, forged outputs, old schema
-    # square's tests ran before the loop; softsign's cell loops in the fresh process too, and
-    # the (temporary) re-verification replays it for answer_lr as well: could not run, 0.
-    "looper": (Status.TIMED_OUT, 3.0),
-    "crasher": (Status.FAILED, 3.0),  # kernel killed in the softsign cell (and in the replay)
+    # The notebook stops in softsign's cell (it defines softsign, then loops). Re-verification
+    # stops that cell too, after the def, and verifies softsign and answer_lr, whose tests
+    # the notebook never reached: a correct answer keeps its points, the status says why.
+    "looper": (Status.TIMED_OUT, 9.0),
+    # The kernel is killed in softsign's cell, and so is the fresh process replaying it for
+    # softsign (could not run, 0); answer_lr, which does not need that cell, is replayed
+    # without it and verified.
+    "crasher": (Status.FAILED, 6.0),
     "hog": (Status.GRADED, 9.0),  # MemoryError under the rlimit, after the answer was defined (see below)
     "flood": (Status.GRADED, 9.0),
     "patcher": (Status.FLAGGED, 0.0),
@@ -54,10 +58,10 @@ OUTCOMES = {
 HONEST = ("perfect", "partial", "blank", "messy", "renamed", "flood", "hog")
 # What re-verification must find for each dishonest recipe (by the evidence kind).
 DISHONEST = {
-    "patcher": "passed only in the notebook",
-    "equalizer": "passed only in the notebook",
+    "patcher": "patched module",
+    "equalizer": "patched module",
     "copycat": "reference reached",
-    "hooker": "passed only in the notebook",
+    "hooker": "ipython hook",
     "snoop": "reads protected path",
     "vandal": "writes protected path",
     "shadower": "shadowing module file",
@@ -85,8 +89,10 @@ def test_hog_is_graded_and_only_its_replayed_allocation_can_cost_points(graded_c
     assert result.status is Status.GRADED and not result.evidence
     assert outcomes["square"].outcome is Outcome.VERIFIED  # before the hog's cell: never replays it
     for later in (outcomes["softsign"], outcomes["answer_lr"]):
+        # The replayed allocation may be cut by the time box or the memory limits: then
+        # that exercise could not run (0, with what to fix) — never a flag.
         assert (later.outcome, later.score) == (Outcome.VERIFIED, 3.0) or (
-            later.outcome is Outcome.COULD_NOT_RUN and later.score == 0 and "timed out" in later.note
+            later.outcome is Outcome.COULD_NOT_RUN and later.score == 0 and later.note
         ), later
     assert result.score == sum(e.score for e in result.exercises)
 
@@ -117,11 +123,12 @@ def test_reasons_say_what_happened(graded_class) -> None:
     assert "kernel died" in _result(graded_class, "crasher").reason
     assert "not a readable notebook" in _result(graded_class, "corrupt").reason
     assert "reference reached" in _result(graded_class, "copycat").reason
-    assert "re-verification of" in _result(graded_class, "patcher").reason
+    assert "patched module (cell" in _result(graded_class, "patcher").reason
     partial = {e.name: e.outcome for e in _result(graded_class, "partial").exercises}
     assert partial == {"square": Outcome.VERIFIED, "softsign": Outcome.UNANSWERED, "answer_lr": Outcome.VERIFIED}
     looper = {e.name: e for e in _result(graded_class, "looper").exercises}
-    assert looper["softsign"].outcome is Outcome.COULD_NOT_RUN and "timed out" in looper["softsign"].note
+    assert [looper[n].outcome for n in ("square", "softsign", "answer_lr")] == [Outcome.VERIFIED] * 3
+    assert "never reached were scored by re-verification" in _result(graded_class, "looper").reason
     notes = " ".join(_result(graded_class, "messy").notes)
     assert "restored" in notes and "found by its definition" in notes and "duplicated" in notes
 
@@ -143,7 +150,9 @@ def _outputs(run_dir: Path, student: str) -> str:
 
 def test_snoop_reads_nothing_of_the_course(graded_class) -> None:
     run, _ = graded_class
-    text = _outputs(run.run_dir, "snoop")
+    nb = json.loads(CourseDir.at(run.run_dir / "course").autograded("snoop", STEM).read_text())
+    # What the snoop's own code printed (the grader's evidence notes name what it tried).
+    text = json.dumps([o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "stream"])
     assert "snoop found" in text
     assert "solutions" not in text and "gradebook" not in text and "source/" not in text
 
@@ -235,7 +244,8 @@ def test_honest_helpers_and_calls_to_earlier_answers_earn_full_marks(local_class
 
 def test_hidden_tests_never_reach_the_students_kernel(local_class) -> None:
     result = _local(local_class, "spy")
-    assert result.score == 9.0  # hidden points come from re-verification
+    # The hook itself is evidence of tampering; what it could see is tested below.
+    assert result.status is Status.FLAGGED and [e.kind for e in result.evidence] == ["ipython hook"]
     text = _outputs(local_class.run_dir, "spy")
     assert "SAW:" in text and "check_square(square)" in text  # the hook ran and saw the visible tests
     for needle in HIDDEN_SOURCE:
@@ -249,7 +259,7 @@ def test_gradebook_holds_the_reverified_hidden_scores(local_class) -> None:
     from nbgrader.api import Gradebook
 
     with Gradebook(CourseDir.at(local_class.run_dir / "course").db_url) as gb:
-        nb = gb.find_submission_notebook(STEM, STEM, "spy")
+        nb = gb.find_submission_notebook(STEM, STEM, "helper")  # hidden points come from re-verification
         assert {g.name: g.score for g in nb.grades}["test_square_hidden"] == 2.0
         assert nb.score == 9.0
 

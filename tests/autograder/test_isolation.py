@@ -340,6 +340,8 @@ def _as_student(source: str, cwd: Path) -> str:
             os.close(read)
             os.chdir(cwd)  # before the drop: pytest's tmp_path parents are root-only
             os.dup2(write, 1)
+            # pytest's capture (and xdist's) may have replaced sys.stdout with its own file.
+            sys.stdout = os.fdopen(1, "w", closefd=False)
             if os.geteuid() == 0:
                 os.setgroups([])
                 os.setgid(65534)
@@ -480,12 +482,23 @@ def test_each_sandbox_gets_a_limited_cgroup_removed_afterwards(tmp_path: Path) -
     stop = threading.Event()
 
     def watch() -> None:
+        # Other graders may run at the same time (the suite runs in parallel): only the
+        # cgroups named like one carrying this test's distinctive pids limit (99) are ours
+        # (with v1, the memory and pids hierarchies hold one directory of that name each).
+        ours: set[str] = set()
         while not stop.is_set():
             for base in own:
                 for path in base.glob("autograder-*"):
-                    for name in ("memory.limit_in_bytes", "memory.max", "pids.max"):
+                    try:
+                        if (path / "pids.max").read_text().strip() == "99":
+                            ours.add(path.name)
+                    except OSError:
+                        pass
+            for base in own:
+                for name in ours:
+                    for limit in ("memory.limit_in_bytes", "memory.max", "pids.max"):
                         try:
-                            seen.setdefault(path / name, (path / name).read_text().strip())
+                            seen.setdefault(base / name / limit, (base / name / limit).read_text().strip())
                         except OSError:
                             pass
             time.sleep(0.02)

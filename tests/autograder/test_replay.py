@@ -124,3 +124,25 @@ def test_a_failing_setup_cell_stops_the_replay() -> None:
 @pytest.mark.parametrize("source", ["%%bash\necho hi", "!rm -rf /", "ls?"])
 def test_every_ipython_form_parses(source: str) -> None:
     assert cell_names(source).error == ""
+
+
+def test_a_needed_cell_that_never_ends_still_defines_its_answer_and_leaves_time_to_call_it() -> None:
+    """A student who defines her answer and then runs an endless experiment in the same
+    cell: the cell is stopped after half the time left, the answer is defined, and the
+    rest of the exercise's time is left for the calls."""
+    namespace = fresh_namespace()
+    plan = [ReplayCell(0, "def square(x):\n    return x * x\nwhile True:\n    pass", True)]
+    start = time.monotonic()
+    issues, _ = run_cells(plan, namespace, skip=set(), deadline=start + 4.0, pool=1.0, progress=lambda _: None)
+    spent = time.monotonic() - start
+    assert [kind for _, kind, _ in issues] == ["timed out"]
+    assert namespace["square"](3) == 9
+    assert 1.5 < spent < 3.0  # NEEDED_CELL_SHARE of the 4 s, not all of it
+
+
+def test_a_cell_that_timed_out_for_an_earlier_exercise_still_runs_where_it_is_needed() -> None:
+    cell = "def square(x):\n    return x * x"
+    needed, _, _, _ = _run([cell], needed=True, skip={0})
+    assert "square" in needed  # needed here: run again, whatever happened before
+    optional, issues, _, _ = _run([cell], needed=False, skip={0})
+    assert "square" not in optional and [kind for _, kind, _ in issues] == ["skipped"]

@@ -92,8 +92,8 @@ def test_cli_status_feedback_export(graded_class, capsys) -> None:
     assert "Flagged submissions" in report and "patcher" in report
     assert "reference reached (re-verification of square)" in report  # copycat's evidence, with where
     rows = list(csv.DictReader((run.run_dir / "submissions.csv").open()))
-    looper = {r["exercise"]: r for r in rows if r["student"] == "looper"}
-    assert looper["softsign"]["outcome"] == "could not run" and "Restart the kernel" in looper["softsign"]["note"]
+    crasher = {r["exercise"]: r for r in rows if r["student"] == "crasher"}
+    assert crasher["softsign"]["outcome"] == "could not run" and "Restart the kernel" in crasher["softsign"]["note"]
     assert all(r["status"] != "flagged" or r["reason"].startswith("evidence: ") for r in rows)
     assert (run.run_dir / "report" / "scores_per_notebook.png").stat().st_size > 1000
     assert (run.run_dir / "report" / "scores_per_exercise.png").exists()
@@ -180,3 +180,32 @@ def test_missing_reports_are_rerun_once_then_failed_for_retry_never_erasing_evid
 
     again = grade(submissions, tmp_path / "run", tiny_solutions)
     assert again.resumed == 1  # only perfect; the two with retry are graded again
+
+
+def test_regrading_one_student_changes_nothing_else(tiny_course, tiny_solutions, tmp_path, capsys) -> None:
+    """``grade --student NAME``: only that student is graded again (even unchanged), a
+    manual override is kept, and every other record and gradebook score stays as it was."""
+    from nbgrader.api import Gradebook
+
+    from autograder.course import CourseDir
+
+    submissions = make_class(tiny_course, tmp_path / "class", ("partial", "perfect"))
+    run_dir = tmp_path / "run"
+    grade(submissions, run_dir, tiny_solutions)
+    assert main(["override", "perfect", STEM, "test_square", "0.5", "--run-dir", str(run_dir)]) == 0
+    partial_before = Ledger(run_dir).path("partial", STEM).read_bytes()
+    perfect_before = Ledger(run_dir).path("perfect", STEM).read_bytes()
+
+    base = ["grade", str(submissions), "--solutions", str(tiny_solutions), "--run-dir", str(run_dir), "--workers", "1",
+            *[a for p in SUPPORT for a in ("--support", str(p))]]  # fmt: skip
+    assert main([*base, "--student", "perfect", "--assignment", STEM]) == 0
+    out = capsys.readouterr().out
+    assert "1 submissions" in out and "0 reused" in out  # graded again although nothing changed
+    assert Ledger(run_dir).path("partial", STEM).read_bytes() == partial_before
+    assert Ledger(run_dir).path("perfect", STEM).read_bytes() != perfect_before  # a new record (its timings)
+    with Gradebook(CourseDir.at(run_dir / "course").db_url) as gb:
+        assert gb.find_grade("test_square", STEM, STEM, "perfect").score == 0.5  # the override wins
+        assert gb.find_submission_notebook(STEM, STEM, "partial").score == 6.0
+
+    assert main([*base, "--student", "nobody-of-that-name"]) == 2
+    assert "no submission from nobody-of-that-name" in capsys.readouterr().err

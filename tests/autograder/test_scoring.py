@@ -236,7 +236,7 @@ def test_flagged_and_timed_out_stays_flagged_with_the_time_out_in_notes():
 
 def test_kernel_death_and_sandbox_failure_fail():
     d = decide_submission(NotebookRun(RunEnd.KERNEL_DIED, stopped_at=4), [], [])
-    assert (d.status, d.scored, d.reason) == (Status.FAILED, True, "kernel died at cell 4; points before it kept")
+    assert (d.status, d.scored, d.reason) == (Status.FAILED, True, "kernel died at cell 4; the exercises it never reached were scored by re-verification")
     d = decide_submission(NotebookRun(RunEnd.NO_RESULT, "sandbox exit 1"), [], [])
     assert (d.status, d.scored) == (Status.FAILED, False)
     d = decide_submission(NotebookRun(RunEnd.ERROR, "kernel did not start", anything_ran=False), [], [])

@@ -94,11 +94,15 @@ def test_checks_are_no_ops_and_their_helpers_withheld(tmp_path: Path) -> None:
     view = build_view(tmp_path, get("03_backprop", "chain_rule_grads"))
     assert not (view.course_lib / "checks" / "_core.py").read_text().count("def run_check(exercise")
     out = _run_in_view(view.root, """
-        from course_lib.checks.nb03_backprop import check_chain_rule_grads, chain_rule_reference, NOTEBOOK
-        from course_lib.checks import nb07_rnn
+        from course_lib.checks.nb03_backprop import check_chain_rule_grads, NOTEBOOK
+        from course_lib.checks import nb01_perceptron, nb07_rnn
         print(check_chain_rule_grads(lambda *a: 0), nb07_rnn.check_rnn_cell(None, seed=2), NOTEBOOK)
-        try:
-            chain_rule_reference(1.0, 2.0, 3.0, 4.0)
+        try:  # a private check-side reference is not in the stub at all
+            from course_lib.checks.nb03_backprop import _chain_rule_reference
+        except ImportError as exc:
+            print(type(exc).__name__)
+        try:  # a public check-side helper is withheld
+            nb01_perceptron.xor_network([], None)
         except BaseException as exc:
             print(type(exc).__name__)
         try:
@@ -106,7 +110,7 @@ def test_checks_are_no_ops_and_their_helpers_withheld(tmp_path: Path) -> None:
         except BaseException as exc:
             print(type(exc).__name__)
     """)
-    assert out.splitlines() == ["None None 03_backprop", "ReferenceWithheld", "ReferenceWithheld"]
+    assert out.splitlines() == ["None None 03_backprop", "ImportError", "ReferenceWithheld", "ReferenceWithheld"]
 
 
 def test_checks_stub_keeps_plain_data_with_its_values(tmp_path: Path) -> None:
