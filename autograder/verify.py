@@ -275,7 +275,12 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
             issues[f["i"]] = CellIssue(f["i"], f["kind"], _safe(item, str(f.get("msg", ""))))
     for cell in frame.get("killed", []):
         if isinstance(cell, int):
-            issues[cell] = CellIssue(cell, "skipped", "stopped the whole process (ignored its time box, crashed or exited); left out")
+            issues[cell] = CellIssue(cell, "timed out", "ignored its time box and was stopped")
+    for cell in frame.get("crashed", []):
+        if isinstance(cell, int):
+            issues[cell] = CellIssue(
+                cell, "raised", "ended the process (os._exit, a crash or a signal); the exercise was checked without it"
+            )
     status = str(frame.get("status", "no report"))
     stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
     setup = next((c.index for c in item.cells if c.setup), None)

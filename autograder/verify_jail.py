@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         deadline = start + limits.verify_timeout - REPORT_MARGIN
         optional = {c["index"] for c in item["cells"] if not c["needed"]}
-        killed: list[int] = []
+        killed: list[int] = []  # ignored its time box: the watchdog killed the process
+        crashed: list[int] = []  # ended the process itself (os._exit, a crash, a signal)
         while True:
             run = _fork_child(item, index, jail, plan, skip, deadline, limits, protections, optional)
             # A cell the answer does not need stopped the whole process — it ignored its time
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped_it = run.status == "watchdog" or (run.status == "ok" and run.cell in optional)
             if stopped_it and run.cell is not None and deadline - time.monotonic() > 2.0:
                 skip.add(run.cell)
-                killed.append(run.cell)
+                (killed if run.status == "watchdog" else crashed).append(run.cell)
                 continue
             break
         for line in run.lines:
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": run.status,
             "cell": run.cell,
             "killed": killed,
+            "crashed": crashed,
             "lines": run.lines[:2000],
             "report": base64.b64encode(bytes(run.report)).decode(),
             "seconds": time.monotonic() - start,

@@ -337,9 +337,16 @@ def test_nothing_one_exercise_writes_reaches_the_next(tmp_path: Path) -> None:
 
 
 def test_student_code_ending_the_process_is_her_problem_not_the_graders(tmp_path: Path) -> None:
+    # A scratch cell the answer does not need ends the process: the exercise is checked again
+    # without it (as the notebook's own answer would be judged); never "no report" (retried).
     nb = _tiny(inserted={"setup": ["import os\nos._exit(0)"]})
     verdict = _reverify(tmp_path, nb, [tiny_checks.SQUARE])[0]["square"]
-    assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN)  # never "no report" (retried)
+    assert verdict.problem is None and _all(verdict, SeedResult.PASSED)
+    assert [(i.kind, "ended the process" in i.message) for i in verdict.cell_issues] == [("raised", True)]
+    # The answer's own cell ending the process: the answer cannot be checked (could not run).
+    nb = _tiny({"square": "def square(x):\n    return x * x\nimport os\nos._exit(0)\n"})
+    verdict = _reverify(tmp_path / "own", nb, [tiny_checks.SQUARE])[0]["square"]
+    assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN)
     assert [(i.kind, "ended" in i.message) for i in verdict.cell_issues] == [("raised", True)]
 
 
