@@ -18,7 +18,7 @@ score and its status — never a 0 that looks earned.
 from __future__ import annotations
 
 import csv
-import html
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from autograder.course import CourseDir
 from autograder.gradebook import Ledger
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
-from autograder.safe_output import csv_row
+from autograder.safe_output import csv_row, html_text
 
 __all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
 
@@ -109,7 +109,7 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
         return sum(grades.values()) if grades is not None else r.score
 
     grades_csv = run_dir / "grades.csv"
-    with grades_csv.open("w", newline="") as fh:
+    with grades_csv.open("w", newline="", encoding="utf-8", errors="replace") as fh:
         w = csv.writer(fh)
         w.writerow(csv_row(["student", "name", *assignments, "total", *[f"{a} status" for a in assignments]]))
         for s in students:
@@ -123,7 +123,7 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
             w.writerow(csv_row([s, names.get(s, s), *row_scores, f"{tot:g}", *statuses]))
 
     submissions_csv = run_dir / "submissions.csv"
-    with submissions_csv.open("w", newline="") as fh:
+    with submissions_csv.open("w", newline="", encoding="utf-8", errors="replace") as fh:
         w = csv.writer(fh)
         w.writerow(csv_row(["student", "name", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
                     "outcome", "note", "evidence", "review"]))  # fmt: skip
@@ -189,8 +189,8 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
         "<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
         "table{border-collapse:collapse}</style>",
         "<h1>Grading report</h1>",
-        f"<p><b>Sandbox:</b> {html.escape(protections_summary or 'see the grading log')}</p>",
-        "<p>" + ", ".join(f"{html.escape(k)}: {v}" for k, v in sorted(counts.items())) + "</p>",
+        f"<p><b>Sandbox:</b> {html_text(protections_summary or 'see the grading log')}</p>",
+        "<p>" + ", ".join(f"{html_text(k)}: {v}" for k, v in sorted(counts.items())) + "</p>",
         *[f"<h2>{p.stem.replace('_', ' ')}</h2><img src='{p.name}'>" for p in plots],
         "<h2>Flagged submissions</h2>",
         _table(flagged) if flagged else "<p>None.</p>",
@@ -202,14 +202,14 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
         _exercise_table(review, lambda e: f"answer matches the library's reference ({e.review})") if review else "<p>None.</p>",
     ]
     report = report_dir / "index.html"
-    report.write_text("\n".join(parts))
+    report.write_text("\n".join(parts), encoding="utf-8", errors="replace")
     return ExportResult(grades_csv, submissions_csv, report, tuple(plots))
 
 
 def _table(records: list[SubmissionResult]) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(r.student)}</td><td>{html.escape(r.assignment)}</td>"
-        f"<td>{html.escape(str(r.status))}</td><td>{html.escape(describe_submission(r))}</td></tr>"
+        f"<tr><td>{html_text(r.student)}</td><td>{html_text(r.assignment)}</td>"
+        f"<td>{html_text(str(r.status))}</td><td>{html_text(describe_submission(r))}</td></tr>"
         for r in records
     )
     return f"<table><tr><th>student</th><th>notebook</th><th>status</th><th>why</th></tr>{rows}</table>"
@@ -217,8 +217,8 @@ def _table(records: list[SubmissionResult]) -> str:
 
 def _exercise_table(rows: list[tuple[SubmissionResult, ExerciseScore]], text) -> str:
     body = "".join(
-        f"<tr><td>{html.escape(r.student)}</td><td>{html.escape(r.assignment)}</td><td>{html.escape(e.name)}</td>"
-        f"<td>{html.escape(_outcome(e))}</td><td>{html.escape(text(e))}</td></tr>"
+        f"<tr><td>{html_text(r.student)}</td><td>{html_text(r.assignment)}</td><td>{html_text(e.name)}</td>"
+        f"<td>{html_text(_outcome(e))}</td><td>{html_text(text(e))}</td></tr>"
         for r, e in rows
     )
     return f"<table><tr><th>student</th><th>notebook</th><th>exercise</th><th>outcome</th><th>note</th></tr>{body}</table>"

@@ -10,7 +10,7 @@ instructor's source from the course. Instructor-only review notes are not shown.
 
 from __future__ import annotations
 
-import html
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger
 from autograder.pipeline import HIDDEN_PLACEHOLDER
-from autograder.safe_output import sanitize_html
+from autograder.safe_output import html_text, sanitize_html
 
 __all__ = ["FeedbackResult", "hide_hidden_tests", "show_hidden_tests", "write_feedback"]
 
@@ -70,6 +70,26 @@ def _render(nb: nbformat.NotebookNode) -> str:
     return sanitize_html(body)
 
 
+_ATTACHMENT = re.compile(r"\(attachment:[^)]*\)")
+
+
+def _render_safely(nb: nbformat.NotebookNode) -> str:
+    """``_render``, never failing for the whole class: a markdown cell naming an attachment
+    it does not carry (left by copying a cell between notebooks) is rendered without the
+    image; a notebook nbconvert still cannot render is said so on the page."""
+    try:
+        return _render(nb)
+    except Exception:
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = _ATTACHMENT.sub("()", cell.source)
+                cell.pop("attachments", None)
+    try:
+        return _render(nb)
+    except Exception as exc:
+        return f"<p><em>This notebook could not be shown ({html_text(type(exc).__name__)}); its scores above stand.</em></p>"
+
+
 _STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
@@ -88,33 +108,33 @@ def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[s
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = []
     for student, records in sorted(by_student.items()):
-        parts = [f"<!doctype html><meta charset=utf-8><title>Feedback: {html.escape(student)}</title>{_STYLE}",
-                 f"<h1>Feedback for {html.escape(student)}</h1>"]
+        parts = [f"<!doctype html><meta charset=utf-8><title>Feedback: {html_text(student)}</title>{_STYLE}",
+                 f"<h1>Feedback for {html_text(student)}</h1>"]
         rows = []
         for r in records:
             score = "—" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             status = str(r.status)
-            rows.append(f"<tr><td>{html.escape(r.assignment)}</td><td class='{status.split()[0]}'>{html.escape(status)}</td>"
-                        f"<td>{score}</td><td>{html.escape(describe_submission(r))}</td></tr>")
+            rows.append(f"<tr><td>{html_text(r.assignment)}</td><td class='{status.split()[0]}'>{html_text(status)}</td>"
+                        f"<td>{score}</td><td>{html_text(describe_submission(r))}</td></tr>")
         parts.append("<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>" + "".join(rows) + "</table>")
         for r in records:
-            parts.append(f"<div class=nb><h2>{html.escape(r.assignment)}</h2>")
+            parts.append(f"<div class=nb><h2>{html_text(r.assignment)}</h2>")
             if r.exercises:
                 parts.append("<table><tr><th>exercise</th><th>score</th><th>outcome</th><th>note</th></tr>" + "".join(
-                    f"<tr><td>{html.escape(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
-                    f"<td>{html.escape('—' if e.outcome is None else str(e.outcome))}</td><td>{html.escape(e.note)}</td></tr>"
+                    f"<tr><td>{html_text(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
+                    f"<td>{html_text('—' if e.outcome is None else str(e.outcome))}</td><td>{html_text(e.note)}</td></tr>"
                     for e in r.exercises) + "</table>")
             for note in r.notes:
-                parts.append(f"<p><em>{html.escape(note.splitlines()[0] if note else '')}</em></p>")
+                parts.append(f"<p><em>{html_text(note.splitlines()[0] if note else '')}</em></p>")
             graded = course.autograded(student, r.assignment)
             if graded.exists():
                 nb = nbformat.read(str(graded), as_version=4)
                 if show_hidden:
                     source = course.source(r.assignment)
                     nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
-                parts.append(_render(nb if show_hidden else hide_hidden_tests(nb)))
+                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb)))
             parts.append("</div>")
         page = out_dir / f"{student}.html"
-        page.write_text("\n".join(parts))
+        page.write_text("\n".join(parts), encoding="utf-8", errors="replace")
         pages.append(page)
     return FeedbackResult(tuple(pages))

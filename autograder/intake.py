@@ -188,12 +188,25 @@ class Identity:
         return f"{self.lms}:{self.lms_id}" if self.lms_id else f"name:{self.display}"
 
 
+def readable_name(name: str) -> str:
+    """A file name as text: bytes that were not UTF-8 (os.listdir keeps them as lone
+    surrogates, e.g. "Jos\\udce9" from a cp1252 zip) decoded as cp1252, the LMSs' usual
+    legacy encoding, so that a name can be stored, written to a CSV and shown."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape")
+        return raw.decode("cp1252", errors="replace")
+
+
 def identify(name: str, *, folder: bool) -> tuple[Identity, str] | None:
     """(student, the file's own name) for an entry of the submissions root; None if no student.
 
     A folder is always a student; a flat file needs an LMS prefix, or the legacy
     ``<student>_<anything>.ipynb`` form.
     """
+    name = readable_name(name)
     if m := _MOODLE.match(name):
         return Identity(m["name"], m["id"], "moodle"), m["rest"]
     if folder:

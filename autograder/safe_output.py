@@ -8,21 +8,27 @@ where it is rendered, never earlier (the ledger keeps the raw text):
   backspaces, C1 controls) and Unicode bidirectional overrides are shown as visible
   escapes, so a file name cannot erase lines of ``grade``'s table or forge a row.
 - ``csv_cell``: OWASP's CSV-injection rule — a cell starting with ``=``, ``+``, ``-``,
-  ``@``, tab or carriage return is prefixed with ``'`` so a spreadsheet shows it as text.
+  ``@``, tab or carriage return is prefixed with ``'`` so a spreadsheet shows it as text;
+  control characters and bidi overrides are escaped as for the terminal (a CSV is also
+  read with ``cat`` and ``less``).
+- ``html_text``: text for a page: HTML-escaped, with control characters and bidi
+  overrides shown as escapes (they would reorder the row the instructor reads).
 - ``sanitize_html``: a page fragment made inert with bleach (a maintained allow-list
   sanitizer): no scripts, no event handlers, no ``javascript:`` URLs, no styles, images
-  only as embedded PNG/JPEG/GIF data.
+  only as embedded PNG/JPEG/GIF data. A fragment too large or too deeply nested for the
+  sanitizer's time (it is quadratic in the nesting) is shown as escaped text instead.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable
 from typing import Any
 
 import bleach
 
-__all__ = ["csv_cell", "csv_row", "sanitize_html", "terminal_text"]
+__all__ = ["csv_cell", "csv_row", "html_text", "sanitize_html", "terminal_text"]
 
 # C0 controls (tab and newline included: a table cell must stay on its line), DEL,
 # C1 controls (0x9b is a one-byte CSI on some terminals), and the bidi overrides and
@@ -48,9 +54,11 @@ def csv_cell(value: Any) -> Any:
 
     Numbers pass unchanged (a score is data, and never negative here); text stays readable.
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START):
+        value = "'" + value
+    return terminal_text(value)
 
 
 def csv_row(values: Iterable[Any]) -> list[Any]:
@@ -78,9 +86,39 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
+def html_text(value: object) -> str:
+    """Text for a page: escaped, and every control or bidi character shown as an escape."""
+    return html.escape(terminal_text(value))
+
+
+# In a page, line breaks and tabs are text; every other control character and the bidi
+# overrides are shown as escapes.
+_UNSAFE_IN_PAGE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_FRAGMENT_CHARS = 8 * 1024**2
+MAX_NESTING = 256
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^>]*?(/?)>")
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+
+
+def _nesting(fragment: str) -> int:
+    """The deepest element nesting of ``fragment`` (a linear scan, no parsing)."""
+    depth = deepest = 0
+    for match in _TAG.finditer(fragment):
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        if closing:
+            depth = max(0, depth - 1)
+        elif name not in _VOID and not self_closing:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
 def sanitize_html(fragment: str) -> str:
     """``fragment`` with only inert markup left; disallowed tags are removed with their
     text shown escaped (a ``<script>`` becomes visible text, never code)."""
+    fragment = _UNSAFE_IN_PAGE.sub(lambda m: f"\\u{ord(m.group()):04x}", fragment)
+    if len(fragment) > MAX_FRAGMENT_CHARS or _nesting(fragment) > MAX_NESTING:
+        return f"<pre>{html.escape(fragment[:MAX_FRAGMENT_CHARS])}</pre>"
     return bleach.clean(
         fragment,
         tags=_TAGS,

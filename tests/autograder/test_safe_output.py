@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from autograder.safe_output import csv_cell, csv_row, sanitize_html, terminal_text
+from autograder.safe_output import MAX_NESTING, csv_cell, csv_row, html_text, sanitize_html, terminal_text
 
 # --- the terminal ---------------------------------------------------------------------------
 
@@ -41,14 +41,20 @@ def test_honest_names_print_unchanged() -> None:
 
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-1-1", "@SUM(A1)", "\tcmd", "\rcmd"])
 def test_formula_cells_become_text(text: str) -> None:
-    assert csv_cell(text) == "'" + text
+    assert csv_cell(text) == "'" + terminal_text(text)  # a leading tab or CR is also shown escaped
 
 
 def test_a_csv_round_trip_keeps_the_text_readable_and_numbers_as_numbers() -> None:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(csv_row(["-1-1", "=HYPERLINK(\"u\")", "Alice", 12.5, 0, "a,b\n\"c\""]))
+    csv.writer(buffer).writerow(csv_row(["-1-1", "=HYPERLINK(\"u\")", "Alice", 12.5, 0, "a,b \"c\"", "José 王伟"]))
     (row,) = list(csv.reader(io.StringIO(buffer.getvalue())))
-    assert row == ["'-1-1", "'=HYPERLINK(\"u\")", "Alice", "12.5", "0", "a,b\n\"c\""]
+    assert row == ["'-1-1", "'=HYPERLINK(\"u\")", "Alice", "12.5", "0", "a,b \"c\"", "José 王伟"]
+
+
+def test_csv_cells_carry_no_terminal_escapes_or_bidi_overrides() -> None:
+    # A CSV is also read with cat and less in a terminal, and U+202E reverses what a
+    # spreadsheet shows: both are escaped as for the terminal.
+    assert csv_cell("\x1b[2J\x1b]0;pwned\x07\u202eevil") == "\\x1b[2J\\x1b]0;pwned\\x07\\u202eevil"
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -108,3 +114,20 @@ def test_what_a_rendered_notebook_needs_is_kept() -> None:
         "<table><tbody><tr><th>a</th><td colspan=\"2\">1</td></tr></tbody></table><a href=\"https://docs.python.org\">docs</a></div>"
     )
     assert sanitize_html(fragment) == fragment
+
+
+def test_page_text_is_escaped_with_its_control_and_bidi_characters_visible() -> None:
+    assert html_text("<b>\u202eevil\x1b[31m") == "&lt;b&gt;\\u202eevil\\x1b[31m"
+    assert sanitize_html("<p>a\u202eb\x1bc</p>\n<pre>x\ty</pre>") == "<p>a\\u202eb\\u001bc</p>\n<pre>x\ty</pre>"
+
+
+def test_a_pathologically_nested_fragment_is_shown_as_text_in_linear_time() -> None:
+    # bleach (html5lib) is quadratic in the nesting: 100,000 nested <div> took minutes.
+    import time
+
+    start = time.perf_counter()
+    shown = sanitize_html("<div>" * 100_000 + "<script>x</script>")
+    assert shown.startswith("<pre>&lt;div&gt;") and "<script" not in shown and "<div" not in shown
+    assert time.perf_counter() - start < 5.0  # the fallback is one linear scan, not a parse
+    nested = "<div>" * MAX_NESTING + "ok" + "</div>" * MAX_NESTING
+    assert sanitize_html(nested) == nested  # up to the limit, sanitized as usual
