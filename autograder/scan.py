@@ -135,8 +135,10 @@ _COURSE_READ = frozenset("solutions source autograded submitted .git".split())
 # Written inside the student's folder these shadow the course's packages for later imports.
 _SHADOWED_HERE = frozenset({"course_lib", "autograder", "course_lib.py", "autograder.py"})
 _INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
-# /proc entries about a process (environ, cmdline, mem, maps, fd, root, cwd...); /proc/cpuinfo is not.
-_PROC_PROCESS = re.compile(r"^/proc/(\d+|self|thread-self|[^/]*[{}$*?\[][^/]*)(/|$)")
+# /proc entries about a process (environ, cmdline, mem, maps, fd, root, cwd...); /proc/cpuinfo,
+# /proc/meminfo and a process's own memory counters (/proc/self/status) are not.
+_PROC_PROCESS = re.compile(r"^/proc/(\d+|self|thread-self|[^/]*[{}$*?\[][^/]*)(?:/+([^/]*))?(?=/|$)")
+_PROC_HONEST = frozenset({"status", "statm", "stat", "io", "limits", "oom_score"})
 
 
 def _leaves_folder(parts: list[str], text: str) -> bool:
@@ -149,9 +151,12 @@ def _protected_path(text: str, way: str) -> str | None:
     text = text.strip().replace("\\", "/")
     if not text:
         return None
-    normal = posixpath.normpath(text) if text.startswith("/") else text
-    if _PROC_PROCESS.match(normal):
-        return "/proc/"
+    # "../../../proc/self" climbs to the root from anywhere deep enough: read it from there too
+    climbed = "/" + text.lstrip("./") if text.startswith("../") else text
+    for candidate in {text, climbed}:
+        normal = posixpath.normpath(candidate) if candidate.startswith("/") else candidate
+        if (proc := _PROC_PROCESS.match(normal)) and proc[2] not in _PROC_HONEST:
+            return "/proc/"
     parts = [p for p in text.split("/") if p not in ("", ".")]
     names = [p.lower() for p in parts]
     leaves = _leaves_folder(parts, text)
