@@ -121,6 +121,7 @@ _PYTHON_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
 _PYTHON_PROCESS = frozenset({"python", "python2", "python3", "pypy", "pypy3"})
 _WRITE_MAGICS = frozenset({"writefile", "file"})
 _NOT_CODE = frozenset({"html", "javascript", "js", "latex", "markdown", "svg"})
+_OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-s", "-l", "-T", "-D"})  # %timeit, %prun
 _MAX_MAGIC_DEPTH = 8  # %%time inside %%capture inside ...: no honest cell nests deeper
 _RESULT = "()"  # in an origin: what a course_lib call returned -- data, not a module
 _HIDERS = frozenset(
@@ -369,6 +370,14 @@ class _Scanner(ast.NodeVisitor):
             return self.texts.get(node.id)
         if isinstance(node, ast.JoinedStr):
             return "".join(_literal(v) or "{}" for v in node.values)
+        if isinstance(node, ast.Attribute) and node.attr in ("__file__", "__path__"):
+            module = self.origin(node.value)  # where a module lives: outside the student's folder
+            return f"/{module.replace('.', '/')}/__init__.py" if module and _RESULT not in module else None
+        if isinstance(node, ast.Attribute) and node.attr == "parent" or (
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents"
+        ):
+            base = self.text(node.value if isinstance(node, ast.Attribute) else node.value.value)
+            return None if base is None else f"{base}/.."  # climbing from a known place
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
             left, right = self.text(node.left), self.text(node.right)
             if left is None and right is None:
@@ -789,7 +798,8 @@ class _Scanner(ast.NodeVisitor):
             self._command(node, body)
         elif magic in _PYTHON_MAGICS:
             if magic != "capture":  # %%capture's line names its output variable
-                self._python(node, _code_after_options(line), lineno - 1)
+                for code in _code_after_options(line):
+                    self._python(node, code, lineno - 1)
             if body is not None:
                 self._python(node, body, lineno)  # the body starts on the line after the magic
         elif magic in _WRITE_MAGICS:
@@ -839,19 +849,24 @@ class _Scanner(ast.NodeVisitor):
                 self.sweep(statement)
 
 
-def _code_after_options(line: str) -> str:
-    """The Python of a line magic after its options (``%timeit -n 10 -r 3 f(x)`` -> ``f(x)``)."""
+def _code_after_options(line: str) -> list[str]:
+    """The Python of a line magic after its options (``%timeit -n 10 -r 3 f(x)`` -> ``f(x)``).
+
+    At most two parses, whatever the line: the text after the options, and the whole line
+    (code may start with a minus: ``%time -setattr(...) + 1``); each that parses is code.
+    """
     words = line.split()
-    for start in range(min(len(words), 8) + 1):
-        candidate = " ".join(words[start:])
-        if start and not words[start - 1].startswith("-") and not words[start - 1].isdigit():
-            return ""  # the word dropped is not an option: the rest is not the code either
+    start = 0
+    while start < len(words) and words[start].startswith("-"):
+        start += 2 if words[start] in _OPTIONS_WITH_VALUE else 1
+    code = []
+    for candidate in dict.fromkeys([" ".join(words[start:]), line.strip()]):
         try:
             ast.parse(candidate)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        return candidate
-    return ""
+        code.append(candidate)
+    return code
 
 
 def scan_cells(cells: Sequence[tuple[int, str]]) -> list[Evidence]:

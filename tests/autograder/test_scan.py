@@ -191,6 +191,13 @@ ATTACKS = {
     "walrus-alias": ("import numpy as np\nif (m := np):\n    m.allclose = print", Kind.PATCHED_MODULE, 3),
     "reimport-after-except": ("import random\ntry:\n    pass\nexcept Exception as random:\n    pass\nimport random\nrandom.random = print", Kind.PATCHED_MODULE, 7),
     # what course_lib returned is data, but forcing past a frozen object's guard is not editing data
+    "time-option-hides": ('import numpy as np\n%time -setattr(np, "allclose", print) + 1', Kind.PATCHED_MODULE, 2),
+    "course-lib-file-climb": (
+        'import course_lib\nfrom pathlib import Path\nroot = Path(course_lib.__file__).parent.parent\n'
+        'print((root / "solutions" / "01_perceptron.ipynb").read_text())',
+        Kind.READS_PROTECTED,
+        4,
+    ),
     "frozen-bypass": ("from course_lib.checks import _core\nex = _core.exercises()[0]\nobject.__setattr__(ex, 'judge', print)", Kind.PATCHED_MODULE, 3),
 }
 
