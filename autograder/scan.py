@@ -11,14 +11,21 @@ and flags only what an honest notebook has no reason to do:
 - writes to attributes of modules the student did not write (numpy, builtins,
   course_lib, torch, math, sys, IPython, importlib, gc, ...), by assignment,
   ``setattr``/``delattr``, or ``vars(m)`` / ``m.__dict__`` writes; rebinding one's own
-  name (``math = 3``, ``np = numpy``) is not a patch;
+  name (``math = 3``, ``np = numpy``) is not a patch, and names have scopes (a parameter,
+  lambda argument, comprehension or ``except ... as`` name called ``data`` is not the
+  module). What a course_lib call returns (a data set, a vocabulary, a model) is data the
+  student may edit; only ``object.__setattr__`` past a frozen object's guard is evidence;
 - trace and profile hooks, import hooks (``sys.meta_path``, ``sys.path_hooks``,
   ``sys.modules`` writes, ``importlib.reload``), IPython hooks (``ast_transformers``,
   ``input_transformers_*``, ``set_custom_exc``, ``events``, ``register_magic_function``);
-- file and shell operations naming protected paths (site-packages, ``.pth``,
-  ``sitecustomize``, IPython startup, course_lib, solutions, the gradebook, ``.git``,
-  ``/proc/``), sockets, ``ctypes``, ``gc.get_objects``/``get_referrers``,
-  introspection of course_lib objects;
+- file and shell operations on protected paths: anywhere, site-packages, ``.pth``,
+  ``sitecustomize``, IPython startup, a process's ``/proc/<pid>/`` entries; outside the
+  student's folder (absolute, ``~``, ``..``), course_lib, solutions, source, the
+  gradebook, ``.git``. A name counts only as a path operand, never as a package name
+  (``!pip show course_lib``) or a pattern (``grep``). Python magics (``%%time``,
+  ``%%capture``, ``%timeit``...) are scanned as code, shell magics as commands;
+- sockets, ``ctypes``, ``gc.get_objects``/``get_referrers``, introspection of course_lib
+  objects;
 - ``exec``/``eval``/``compile`` of code read from a file or decoded at run time. Code
   built from literals in the cell is visible to whoever reads the notebook, so it is not
   flagged; only code the reader cannot see (read or decoded) is.
@@ -28,12 +35,12 @@ from __future__ import annotations
 
 import ast
 import functools
-import posixpath
-import shlex
 import importlib.metadata
+import posixpath
 import re
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import Enum
 from pathlib import Path, PurePath
 
@@ -122,6 +129,7 @@ _PYTHON_PROCESS = frozenset({"python", "python2", "python3", "pypy", "pypy3"})
 _WRITE_MAGICS = frozenset({"writefile", "file"})
 _NOT_CODE = frozenset({"html", "javascript", "js", "latex", "markdown", "svg"})
 _OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-s", "-l", "-T", "-D"})  # %timeit, %prun
+_EXPANDED = re.compile(r"\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 _MAX_MAGIC_DEPTH = 8  # %%time inside %%capture inside ...: no honest cell nests deeper
 _RESULT = "()"  # in an origin: what a course_lib call returned -- data, not a module
 _HIDERS = frozenset(
@@ -553,7 +561,7 @@ class _Scanner(ast.NodeVisitor):
 
     # --- scopes: a function, lambda, class or comprehension has its own names ---------------
 
-    def _scoped(self, local: set[str], body: Sequence[ast.AST], shared: set[str] = frozenset()) -> None:
+    def _scoped(self, local: Collection[str], body: Sequence[ast.AST], shared: Collection[str] = ()) -> None:
         """Visit ``body`` with ``local`` names shadowing the module aliases outside it.
 
         What the body binds stays inside, except names it declares ``global``/``nonlocal``.
@@ -773,6 +781,8 @@ class _Scanner(ast.NodeVisitor):
         """Flag the path operands of a shell command line (never package names or patterns)."""
         if command is None:
             return
+        # IPython expands {name} and $name in shell lines: a path kept in a variable is still that path
+        command = _EXPANDED.sub(lambda m: self.texts.get(m[1] or m[2], m[0]), command)
         for path, way in _shell_paths(command):
             if self._path(node, path, way):
                 return

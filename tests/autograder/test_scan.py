@@ -109,6 +109,7 @@ HONEST = {
     "makedirs-out": 'import os\nos.makedirs("out", exist_ok=True)',
     "writefile-helper": "%%writefile mymath.py\nimport numpy as np\n\ndef magnitude(x):\n    return np.abs(x)\n",
     "run-helper": "%run mymath.py",
+    "shell-expands-own-variable": 'out = "figures/source"\n!mkdir -p {out} $out',
 }
 
 ATTACKS = {
@@ -198,6 +199,7 @@ ATTACKS = {
         Kind.READS_PROTECTED,
         4,
     ),
+    "shell-expands-variable": ('target = "../../solutions/01_perceptron.ipynb"\n!cp {target} mine.ipynb', Kind.READS_PROTECTED, 2),
     "frozen-bypass": ("from course_lib.checks import _core\nex = _core.exercises()[0]\nobject.__setattr__(ex, 'judge', print)", Kind.PATCHED_MODULE, 3),
 }
 
