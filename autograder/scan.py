@@ -166,7 +166,8 @@ def _protected_path(text: str, way: str) -> str | None:
         normal = posixpath.normpath(candidate) if candidate.startswith("/") else candidate
         if (proc := _PROC_PROCESS.match(normal)) and proc[2] not in _PROC_HONEST:
             return "/proc/"
-    parts = [p for p in text.split("/") if p not in ("", ".")]
+    # lexically resolved: "figures/source/x.png/.." (a .parent) is still inside the folder
+    parts = [p for p in posixpath.normpath(text).split("/") if p not in ("", ".")]
     names = [p.lower() for p in parts]
     leaves = _leaves_folder(parts, text)
     if leaves and any("gradebook" in n for n in names):

@@ -109,6 +109,7 @@ HONEST = {
     "makedirs-out": 'import os\nos.makedirs("out", exist_ok=True)',
     "writefile-helper": "%%writefile mymath.py\nimport numpy as np\n\ndef magnitude(x):\n    return np.abs(x)\n",
     "run-helper": "%run mymath.py",
+    "parent-of-own-file": 'from pathlib import Path\nout = Path("figures/source/fig1.png")\nout.parent.mkdir(parents=True, exist_ok=True)',
     "shell-expands-own-variable": 'out = "figures/source"\n!mkdir -p {out} $out',
 }
 
