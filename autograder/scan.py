@@ -233,20 +233,19 @@ def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
     """The path operands of one simple command (no pipes or separators)."""
     found: list[tuple[str, str]] = []
     operands: list[str] = []
-    words = list(words)
-    while words:
-        word = words.pop(0)
-        if word in _REDIRECT_OUT or word == "<":
-            if words:
-                found.append((words.pop(0), _WRITE if word != "<" else _READ))
-        elif word.isdigit() and words and words[0] in _REDIRECT_OUT:
-            continue  # the descriptor of "2> file"
-        else:
-            operands.append(word)
-    while operands and ("=" in operands[0] and not operands[0].startswith("-") or operands[0] in _PREFIXES):
-        operands.pop(0)  # VAR=value, sudo, env ...
-    if not operands:
+    redirect: str | None = None  # the way the next word is touched, after > or <
+    for index, word in enumerate(words):
+        if redirect is not None:
+            found.append((word, redirect))
+            redirect = None
+        elif word in _REDIRECT_OUT or word == "<":
+            redirect = _READ if word == "<" else _WRITE
+        elif not (word.isdigit() and words[index + 1 : index + 2] and words[index + 1] in _REDIRECT_OUT):
+            operands.append(word)  # (a digit before > is the descriptor of "2> file")
+    first = next((i for i, w in enumerate(operands) if not (w in _PREFIXES or "=" in w and not w.startswith("-"))), None)
+    if first is None:  # only VAR=value, sudo, env ...
         return found
+    operands = operands[first:]
     name, rest = operands[0].rsplit("/", 1)[-1], operands[1:]
     if name.startswith("python") and rest[:2] == ["-m", "pip"]:
         name, rest = "pip", rest[2:]
