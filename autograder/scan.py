@@ -425,8 +425,8 @@ class _Scanner(ast.NodeVisitor):
 
     # --- evidence -------------------------------------------------------------------------
 
-    def flag(self, kind: Kind, node: ast.AST, detail: str) -> None:
-        where = f"cell {self.cell}, line {getattr(node, 'lineno', 1)}"
+    def flag(self, kind: Kind, node: ast.AST, detail: str, line: int | None = None) -> None:
+        where = f"cell {self.cell}, line {line or getattr(node, 'lineno', 1)}"
         if not any(e.kind == kind.value and e.where == where for e in self.evidence):  # one per kind and line
             self.evidence.append(Evidence(kind.value, where, detail))
 
@@ -759,14 +759,14 @@ class _Scanner(ast.NodeVisitor):
             if text is not None and self._path(node, text, way):
                 return
 
-    def _path(self, node: ast.AST, text: str, way: str) -> bool:
+    def _path(self, node: ast.AST, text: str, way: str, line: int | None = None) -> bool:
         """Flag touching a path (or each of several, one a line) this way; whether it was evidence."""
         for path in text.splitlines():
             if way != _WRITE and (why := _protected_path(path, _READ)) is not None:
-                self.flag(Kind.READS_PROTECTED, node, f"reads a path naming {why}")
+                self.flag(Kind.READS_PROTECTED, node, f"reads a path naming {why}", line)
                 return True
             if way != _READ and (why := _protected_path(path, _WRITE)) is not None:
-                self.flag(Kind.WRITES_PROTECTED, node, f"writes a path naming {why}")
+                self.flag(Kind.WRITES_PROTECTED, node, f"writes a path naming {why}", line)
                 return True
         return False
 
@@ -777,15 +777,20 @@ class _Scanner(ast.NodeVisitor):
             return " ".join(shlex.quote(w) if w is not None else "{}" for w in words)
         return self.text(operand)
 
-    def _command(self, node: ast.AST, command: str | None) -> None:
-        """Flag the path operands of a shell command line (never package names or patterns)."""
+    def _command(self, node: ast.AST, command: str | None, first_line: int | None = None) -> None:
+        """Flag the path operands of shell commands (never package names or patterns).
+
+        ``first_line`` is the cell line of the command's first line (a ``%%bash`` body);
+        without it, evidence is on the line of ``node``.
+        """
         if command is None:
             return
         # IPython expands {name} and $name in shell lines: a path kept in a variable is still that path
         command = _EXPANDED.sub(lambda m: self.texts.get(m[1] or m[2], m[0]), command)
-        for path, way in _shell_paths(command):
-            if self._path(node, path, way):
-                return
+        for offset, text in enumerate(command.splitlines()):
+            for path, way in _shell_paths(text):
+                if self._path(node, path, way, None if first_line is None else first_line + offset):
+                    return
 
     def _shell_runner(self, node: ast.Call, attr: str) -> None:
         """``get_ipython().system/getoutput/run_line_magic/run_cell_magic/magic(...)``: ``!``, ``%``, ``%%``."""
@@ -820,7 +825,7 @@ class _Scanner(ast.NodeVisitor):
             self._python(node, body, lineno, process=True)
         elif body is not None:
             if magic not in _NOT_CODE:  # %%bash, %%sh, %%script, %%perl ...: commands
-                self._command(node, body)
+                self._command(node, body, lineno + 1)
         else:  # %run x.py, %load ../x.py, %cd .., %save f.py 1-3 ...: as the command it reads like
             self._command(node, f"{magic} {line}")
 

@@ -168,8 +168,8 @@ ATTACKS = {
     "magics-nested-too-deep": ("%%time\n" * 12 + "x = 1", Kind.HIDDEN_CODE, 9),
     "python-process": ('%%script python3\nopen("../../solutions/x.ipynb").read()', Kind.READS_PROTECTED, 2),
     # shell commands: path operands, wherever they are
-    "bash-write": ("%%bash\necho x > ../course_lib/checks/_core.py", Kind.WRITES_PROTECTED, 1),
-    "bash-read-source": ("%%bash\ncat ../../source/ps1/ps1.ipynb", Kind.READS_PROTECTED, 1),
+    "bash-write": ("%%bash\necho x > ../course_lib/checks/_core.py", Kind.WRITES_PROTECTED, 2),
+    "bash-read-source": ("%%bash\nls\ncat ../../source/ps1/ps1.ipynb", Kind.READS_PROTECTED, 3),
     "pip-target": ("!pip install --target ../course_lib numpy", Kind.WRITES_PROTECTED, 1),
     "tee-pth": ("!echo import x | tee /usr/lib/python3/site-packages/a.pth", Kind.WRITES_PROTECTED, 1),
     "cd-solutions": ("!cd ../solutions && ls", Kind.READS_PROTECTED, 1),
