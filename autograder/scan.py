@@ -11,14 +11,21 @@ and flags only what an honest notebook has no reason to do:
 - writes to attributes of modules the student did not write (numpy, builtins,
   course_lib, torch, math, sys, IPython, importlib, gc, ...), by assignment,
   ``setattr``/``delattr``, or ``vars(m)`` / ``m.__dict__`` writes; rebinding one's own
-  name (``math = 3``, ``np = numpy``) is not a patch;
+  name (``math = 3``, ``np = numpy``) is not a patch, and names have scopes (a parameter,
+  lambda argument, comprehension or ``except ... as`` name called ``data`` is not the
+  module). What a course_lib call returns (a data set, a vocabulary, a model) is data the
+  student may edit; only ``object.__setattr__`` past a frozen object's guard is evidence;
 - trace and profile hooks, import hooks (``sys.meta_path``, ``sys.path_hooks``,
   ``sys.modules`` writes, ``importlib.reload``), IPython hooks (``ast_transformers``,
   ``input_transformers_*``, ``set_custom_exc``, ``events``, ``register_magic_function``);
-- file and shell operations naming protected paths (site-packages, ``.pth``,
-  ``sitecustomize``, IPython startup, course_lib, solutions, the gradebook, ``.git``,
-  ``/proc/``), sockets, ``ctypes``, ``gc.get_objects``/``get_referrers``,
-  introspection of course_lib objects;
+- file and shell operations on protected paths: anywhere, site-packages, ``.pth``,
+  ``sitecustomize``, IPython startup, a process's ``/proc/<pid>/`` entries; outside the
+  student's folder (absolute, ``~``, ``..``), course_lib, solutions, source, the
+  gradebook, ``.git``. A name counts only as a path operand, never as a package name
+  (``!pip show course_lib``) or a pattern (``grep``). Python magics (``%%time``,
+  ``%%capture``, ``%timeit``...) are scanned as code, shell magics as commands;
+- sockets, ``ctypes``, ``gc.get_objects``/``get_referrers``, introspection of course_lib
+  objects;
 - ``exec``/``eval``/``compile`` of code read from a file or decoded at run time. Code
   built from literals in the cell is visible to whoever reads the notebook, so it is not
   flagged; only code the reader cannot see (read or decoded) is.
@@ -29,9 +36,11 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
+import posixpath
 import re
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import Enum
 from pathlib import Path, PurePath
 
@@ -109,42 +118,192 @@ _FILE_FUNCS = {
     "os.remove": _WRITE, "os.unlink": _WRITE, "os.rename": _WRITE, "os.replace": _WRITE,
     "os.symlink": _WRITE, "os.link": _WRITE, "os.makedirs": _WRITE, "os.mkdir": _WRITE, "os.chmod": _WRITE,
     "numpy.save": _WRITE, "numpy.savez": _WRITE, "numpy.savetxt": _WRITE, "torch.save": _WRITE,
-    "os.open": _BOTH, "io.open": _BOTH, "os.system": _BOTH, "os.popen": _BOTH,
+    "os.open": _BOTH, "io.open": _BOTH,
 }  # fmt: skip
-_FILE_MODULES = ("shutil.", "subprocess.", "pty.")  # every function: both ways
+_FILE_MODULES = ("shutil.",)  # every function: both ways
+_COMMAND_RUNNERS = ("subprocess.", "pty.", "os.system", "os.popen", "os.spawn", "os.exec")  # take a command line
 _SHELL_RUNNERS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic", "magic"})
+# Magics whose text is Python the kernel runs (scanned as code), or a Python child process.
+_PYTHON_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+_PYTHON_PROCESS = frozenset({"python", "python2", "python3", "pypy", "pypy3"})
+_WRITE_MAGICS = frozenset({"writefile", "file"})
+_NOT_CODE = frozenset({"html", "javascript", "js", "latex", "markdown", "svg"})
+_OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-s", "-l", "-T", "-D"})  # %timeit, %prun
+_EXPANDED = re.compile(r"\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
+_MAX_MAGIC_DEPTH = 8  # %%time inside %%capture inside ...: no honest cell nests deeper
+_RESULT = "()"  # in an origin: what a course_lib call returned -- data, not a module
 _HIDERS = frozenset(
     "read read_text read_bytes readline readlines decode b64decode b32decode b16decode b85decode a85decode "
     "decompress fromhex unhexlify loads urlopen getoutput check_output".split()
 )
 
-_PARTS = re.compile(r"[\s/\\'\";|&<>=,]+")
-_WRITE_NAMES = frozenset(
-    "site-packages dist-packages course_lib autograder solutions source autograded .git .ipython startup submitted".split()
-)
-_READ_NAMES = frozenset({"solutions", "source", "autograded", ".git", "submitted"})
+# Names that are evidence only where the path leaves the student's folder (absolute, ``~``,
+# ``$VAR`` or ``..``): a student's own ``figures/source`` or ``data/solutions`` is hers.
+_COURSE_WRITE = frozenset("course_lib autograder solutions source autograded submitted .git feedback release".split())
+_COURSE_READ = frozenset("solutions source autograded submitted .git".split())
+# Written inside the student's folder these shadow the course's packages for later imports.
+_SHADOWED_HERE = frozenset({"course_lib", "autograder", "course_lib.py", "autograder.py"})
+_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
+# /proc entries about a process (environ, cmdline, mem, maps, fd, root, cwd...); /proc/cpuinfo,
+# /proc/meminfo and a process's own memory counters (/proc/self/status) are not.
+_PROC_PROCESS = re.compile(r"^/proc/(\d+|self|thread-self|[^/]*[{}$*?\[][^/]*)(?:/+([^/]*))?(?=/|$)")
+_PROC_HONEST = frozenset({"status", "statm", "stat", "io", "limits", "oom_score"})
+
+
+def _leaves_folder(parts: list[str], text: str) -> bool:
+    """Whether a path reaches outside the student's folder: absolute, home, a variable, or ``..``."""
+    return text.startswith(("/", "~", "$")) or ".." in parts
 
 
 def _protected_path(text: str, way: str) -> str | None:
-    """Why touching ``text`` this way is evidence, or None."""
-    parts = [p for p in _PARTS.split(text) if p]
-    lowered = text.lower()
+    """Why touching the one path ``text`` this way is evidence, or None."""
+    text = text.strip().replace("\\", "/")
+    if not text:
+        return None
+    # "../../../proc/self" climbs to the root from anywhere deep enough: read it from there too
+    climbed = "/" + text.lstrip("./") if text.startswith("../") else text
+    for candidate in {text, climbed}:
+        normal = posixpath.normpath(candidate) if candidate.startswith("/") else candidate
+        if (proc := _PROC_PROCESS.match(normal)) and proc[2] not in _PROC_HONEST:
+            return "/proc/"
+    # lexically resolved: "figures/source/x.png/.." (a .parent) is still inside the folder
+    parts = [p for p in posixpath.normpath(text).split("/") if p not in ("", ".")]
+    names = [p.lower() for p in parts]
+    leaves = _leaves_folder(parts, text)
+    if leaves and any("gradebook" in n for n in names):
+        return "gradebook"
     if way in (_WRITE, _BOTH):
-        if names := _WRITE_NAMES.intersection(parts):
-            return sorted(names)[0]
-        for marker in ("sitecustomize", "usercustomize", "gradebook"):
-            if marker in lowered:
-                return marker
-        if any(p.endswith(".pth") for p in parts):
+        if found := _INSTALL_DIRS.intersection(parts):
+            return sorted(found)[0]
+        if names and names[-1].endswith(".pth"):
             return ".pth"
-    if way in (_READ, _BOTH):
-        if names := _READ_NAMES.intersection(parts):
-            return sorted(names)[0]
-        if "gradebook" in lowered:
-            return "gradebook"
-    if re.search(r"(^|[\s'\"])/proc(/|$)", text) or text.startswith("/proc"):
-        return "/proc/"
+        if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
+            return "sitecustomize"
+        if ".ipython" in parts or any(a.startswith("profile_") and b == "startup" for a, b in zip(parts, parts[1:])):
+            return ".ipython"
+        if leaves and (found := _COURSE_WRITE.intersection(parts)):
+            return sorted(found)[0]
+        if parts and parts[0] in _SHADOWED_HERE:
+            return parts[0]
+    if way in (_READ, _BOTH) and leaves and (found := _COURSE_READ.intersection(parts)):
+        return sorted(found)[0]
     return None
+
+
+_SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "|&"})
+_REDIRECT_OUT = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
+_PREFIXES = frozenset({"sudo", "env", "command", "exec", "nohup", "time", "nice", "xargs"})
+_WRITES_ALL = frozenset("rm rmdir mkdir touch tee mv ln chmod chown chgrp truncate shred unlink save".split())
+_COPIES = frozenset({"cp", "rsync", "scp", "install"})  # last operand written, the others read
+_PACKAGERS = frozenset({"pip", "pip3", "conda", "mamba", "micromamba", "uv"})
+_INSTALL_TARGETS = frozenset({"--target", "-t", "--prefix", "--root", "--src", "-p"})
+_PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "awk", "sed"})
+
+
+def _words(line: str) -> list[str]:
+    try:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        return list(lexer)
+    except ValueError:  # unbalanced quotes: words as the eye sees them
+        return line.split()
+
+
+def _shell_paths(command: str) -> list[tuple[str, str]]:
+    """The path operands of a shell command line and which way each is touched.
+
+    A name is a path only as an operand: redirection targets, the operands of file
+    commands (``cp``, ``mv``, ``rm``, ``tee``, ``sed -i``...), an install target
+    (``pip install --target``), or any word with a ``/``. Package names after ``pip`` or
+    ``conda`` and patterns after ``grep`` are not paths.
+    """
+    found: list[tuple[str, str]] = []
+    for line in command.splitlines():
+        segment: list[str] = []
+        for word in [*_words(line), ";"]:
+            if word not in _SEPARATORS:
+                segment.append(word)
+                continue
+            found.extend(_segment_paths(segment))
+            segment = []
+    return found
+
+
+def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
+    """The path operands of one simple command (no pipes or separators)."""
+    found: list[tuple[str, str]] = []
+    operands: list[str] = []
+    redirect: str | None = None  # the way the next word is touched, after > or <
+    for index, word in enumerate(words):
+        if redirect is not None:
+            found.append((word, redirect))
+            redirect = None
+        elif word in _REDIRECT_OUT or word == "<":
+            redirect = _READ if word == "<" else _WRITE
+        elif not (word.isdigit() and words[index + 1 : index + 2] and words[index + 1] in _REDIRECT_OUT):
+            operands.append(word)  # (a digit before > is the descriptor of "2> file")
+    first = next((i for i, w in enumerate(operands) if not (w in _PREFIXES or "=" in w and not w.startswith("-"))), None)
+    if first is None:  # only VAR=value, sudo, env ...
+        return found
+    operands = operands[first:]
+    name, rest = operands[0].rsplit("/", 1)[-1], operands[1:]
+    if name.startswith("python") and rest[:2] == ["-m", "pip"]:
+        name, rest = "pip", rest[2:]
+    if name in _PACKAGERS:
+        for option, value in zip(rest, [*rest[1:], ""]):
+            if option.split("=")[0] in _INSTALL_TARGETS:
+                found.append((option.split("=", 1)[1] if "=" in option else value, _WRITE))
+            elif "/" in option:
+                found.append((option, _READ))  # -r requirements/dev.txt, ./wheel.whl
+        return found
+    files = [w.split("=", 1)[-1] for w in rest if not w.startswith("-") or "=" in w]
+    if name == "dd":
+        found.extend((w[3:], _WRITE if w.startswith("of=") else _READ) for w in rest if w.startswith(("if=", "of=")))
+    elif name in _WRITES_ALL or (name in ("sed", "perl") and any(w.startswith("-i") for w in rest)):
+        found.extend((w, _BOTH) for w in files)
+    elif name in _COPIES and files:
+        found.extend([*((w, _READ) for w in files[:-1]), (files[-1], _WRITE)])
+    else:
+        if name in _PATTERN_FIRST and files and not any(w in ("-e", "-f") for w in rest):
+            files = files[1:]  # the pattern or script, not a file
+        found.extend((w, _READ) for w in [operands[0], *files] if "/" in w or w.startswith("~"))
+    return found
+
+
+def _scope_names(body: Sequence[ast.AST], args: ast.arguments | None) -> tuple[set[str], set[str]]:
+    """The names local to a function or class body (parameters and what it binds), and those it
+    declares ``global``/``nonlocal``. Nested functions and classes keep theirs; comprehension
+    variables are the comprehension's own (its walrus targets are the body's)."""
+    local: set[str] = set()
+    if args is not None:
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        local |= {a.arg for a in every if a is not None}
+    shared: set[str] = set()
+    stack: list[ast.AST] = list(body)
+    while stack:  # iterative: a deeply nested body does not recurse here
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            local.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            shared |= set(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            local.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            local |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            local.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            local.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            local.add(node.rest)
+        if isinstance(node, ast.comprehension):
+            stack.extend([node.iter, *node.ifs, *(n for n in ast.walk(node.target) if not isinstance(n, ast.Name))])
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return local - shared, shared
 
 
 def _literal(node: ast.AST | None) -> str | None:
@@ -154,12 +313,14 @@ def _literal(node: ast.AST | None) -> str | None:
 class _Scanner(ast.NodeVisitor):
     """One notebook's cells, in order; names bound in one cell are known in the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: ParseBudget, evidence: list[Evidence] | None = None, depth: int = 0) -> None:
         self.modules: dict[str, str] = {}  # name -> dotted origin of what it is bound to
-        self.texts: dict[str, str] = {}  # name -> the string it was last assigned (paths)
+        self.texts: dict[str, str] = {}  # name -> the string it was last assigned (paths, one a line)
         self.hidden: set[str] = set()  # names bound to code read or decoded at run time
-        self.evidence: list[Evidence] = []
+        self.evidence: list[Evidence] = [] if evidence is None else evidence
         self.cell = 0
+        self.budget = budget  # shared with the cell bodies of magics, parsed as they are met
+        self.depth = depth  # how many magics deep this scanner reads
 
     # --- what an expression is ----------------------------------------------------------
 
@@ -217,11 +378,22 @@ class _Scanner(ast.NodeVisitor):
             return self.texts.get(node.id)
         if isinstance(node, ast.JoinedStr):
             return "".join(_literal(v) or "{}" for v in node.values)
+        if isinstance(node, ast.Attribute) and node.attr in ("__file__", "__path__"):
+            module = self.origin(node.value)  # where a module lives: outside the student's folder
+            return f"/{module.replace('.', '/')}/__init__.py" if module and _RESULT not in module else None
+        if isinstance(node, ast.Attribute) and node.attr == "parent" or (
+            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents"
+        ):
+            base = self.text(node.value if isinstance(node, ast.Attribute) else node.value.value)
+            return None if base is None else f"{base}/.."  # climbing from a known place
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
             left, right = self.text(node.left), self.text(node.right)
             if left is None and right is None:
                 return None
-            return (left or "") + ("/" if isinstance(node.op, ast.Div) else "") + (right or "")
+            # an unknown side stays a placeholder: "/proc/" + str(pid) + "/environ" keeps its shape
+            return (left if left is not None else "{}") + ("/" if isinstance(node.op, ast.Div) else "") + (
+                right if right is not None else "{}"
+            )
         if isinstance(node, ast.Call) and self._builds_path(node.func):
             parts = [t for a in [*node.args, *(k.value for k in node.keywords)] if (t := self.text(a)) is not None]
             if isinstance(node.func, ast.Attribute) and (base := self.text(node.func.value)) is not None:
@@ -253,8 +425,8 @@ class _Scanner(ast.NodeVisitor):
 
     # --- evidence -------------------------------------------------------------------------
 
-    def flag(self, kind: Kind, node: ast.AST, detail: str) -> None:
-        where = f"cell {self.cell}, line {getattr(node, 'lineno', 1)}"
+    def flag(self, kind: Kind, node: ast.AST, detail: str, line: int | None = None) -> None:
+        where = f"cell {self.cell}, line {line or getattr(node, 'lineno', 1)}"
         if not any(e.kind == kind.value and e.where == where for e in self.evidence):  # one per kind and line
             self.evidence.append(Evidence(kind.value, where, detail))
 
@@ -265,17 +437,27 @@ class _Scanner(ast.NodeVisitor):
         elif isinstance(target, ast.Starred):
             self._store(target.value, node, verb)
         elif isinstance(target, ast.Name):
-            self.modules.pop(target.id, None)  # the student's own name now: not a module
-            self.texts.pop(target.id, None)
-            self.hidden.discard(target.id)
+            self._unbind(target.id)  # the student's own name now: not a module
         elif isinstance(target, (ast.Attribute, ast.Subscript)):
             base = self.origin(target.value)
             key = target.attr if isinstance(target, ast.Attribute) else self.text(target.slice) or "?"
             if base is not None:
                 self._write_into(base, key, node, verb)
 
-    def _write_into(self, base: str, key: str, node: ast.AST, verb: str) -> None:
-        """A write of ``key`` into the module (or module object) ``base``: ``verb`` says how."""
+    def _unbind(self, name: str) -> None:
+        self.modules.pop(name, None)
+        self.texts.pop(name, None)
+        self.hidden.discard(name)
+
+    def _write_into(self, base: str, key: str, node: ast.AST, verb: str, bypass: bool = False) -> None:
+        """A write of ``key`` into the module (or module object) ``base``: ``verb`` says how.
+
+        What a course_lib call returned (a data set, a vocabulary, a model) is the
+        student's to edit; only ``object.__setattr__`` (``bypass``), which exists to get
+        past a frozen object's guard, is evidence there.
+        """
+        if _RESULT in base and not bypass:
+            return
         base = base.removesuffix(".__dict__")
         what = f"{base}.{key}"
         if base == _SHELL or base.startswith(_SHELL + "."):
@@ -290,12 +472,14 @@ class _Scanner(ast.NodeVisitor):
     def _mutating_call(self, node: ast.Call, func: ast.Attribute, args: list[ast.expr], target: str | None) -> None:
         """``object.__setattr__(m, ...)``, ``m.__setattr__(...)``, ``vars(m).update(...)``, ``sys.meta_path.insert(...)``."""
         if func.attr in ("__setattr__", "__delattr__"):
-            if isinstance(func.value, ast.Name) and func.value.id in ("object", "type"):
+            bypass = isinstance(func.value, ast.Name) and func.value.id in ("object", "type")
+            if bypass:
                 owner, key = target, self.text(args[1]) if len(args) > 1 else None
             else:
                 owner, key = self.origin(func.value), self.text(args[0]) if args else None
             if owner is not None:
-                self._write_into(owner, key or "?", node, "sets" if func.attr == "__setattr__" else "deletes")
+                verb = "sets" if func.attr == "__setattr__" else "deletes"
+                self._write_into(owner, key or "?", node, verb, bypass=bypass)
         elif func.attr in _MUTATORS:
             owner = self.origin(func.value)
             if owner is not None and (owner.endswith(".__dict__") or owner in _IMPORT_STATE):
@@ -354,30 +538,113 @@ class _Scanner(ast.NodeVisitor):
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self.visit(node.iter)
         self._store(node.target, node)
-        names = [t.id for t in ast.walk(node.target) if isinstance(t, ast.Name)]
-        items = node.iter
-        while isinstance(items, ast.Call) and isinstance(items.func, ast.Name) and items.func.id in _PASS_THROUGH and items.args:
-            items = items.args[0]
-        # The loop variable is each element: a module of sys.modules, an object of course_lib's...
-        origin = self.origin(items)
-        if origin is not None:
-            element = "?module" if origin.startswith("sys.modules") else f"{origin}[]"
-            self.modules.update(dict.fromkeys(names, element))
-        # ... or each of a literal list of paths: all of them, as one text to check.
-        elements = items.elts if isinstance(items, (ast.Tuple, ast.List, ast.Set)) else [items]
-        texts = [t for e in elements if (t := self.text(e)) is not None]
-        if texts:
-            self.texts.update(dict.fromkeys(names, " ".join(texts)))
+        self._loop_bind(node.target, node.iter)
         for statement in [*node.body, *node.orelse]:
             self.visit(statement)
 
     visit_AsyncFor = visit_For
 
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
-        self.modules.pop(node.name, None)
-        self.generic_visit(node)
+    def _loop_bind(self, target: ast.expr, items: ast.expr) -> None:
+        """The loop variable is each element: a module of sys.modules, an object of course_lib's, a path."""
+        names = [t.id for t in ast.walk(target) if isinstance(t, ast.Name)]
+        while isinstance(items, ast.Call) and isinstance(items.func, ast.Name) and items.func.id in _PASS_THROUGH and items.args:
+            items = items.args[0]
+        origin = self.origin(items)
+        if origin is not None:
+            element = "?module" if origin.startswith("sys.modules") else f"{origin}[]"
+            self.modules.update(dict.fromkeys(names, element))
+        # ... or each of a literal list of paths: all of them, one a line.
+        elements = items.elts if isinstance(items, (ast.Tuple, ast.List, ast.Set)) else [items]
+        texts = [t for e in elements if (t := self.text(e)) is not None]
+        if texts:
+            self.texts.update(dict.fromkeys(names, "\n".join(texts)))
 
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+    # --- scopes: a function, lambda, class or comprehension has its own names ---------------
+
+    def _scoped(self, local: Collection[str], body: Sequence[ast.AST], shared: Collection[str] = ()) -> None:
+        """Visit ``body`` with ``local`` names shadowing the module aliases outside it.
+
+        What the body binds stays inside, except names it declares ``global``/``nonlocal``.
+        """
+        saved = (dict(self.modules), dict(self.texts), set(self.hidden))
+        for name in local:
+            self._unbind(name)
+        for statement in body:
+            self.visit(statement)
+        inner = (self.modules, self.texts, self.hidden)
+        self.modules, self.texts, self.hidden = saved
+        for name in shared:
+            self._unbind(name)
+            if name in inner[0]:
+                self.modules[name] = inner[0][name]
+            if name in inner[1]:
+                self.texts[name] = inner[1][name]
+            if name in inner[2]:
+                self.hidden.add(name)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for outside in [*node.decorator_list, node.args, *([node.returns] if node.returns else [])]:
+            self.visit(outside)  # defaults and decorators run in the enclosing scope
+        local, shared = _scope_names(node.body, node.args)
+        self._scoped(local, node.body, shared)
+        self._unbind(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for outside in [*node.decorator_list, *node.bases, *node.keywords]:
+            self.visit(outside)
+        local, shared = _scope_names(node.body, None)
+        self._scoped(local, node.body, shared)
+        self._unbind(node.name)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.visit(node.args)
+        self._scoped(_scope_names([], node.args)[0], [node.body])
+
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, results: list[ast.expr]) -> None:
+        saved = (dict(self.modules), dict(self.texts), set(self.hidden))
+        for generator in node.generators:
+            self.visit(generator.iter)
+            self._store(generator.target, node)
+            self._loop_bind(generator.target, generator.iter)
+            for condition in generator.ifs:
+                self.visit(condition)
+        for result in results:
+            self.visit(result)
+        self.modules, self.texts, self.hidden = saved
+
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp) -> None:
+        self._comprehension(node, [node.elt])
+
+    visit_SetComp = visit_GeneratorExp = visit_ListComp
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._comprehension(node, [node.key, node.value])
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self.visit(item.optional_vars)
+                self._store(item.optional_vars, node)
+        for statement in node.body:
+            self.visit(statement)
+
+    visit_AsyncWith = visit_With
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self._unbind(node.name)
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self._store(node.target, node)
+        self._bind([node.target], node.value)
 
     def _bind(self, targets: list[ast.expr], value: ast.AST) -> None:
         names = [t.id for t in targets if isinstance(t, ast.Name)]
@@ -461,10 +728,15 @@ class _Scanner(ast.NodeVisitor):
             way = _WRITE if mode is None or set(mode) & set("wax+") else _READ
         elif called in _FILE_FUNCS:
             way = _FILE_FUNCS[called]
+        elif called.startswith(_COMMAND_RUNNERS):
+            for operand in [*node.args, *(k.value for k in node.keywords if k.arg in (None, "args"))]:
+                self._command(node, self._command_text(operand))
+            return
         elif called.startswith(_FILE_MODULES):
             way = _BOTH
         elif isinstance(func, ast.Attribute) and self.origin(func.value) == _SHELL and func.attr in _SHELL_RUNNERS:
-            way = _BOTH  # "!cat ../solutions/x", "%run", "%%writefile"
+            self._shell_runner(node, func.attr)
+            return
         elif isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS:
             if func.attr in _STR_METHODS and self.text(func.value) is None:
                 return  # text.replace("solutions", ...) on a string, not a path the cell names
@@ -479,20 +751,137 @@ class _Scanner(ast.NodeVisitor):
             operands.insert(0, func.value)
         for operand in operands:
             origin = self.origin(operand)
-            if origin is not None and origin.startswith("course_lib"):
+            if origin is not None and origin.startswith("course_lib") and _RESULT not in origin:
                 kind = Kind.READS_PROTECTED if way == _READ else Kind.WRITES_PROTECTED
                 self.flag(kind, node, f"{'reads' if way == _READ else 'touches'} the files of {origin}")
                 return
             text = self.text(operand)
-            if text is None:
-                continue
-            # a command ("cat ../solutions/x") reads unless it names only write targets
-            if way != _WRITE and (why := _protected_path(text, _READ)) is not None:
-                self.flag(Kind.READS_PROTECTED, node, f"reads a path naming {why}")
+            if text is not None and self._path(node, text, way):
                 return
-            if way != _READ and (why := _protected_path(text, _WRITE)) is not None:
-                self.flag(Kind.WRITES_PROTECTED, node, f"writes a path naming {why}")
-                return
+
+    def _path(self, node: ast.AST, text: str, way: str, line: int | None = None) -> bool:
+        """Flag touching a path (or each of several, one a line) this way; whether it was evidence."""
+        for path in text.splitlines():
+            if way != _WRITE and (why := _protected_path(path, _READ)) is not None:
+                self.flag(Kind.READS_PROTECTED, node, f"reads a path naming {why}", line)
+                return True
+            if way != _READ and (why := _protected_path(path, _WRITE)) is not None:
+                self.flag(Kind.WRITES_PROTECTED, node, f"writes a path naming {why}", line)
+                return True
+        return False
+
+    def _command_text(self, operand: ast.expr) -> str | None:
+        """A command line: a string, or a list of words (``subprocess.run(["cp", a, b])``)."""
+        if isinstance(operand, (ast.List, ast.Tuple)):
+            words = [self.text(e) for e in operand.elts]
+            return " ".join(shlex.quote(w) if w is not None else "{}" for w in words)
+        return self.text(operand)
+
+    def _command(self, node: ast.AST, command: str | None, first_line: int | None = None) -> None:
+        """Flag the path operands of shell commands (never package names or patterns).
+
+        ``first_line`` is the cell line of the command's first line (a ``%%bash`` body);
+        without it, evidence is on the line of ``node``.
+        """
+        if command is None:
+            return
+        # IPython expands {name} and $name in shell lines: a path kept in a variable is still that path
+        command = _EXPANDED.sub(lambda m: self.texts.get(m[1] or m[2], m[0]), command)
+        for offset, text in enumerate(command.splitlines()):
+            for path, way in _shell_paths(text):
+                if self._path(node, path, way, None if first_line is None else first_line + offset):
+                    return
+
+    def _shell_runner(self, node: ast.Call, attr: str) -> None:
+        """``get_ipython().system/getoutput/run_line_magic/run_cell_magic/magic(...)``: ``!``, ``%``, ``%%``."""
+        texts = [self.text(a) for a in node.args]
+        if attr in ("system", "getoutput"):
+            self._command(node, texts[0] if texts else None)
+        elif attr == "magic":  # the old spelling: get_ipython().magic("run x.py")
+            magic, _, line = (texts[0] or "").lstrip("%").partition(" ")
+            self._magic(node, magic or None, line, None)
+        else:
+            line = (texts[1] if len(texts) > 1 else None) or ""
+            body = texts[2] if attr == "run_cell_magic" and len(texts) > 2 else None
+            self._magic(node, texts[0] if texts else None, line, body)
+
+    def _magic(self, node: ast.Call, magic: str | None, line: str, body: str | None) -> None:
+        """One magic: Python magics are scanned as code, shell and file magics as commands and paths."""
+        lineno = getattr(node, "lineno", 1)
+        if magic is None:  # a name computed at run time: its text can only be read as a command
+            self._command(node, line)
+            self._command(node, body)
+        elif magic in _PYTHON_MAGICS:
+            if magic != "capture":  # %%capture's line names its output variable
+                for code in _code_after_options(line):
+                    self._python(node, code, lineno - 1)
+            if body is not None:
+                self._python(node, body, lineno)  # the body starts on the line after the magic
+        elif magic in _WRITE_MAGICS:
+            operands = [w for w in _words(line) if not w.startswith("-")]
+            if operands:
+                self._path(node, operands[0], _WRITE)
+        elif body is not None and (magic in _PYTHON_PROCESS or (magic == "script" and "python" in line)):
+            self._python(node, body, lineno, process=True)
+        elif body is not None:
+            if magic not in _NOT_CODE:  # %%bash, %%sh, %%script, %%perl ...: commands
+                self._command(node, body, lineno + 1)
+        else:  # %run x.py, %load ../x.py, %cd .., %save f.py 1-3 ...: as the command it reads like
+            self._command(node, f"{magic} {line}")
+
+    def _python(self, node: ast.Call, code: str, offset: int, process: bool = False) -> None:
+        """Scan the Python text of a magic as code, with its lines numbered as in the cell.
+
+        A Python child process (``%%python3``) has its own names, so a fresh scanner reads it.
+        """
+        if not code.strip():
+            return
+        if self.depth >= _MAX_MAGIC_DEPTH:
+            self.flag(Kind.HIDDEN_CODE, node, f"magics nested more than {_MAX_MAGIC_DEPTH} deep")
+            return
+        tree = parse_cell(code, self.budget)
+        if tree is None:
+            return
+        ast.increment_lineno(tree, offset)
+        scanner = self
+        if process:
+            scanner = _Scanner(self.budget, self.evidence, self.depth + 1)
+            scanner.cell = self.cell
+        else:
+            self.depth += 1
+        try:
+            scanner.read(tree)
+        finally:
+            if not process:
+                self.depth -= 1
+
+    def read(self, tree: ast.Module) -> None:
+        """Every statement of a parsed cell, in order."""
+        for statement in tree.body:
+            try:
+                self.visit(statement)
+            except RecursionError:
+                self.sweep(statement)
+
+
+def _code_after_options(line: str) -> list[str]:
+    """The Python of a line magic after its options (``%timeit -n 10 -r 3 f(x)`` -> ``f(x)``).
+
+    At most two parses, whatever the line: the text after the options, and the whole line
+    (code may start with a minus: ``%time -setattr(...) + 1``); each that parses is code.
+    """
+    words = line.split()
+    start = 0
+    while start < len(words) and words[start].startswith("-"):
+        start += 2 if words[start] in _OPTIONS_WITH_VALUE else 1
+    code = []
+    for candidate in dict.fromkeys([" ".join(words[start:]), line.strip()]):
+        try:
+            ast.parse(candidate)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        code.append(candidate)
+    return code
 
 
 def scan_cells(cells: Sequence[tuple[int, str]]) -> list[Evidence]:
@@ -501,17 +890,14 @@ def scan_cells(cells: Sequence[tuple[int, str]]) -> list[Evidence]:
     Cells are read in the given order, as the kernel runs them; a cell that does not
     parse (or is over the parse budget) is skipped.
     """
-    scanner, budget = _Scanner(), ParseBudget()
+    budget = ParseBudget()
+    scanner = _Scanner(budget)
     for index, source in cells:
         tree = parse_cell(source, budget)
         if tree is None:
             continue
         scanner.cell = index
-        for statement in tree.body:
-            try:
-                scanner.visit(statement)
-            except RecursionError:
-                scanner.sweep(statement)
+        scanner.read(tree)
     return scanner.evidence
 
 

@@ -58,6 +58,59 @@ HONEST = {
     "tqdm": "from tqdm import tqdm\nfor i in tqdm(range(3)):\n    pass",
     "text-replace": 'import pandas as pd\ns = pd.Series(["source"]).replace("source", "src")\nt = str(s).replace("solutions", "a")',
     "own-path": 'from pathlib import Path\nPath("results").mkdir(exist_ok=True)\nPath("results/out.txt").write_text("ok")',
+    # Round 3: honest cells a tester found flagged. A Python cell magic's body is code ...
+    "capture-import": "%%capture\nimport course_lib\n",
+    "time-from-import": "%%time\nfrom course_lib import data\nX, y = data.make_xor(64, seed=0)\nprint(X.shape)\n",
+    "time-source": "%%time\nsource = [1, 2]\n",
+    "timeit-options": "%timeit -n 10 -r 3 source = sum(range(10))",
+    "capture-time-nested": "%%capture out\n%%time\nsource = 3\n",
+    # ... a package name after pip or grep is not a path ...
+    "pip-show": "!pip show course_lib\n",
+    "pip-grep": "!pip list | grep course_lib\n",
+    "pip-install-quiet": "!pip install -q tqdm",
+    # ... machine information in /proc is not a process's secrets ...
+    "cpuinfo-shell": "!cat /proc/cpuinfo | grep 'model name' | head -1\n",
+    "meminfo-open": "with open('/proc/meminfo') as f:\n    print(f.readline())\n",
+    "own-memory": 'rss = open("/proc/self/status").read()',
+    # ... what a course_lib call returned is data ...
+    "dataset-subscript": "import course_lib.data as D\nX = D.make_xor(64, seed=0)[0]\nX[:, 0] -= X[:, 0].mean()\n",
+    "dataset-rescale": "from course_lib.data import make_xor\nX = make_xor(64, seed=0)[0]\nX[:, 1] *= 2.0\n",
+    "dataset-loop": "import course_lib.data as D\nfor row in D.make_xor(8, seed=0)[0]:\n    row[0] = 0.0\n",
+    "vocab-unk": "from course_lib.data import char_vocab\nstoi = char_vocab('hello')[0]\nstoi['<unk>'] = len(stoi)\n",
+    "model-eval-flag": "from course_lib import torch_ref\nnet = torch_ref.MLP(2, 3)\nnet.training = False\nsetattr(net, 'training', True)",
+    "manual-sgd-step": "from course_lib.torch_ref import models\nmodel = models.CharRNN(vocab_size=10, hidden=8)\n"
+    "for p in model.parameters():\n    p.data -= 0.1 * p.grad\n    p.grad = None\n",
+    "save-model-data": "import numpy as np\nfrom course_lib.data import make_xor\nX = make_xor(8, seed=0)[0]\nnp.save('x.npy', X)",
+    # ... a module's name reused as a local name is the student's own ...
+    "param-named-data": "from course_lib import data\n\ndef centre(data):\n    data[:, 0] -= data[:, 0].mean()\n    return data\n",
+    "param-named-metrics": "from course_lib import metrics\n\ndef log(metrics, key, value):\n    metrics[key] = value\n",
+    "method-param-named-data": "from course_lib import data\n\nclass Loader:\n    def load(self, data):\n        data.seen = True\n",
+    "local-named-np": "import numpy as np\ndef f():\n    np = {}\n    np['x'] = 1\n    return np",
+    "lambda-arg-named-math": "import math\nset_it = lambda math: setattr(math, 'real', 1)",
+    "comprehension-var-named-os": "import os\nboxes = [os for os in [type('B', (), {})()]]\n[setattr(os, 'x', 1) for os in boxes]",
+    "walrus-named-data": "from course_lib import data\nif (data := {'x': 1}):\n    data['y'] = 2\n",
+    "except-as-random": "import random\ntry:\n    1 / 0\nexcept ZeroDivisionError as random:\n    random.args = ('no division',)\n",
+    "for-named-json": "import json\nfor json in [{'a': 1}]:\n    json['b'] = 2",
+    "with-as-io": "import io\nwith open('notes.txt', 'w') as io:\n    io.name2 = 1",
+    # ... and a folder of her own called source or startup is hers.
+    "figures-source-dir": "import os\nos.makedirs('figures/source', exist_ok=True)\n",
+    "startup-dir-shell": "!mkdir -p runs/startup && cp *.png runs/startup/",
+    "html-magic": '%%html\n<img src="../solutions/figure.png">',
+    # Patterns a tester confirmed clean: they stay clean.
+    "who": "%who",
+    "help-prefix": "?np.einsum",
+    "seterr": 'import numpy as np\nnp.seterr(all="ignore")',
+    "recursionlimit": "import sys\nsys.setrecursionlimit(10000)",
+    "import-module-math": 'import importlib\nm = importlib.import_module("math")',
+    "star-import": "from course_lib.np_ref import *",
+    "plt-style": 'import matplotlib.pyplot as plt\nplt.style.use("ggplot")',
+    "matplotlib-rc": 'import matplotlib\nmatplotlib.rc("font", size=9)',
+    "pickle-dump": 'import pickle\nobj = {"w": 1}\npickle.dump(obj, open("m.pkl", "wb"))',
+    "makedirs-out": 'import os\nos.makedirs("out", exist_ok=True)',
+    "writefile-helper": "%%writefile mymath.py\nimport numpy as np\n\ndef magnitude(x):\n    return np.abs(x)\n",
+    "run-helper": "%run mymath.py",
+    "parent-of-own-file": 'from pathlib import Path\nout = Path("figures/source/fig1.png")\nout.parent.mkdir(parents=True, exist_ok=True)',
+    "shell-expands-own-variable": 'out = "figures/source"\n!mkdir -p {out} $out',
 }
 
 ATTACKS = {
@@ -107,6 +160,48 @@ ATTACKS = {
     "exec-decoded": ('import base64\nsrc = base64.b64decode("cHJpbnQoMSk=")\nexec(compile(src, "x", "exec"))', Kind.HIDDEN_CODE, 3),
     "path-replace": ('from pathlib import Path\nPath("x.py").replace("../course_lib/np_ref/x.py")', Kind.WRITES_PROTECTED, 2),
     "loop-of-paths": ('import glob\nfor p in ("/tmp/x", "../solutions/*.ipynb"):\n    glob.glob(p)', Kind.READS_PROTECTED, 3),
+    # Python cell and line magics are read as code, with the cell's line numbers
+    "time-body-patch": ("%%time\nimport numpy as np\nnp.allclose = print", Kind.PATCHED_MODULE, 3),
+    "capture-body-hook": ("%%capture out\nget_ipython().ast_transformers.append(1)", Kind.IPYTHON_HOOK, 2),
+    "nested-magics": ("%%capture\n%%time\nimport numpy as np\nx = 1\nnp.allclose = print", Kind.PATCHED_MODULE, 5),
+    "timeit-line-patch": ('%timeit -n 1 -r 1 __import__("numpy").allclose = print', Kind.PATCHED_MODULE, 1),
+    "magics-nested-too-deep": ("%%time\n" * 12 + "x = 1", Kind.HIDDEN_CODE, 9),
+    "python-process": ('%%script python3\nopen("../../solutions/x.ipynb").read()', Kind.READS_PROTECTED, 2),
+    # shell commands: path operands, wherever they are
+    "bash-write": ("%%bash\necho x > ../course_lib/checks/_core.py", Kind.WRITES_PROTECTED, 2),
+    "bash-read-source": ("%%bash\nls\ncat ../../source/ps1/ps1.ipynb", Kind.READS_PROTECTED, 3),
+    "pip-target": ("!pip install --target ../course_lib numpy", Kind.WRITES_PROTECTED, 1),
+    "tee-pth": ("!echo import x | tee /usr/lib/python3/site-packages/a.pth", Kind.WRITES_PROTECTED, 1),
+    "cd-solutions": ("!cd ../solutions && ls", Kind.READS_PROTECTED, 1),
+    "dd-of": ("!dd if=x.py of=/srv/course/autograder/x.py", Kind.WRITES_PROTECTED, 1),
+    "subprocess-list": ('import subprocess\nsubprocess.run(["cat", "../solutions/x.ipynb"])', Kind.READS_PROTECTED, 2),
+    "os-system-rm": ('import os\nos.system("rm -rf ../../autograder")', Kind.WRITES_PROTECTED, 2),
+    "run-magic-solutions": ("%run ../solutions/01_perceptron.ipynb", Kind.READS_PROTECTED, 1),
+    "writefile-course-lib": ("%%writefile ../course_lib/checks/x.py\nx = 1", Kind.WRITES_PROTECTED, 1),
+    "writefile-shadow-package": ("%%writefile course_lib/__init__.py\nx = 1", Kind.WRITES_PROTECTED, 1),
+    # a process's own /proc entries, however the pid is spelled
+    "proc-pid-concat": ('import os\nopen("/proc/" + str(os.getpid()) + "/environ").read()', Kind.READS_PROTECTED, 2),
+    "proc-fstring": ('pid = 1\nopen(f"/proc/{pid}/cmdline").read()', Kind.READS_PROTECTED, 2),
+    "proc-shell-pid": ("!cat /proc/$$/environ", Kind.READS_PROTECTED, 1),
+    "proc-climb": ('open("../../../../proc/self/environ").read()', Kind.READS_PROTECTED, 1),
+    # scopes: a module reached from inside a function is still the module
+    "function-patch": ("import numpy as np\ndef f():\n    np.allclose = print", Kind.PATCHED_MODULE, 3),
+    "function-import-patch": ("def f():\n    import numpy as np\n    np.allclose = print", Kind.PATCHED_MODULE, 3),
+    "global-alias": ("import numpy as np\ndef f():\n    global q\n    q = np\nf()\nq.allclose = print", Kind.PATCHED_MODULE, 6),
+    "lambda-setattr": ('import numpy as np\ng = lambda: setattr(np, "allclose", print)', Kind.PATCHED_MODULE, 2),
+    "comprehension-modules": ('import sys\n[setattr(m, "x", 1) for m in list(sys.modules.values())]', Kind.PATCHED_MODULE, 2),
+    "walrus-alias": ("import numpy as np\nif (m := np):\n    m.allclose = print", Kind.PATCHED_MODULE, 3),
+    "reimport-after-except": ("import random\ntry:\n    pass\nexcept Exception as random:\n    pass\nimport random\nrandom.random = print", Kind.PATCHED_MODULE, 7),
+    # what course_lib returned is data, but forcing past a frozen object's guard is not editing data
+    "time-option-hides": ('import numpy as np\n%time -setattr(np, "allclose", print) + 1', Kind.PATCHED_MODULE, 2),
+    "course-lib-file-climb": (
+        'import course_lib\nfrom pathlib import Path\nroot = Path(course_lib.__file__).parent.parent\n'
+        'print((root / "solutions" / "01_perceptron.ipynb").read_text())',
+        Kind.READS_PROTECTED,
+        4,
+    ),
+    "shell-expands-variable": ('target = "../../solutions/01_perceptron.ipynb"\n!cp {target} mine.ipynb', Kind.READS_PROTECTED, 2),
+    "frozen-bypass": ("from course_lib.checks import _core\nex = _core.exercises()[0]\nobject.__setattr__(ex, 'judge', print)", Kind.PATCHED_MODULE, 3),
 }
 
 
