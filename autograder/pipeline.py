@@ -190,15 +190,16 @@ def _layout(canon: Any, release: nbformat.NotebookNode, registry: dict[str, Any]
 
 
 def _static_evidence(nb: nbformat.NotebookNode, layout: _Layout, job: Job) -> list[LocatedEvidence]:
-    """Scan the student-written code cells (answers and cells without nbgrader metadata),
-    one cell per call so every piece of evidence is attributed to its cell by construction,
-    and the files submitted beside the notebook."""
-    located = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or (nbgrader_meta(cell) and index not in layout.answer_cells):
-            continue
-        for ev in scan_cells([(index, cell.source)]):
-            located.append(LocatedEvidence(ev, index, layout.answer_cells.get(index)))
+    """Scan the student-written code cells (answers and cells without nbgrader metadata)
+    in notebook order, as the kernel runs them — so an alias made in one cell is known in
+    the next — and the files submitted beside the notebook. Each piece of evidence names
+    its cell (a typed field), which places it before or after each exercise's tests."""
+    cells = [
+        (index, cell.source)
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (not nbgrader_meta(cell) or index in layout.answer_cells)
+    ]
+    located = [LocatedEvidence(ev, ev.cell, layout.answer_cells.get(ev.cell)) for ev in scan_cells(cells)]
     if job.beside:
         root = job.folder or (job.path.parent if job.path is not None else Path("."))
         located.extend(LocatedEvidence(ev, None) for ev in scan_files(job.beside, root))

@@ -85,6 +85,7 @@ class Evidence:
     kind: str  # short and stable, e.g. "reference reached", "patched numpy", "shadowing module file"
     where: str  # "cell 12, line 3", "file numpy.py", "re-verification of rnn_cell"
     detail: str = ""  # what exactly (never file contents, never generator state)
+    cell: int | None = field(default=None, compare=False)  # the graded notebook's cell, when in a cell
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.where})" + (f": {self.detail}" if self.detail else "")

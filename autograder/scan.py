@@ -428,7 +428,7 @@ class _Scanner(ast.NodeVisitor):
     def flag(self, kind: Kind, node: ast.AST, detail: str, line: int | None = None) -> None:
         where = f"cell {self.cell}, line {line or getattr(node, 'lineno', 1)}"
         if not any(e.kind == kind.value and e.where == where for e in self.evidence):  # one per kind and line
-            self.evidence.append(Evidence(kind.value, where, detail))
+            self.evidence.append(Evidence(kind.value, where, detail, cell=self.cell))
 
     def _store(self, target: ast.AST, node: ast.AST, verb: str = "assigns") -> None:
         if isinstance(target, (ast.Tuple, ast.List)):
