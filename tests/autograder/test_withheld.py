@@ -222,3 +222,23 @@ def test_the_secret_seed_is_per_submission_and_stable() -> None:
 def test_cell_issue_messages_shown_to_the_student_lose_their_numbers() -> None:
     shown = _without_values("RuntimeError: LEAK 0.123 -1.500 2.000 3e-4 1234 in cell 5 after 30 s")
     assert shown == "RuntimeError: LEAK … … … … … in cell 5 after 30 s"
+
+
+def test_the_grading_context_seeds_each_submission_from_its_file(tmp_path: Path) -> None:
+    from autograder.intake import Job
+    from autograder.pipeline import GradingContext
+
+    ctx = GradingContext(
+        course=None, sources={}, releases={}, scratch_root=tmp_path, hide=[], limits=None,  # type: ignore[arg-type]
+        protections=None, secret_seed=777,  # type: ignore[arg-type]
+    )  # fmt: skip
+    path = tmp_path / "a.ipynb"
+    path.write_bytes(b'{"v": 1}')
+    job = Job("ana", "00_tiny", path)
+    first = ctx.seed_for(job)
+    assert first == submission_seed(777, "00_tiny", "ana", b'{"v": 1}')
+    path.write_bytes(b'{"v": 2}')  # resubmitted: new hidden cases
+    assert ctx.seed_for(job) == submission_seed(777, "00_tiny", "ana", b'{"v": 2}') != first
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(path)  # never followed: the seed comes from the refusal, not the target's bytes
+    assert ctx.seed_for(Job("ana", "00_tiny", link)) != ctx.seed_for(job)
