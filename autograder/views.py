@@ -349,15 +349,18 @@ def _raise_withheld(dotted: str, exercise: str) -> ast.stmt:
 
 
 def _guard(dotted: str, exercise: str) -> ast.stmt:
-    # The caller's globals must *be* a course_lib module's namespace (identity, not its
-    # __name__, which a student's cell can set to anything).
-    test = (
-        "_f = __import__('sys')._getframe(1).f_globals\n"
-        "if not (str(_f.get('__name__', '')).startswith('course_lib.') and "
-        "getattr(__import__('sys').modules.get(_f.get('__name__')), '__dict__', None) is _f):\n"
-        f"    raise __import__('course_lib.{_RUNTIME}', fromlist=['withheld']).withheld({dotted!r}, {exercise!r})\n"
+    """The first statement of a guarded helper: raise unless its caller's globals *are* a
+    loaded course_lib module's namespace (identity, not ``__name__``, which a student's
+    cell can set to anything). One expression, so no local name of the helper is taken."""
+    sys_ = "__import__('sys')"
+    internal = (
+        "(lambda g: str(g.get('__name__', '')).startswith('course_lib.') and "
+        f"getattr({sys_}.modules.get(g.get('__name__')), '__dict__', None) is g)({sys_}._getframe(1).f_globals)"
     )
-    return ast.If(test=ast.Constant(True), body=ast.parse(test).body, orelse=[])
+    statement = ast.parse(f"if not {internal}:\n    pass").body[0]
+    assert isinstance(statement, ast.If)
+    statement.body = [_raise_withheld(dotted, exercise)]
+    return statement
 
 
 def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarded: Mapping[str, str] = {}) -> str:
