@@ -118,7 +118,8 @@ def _import_support(paths: tuple[Path, ...]) -> None:
 
 
 def _secret_seed(run_dir: Path) -> int:
-    """Secret seed of the re-verification cases, fixed per run folder so re-runs agree."""
+    """The run's secret, fixed per run folder: the key from which each submission's secret
+    seed is derived (``pipeline.submission_seed``), so re-runs agree."""
     path = run_dir / ".secret-seed"
     if not path.exists():
         path.write_text(str(1000 + secrets.randbelow(2**31)))

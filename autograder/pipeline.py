@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import time
 import traceback
 from collections.abc import Callable
@@ -56,6 +57,7 @@ __all__ = [
     "grade_job",
     "grade_jobs",
     "read_submission",
+    "submission_seed",
 ]
 
 GRADER_VERSION = "2"
@@ -105,7 +107,7 @@ class GradingContext:
     hide: list[Path]
     limits: Limits
     protections: Protections
-    secret_seed: int
+    secret_seed: int  # the run's secret: the key of every submission's secret seed (``seed_for``)
     support: list[Path] = field(default_factory=list)
     drop_demo: bool = True
     verify: bool = True
@@ -114,6 +116,14 @@ class GradingContext:
     def views(self) -> Path:
         """The run's course_lib views (one per exercise, built once, shared by the grading threads)."""
         return self.scratch_root / "views"
+
+    def seed_for(self, job: Job) -> int:
+        """The secret seed of this submission's hidden cases (see ``submission_seed``)."""
+        try:  # never follows a link, never reads more than a notebook may hold
+            data = read_capped(job.path, MAX_NOTEBOOK_BYTES) if job.path is not None else b""
+        except SubmissionError as exc:
+            data = str(exc).encode()
+        return submission_seed(self.secret_seed, job.assignment, job.student, data)
 
     def digest(self, job: Job) -> str:
         h = hashlib.sha256(GRADER_VERSION.encode())
@@ -127,6 +137,19 @@ class GradingContext:
             except SubmissionError as exc:
                 h.update(str(exc).encode())
         return h.hexdigest()
+
+
+def submission_seed(run_secret: int, assignment: str, student: str, notebook: bytes) -> int:
+    """The secret seed of one submission: an HMAC (keyed by the run's secret) of the
+    assignment, the student and the SHA-256 of the notebook's bytes, in [1000, 1000 + 2**31).
+
+    Why per submission: a student's code can read the hidden cases in the re-verification
+    process; with one seed per run folder, a resubmission could hard-code their answers.
+    The same bytes re-graded get the same seed (a re-run or resume agrees with itself);
+    any change to the notebook draws new hidden cases."""
+    message = f"{assignment}\0{student}\0{hashlib.sha256(notebook).hexdigest()}".encode()
+    mac = hmac.new(str(run_secret).encode(), message, hashlib.sha256).digest()
+    return 1000 + int.from_bytes(mac[:8], "big") % 2**31
 
 
 def _exercise_registry(assignment: str) -> dict[str, Any]:
@@ -232,7 +255,8 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     layout = _layout(canon, release, registry)
     graded = _withhold_hidden(canon.notebook, layout)
     located = _static_evidence(canon.notebook, layout, job)
-    seeds = _seeds(source, ctx.secret_seed)
+    secret = ctx.seed_for(job)
+    seeds = _seeds(source, secret)
 
     # Execution and re-verification are independent, so they run at the same time,
     # each in its own fresh sandbox.
@@ -243,7 +267,7 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     try:
         with ThreadPoolExecutor(max_workers=1) as side:
             t0 = time.monotonic()
-            pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds) if to_verify else None
+            pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds, secret) if to_verify else None
             run = run_notebook(graded, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections)
             if pending is not None:
                 verdicts = pending.result()
@@ -289,9 +313,14 @@ def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[in
 
 
 def _reverify(
-    ctx: GradingContext, job: Job, graded: nbformat.NotebookNode, exercises: list[Any], seeds: dict[str, frozenset[int]]
+    ctx: GradingContext,
+    job: Job,
+    graded: nbformat.NotebookNode,
+    exercises: list[Any],
+    seeds: dict[str, frozenset[int]],
+    secret: int,
 ) -> dict[str, Verdict]:
-    per_exercise: dict[str, set[int]] = {ex.name: {ctx.secret_seed} for ex in exercises}
+    per_exercise: dict[str, set[int]] = {ex.name: {secret} for ex in exercises}
     for gid, cell_seeds in seeds.items():
         if _exercise_of(gid) in per_exercise:
             per_exercise[_exercise_of(gid)].update(cell_seeds)

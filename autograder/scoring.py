@@ -14,6 +14,8 @@ Messages are rendered here from the typed facts, for people; nothing reads them 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -179,6 +181,17 @@ def _nbgrader_only(
     return ExerciseOutcome(name, Outcome.NOT_VERIFIED, score, max_score, nb_score, message, (), tuple(scored), review)
 
 
+# A real number (1.5, .25, 3e-4, 1.2E+03) or an integer of 3 digits or more.
+_VALUE = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?|(?<![\w.])\d{3,}(?![\w.])")
+
+
+def _without_values(message: str) -> str:
+    """A cell issue's message with its numbers replaced: the message comes from student code
+    in the re-verification process, which can hold the grader's cases, and it is shown to
+    the student (the cell is theirs: run it after a restart to see the full error)."""
+    return _VALUE.sub("…", message)
+
+
 def _score_cell(name: str, cell: TestCell, verdict: Verdict) -> CellScore:
     def out(outcome: Outcome, message: str = "") -> CellScore:
         score = cell.points if outcome is Outcome.VERIFIED else 0.0
@@ -193,7 +206,7 @@ def _score_cell(name: str, cell: TestCell, verdict: Verdict) -> CellScore:
     if all(r is SeedResult.PASSED for r in results):
         return out(Outcome.VERIFIED)
     if verdict.cell_issues or any(r in (SeedResult.RAISED, SeedResult.NOT_RUN) for r in results):
-        issues = "; ".join(f"cell {i.index} {i.kind}: {i.message}" for i in verdict.cell_issues)
+        issues = "; ".join(f"cell {i.index} {i.kind}: {_without_values(i.message)}" for i in verdict.cell_issues)
         what = issues or f"{name} raised on the grader's inputs: {verdict.message or 'no message'}"
         return out(Outcome.COULD_NOT_RUN, f"{what}. {_RESTART}")
     # Every failing seed returned a value the judge rejected, and every cell ran.

@@ -13,6 +13,22 @@ cached under the run's ``views`` folder. It holds
 - ``lib/``: the same transforms for support modules of the job's ``lib`` folder (a
   course's own reference or checks module outside course_lib, e.g. the test course's).
 
+What a module of the view withholds beyond the named references (``withhold_plan``),
+decided from the module's own source, within that module:
+
+1. *Wrappers*: every module-level function that calls a withheld one (directly or
+   through other functions) is withheld too: it computes the answer as well.
+2. *Helpers*: every module-level function the withheld ones call, directly or
+   indirectly (``_`` helpers included), is withheld, *unless* a function of the module
+   that stays (a public one, a class, or module-level code) also needs it. Then a public
+   helper stays as it is (the student may call it), and a private one is *guarded*: it
+   runs only when called from course_lib code, so ``conv2d_forward`` keeps working but
+   ``conv._im2col(...)`` from a student's cell raises ``ReferenceWithheld``.
+
+A function of *another* module that calls a withheld one needs no rule: its call reaches
+the raising stub. Siblings that compute the answer with other arguments
+(``log_softmax`` for ``softmax``) are listed in ``Exercise.references`` themselves.
+
 The re-verification child bind-mounts the view read-only over the real folders in its
 own mount namespace, so the references do not exist anywhere in that process.
 """
@@ -44,11 +60,14 @@ __all__ = [
     "EVIDENCE_FD",
     "View",
     "Withheld",
+    "WithholdPlan",
     "build_view",
     "case_inputs",
     "checks_modules",
     "withheld_callables",
     "withheld_for",
+    "withhold_plan",
+    "withhold_source",
 ]
 
 # The child dup2()s its progress pipe here; a withheld stub writes the name it was
@@ -315,7 +334,10 @@ def _module_text(path: Path, module: str, build: _Build) -> str:
         return checks_stub(module, build.exercise, keep=build.keep.get(module, frozenset()))
     names = {r.name: r.defined for r in build.refs if r.module == module}
     text = path.read_text()
-    return withhold_source(text, names, build.exercise) if names else text
+    if not names:
+        return text
+    plan = withhold_plan(text, names, module)
+    return withhold_source(text, plan.withheld, build.exercise, guarded=plan.guarded)
 
 
 # ------------------------------------------------------------ withholding by AST transform
@@ -326,13 +348,32 @@ def _raise_withheld(dotted: str, exercise: str) -> ast.stmt:
     return ast.parse(call).body[0]
 
 
-def withhold_source(source: str, names: dict[str, str], exercise: str) -> str:
+def _guard(dotted: str, exercise: str) -> ast.stmt:
+    """The first statement of a guarded helper: raise unless its caller's globals *are* a
+    loaded course_lib module's namespace (identity, not ``__name__``, which a student's
+    cell can set to anything). One expression, so no local name of the helper is taken."""
+    sys_ = "__import__('sys')"
+    internal = (
+        "(lambda g: str(g.get('__name__', '')).startswith('course_lib.') and "
+        f"getattr({sys_}.modules.get(g.get('__name__')), '__dict__', None) is g)({sys_}._getframe(1).f_globals)"
+    )
+    statement = ast.parse(f"if not {internal}:\n    pass").body[0]
+    assert isinstance(statement, ast.If)
+    statement.body = [_raise_withheld(dotted, exercise)]
+    return statement
+
+
+def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarded: Mapping[str, str] = {}) -> str:
     """``source`` with each top-level function/class in ``names`` (name -> dotted name)
     reduced to a stub that raises ``ReferenceWithheld``: signature kept, body and
-    docstring gone. Raises ValueError when a name has no top-level definition."""
+    docstring gone; each function in ``guarded`` keeps its body but raises when called
+    from outside course_lib. Raises ValueError when a name has no top-level definition."""
     tree = ast.parse(source)
     found: set[str] = set()
     for index, node in enumerate(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in guarded and node.name not in names:
+            node.body = [_guard(guarded[node.name], exercise), *node.body]
+            found.add(node.name)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
             node.body = [_raise_withheld(names[node.name], exercise)]
             found.add(node.name)
@@ -349,10 +390,82 @@ def withhold_source(source: str, names: dict[str, str], exercise: str) -> str:
                 name=node.name, bases=node.bases, keywords=node.keywords, body=methods, decorator_list=[], type_params=[]
             )
             found.add(node.name)
-    missing = set(names) - found
+    missing = (set(names) | set(guarded)) - found
     if missing:
         raise ValueError(f"no top-level definition of {sorted(missing)} to withhold")
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+@dataclass(frozen=True)
+class WithholdPlan:
+    """What one module of a view withholds (name -> dotted name), by the rule of the module docstring."""
+
+    withheld: dict[str, str]  # body replaced by a raise
+    guarded: dict[str, str]  # private helpers kept for the module's own use only
+
+
+def _top_level_graph(tree: ast.Module) -> tuple[dict[str, set[str]], set[str], set[str], set[str]]:
+    """(name -> module-level names it uses, function names, class names, names used by
+    module-level code that is not a definition)."""
+    defined: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    defined.setdefault(target.id, node)
+    functions = {n for n, d in defined.items() if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    classes = {n for n, d in defined.items() if isinstance(d, ast.ClassDef)}
+
+    def used(node: ast.AST) -> set[str]:
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in defined}
+
+    graph = {name: used(node) - {name} for name, node in defined.items()}
+    # Module-level code other than definitions runs at import (a decorator, a table
+    # built by calling a function): what it calls must stay.
+    at_import: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for deco in node.decorator_list:
+                at_import |= used(deco)
+        elif not isinstance(node, (ast.Import, ast.ImportFrom)):
+            at_import |= {c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+    return graph, functions, classes, at_import & set(defined)
+
+
+def _reach(graph: dict[str, set[str]], start: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, ()))
+    return seen
+
+
+def withhold_plan(source: str, names: Mapping[str, str], module: str) -> WithholdPlan:
+    """The functions of ``module`` (its ``source``) that a view withholding ``names``
+    (name -> dotted name) withholds or guards, by the rule of the module docstring."""
+    graph, functions, classes, at_import = _top_level_graph(ast.parse(source))
+    withheld = dict(names)
+    grown = True
+    while grown:  # wrappers: functions that call a withheld function, to a fixed point
+        wrappers = {f for f in functions - set(withheld) if graph[f] & set(withheld)}
+        withheld.update((f, f"{module}.{f}") for f in wrappers)
+        grown = bool(wrappers)
+    helpers = (_reach(graph, withheld) - set(withheld)) & functions
+    staying = {n for n in functions | classes if not n.startswith("_") and n not in withheld} | at_import
+    needed = _reach(graph, staying)
+    guarded: dict[str, str] = {}
+    for helper in sorted(helpers):
+        if helper not in needed:
+            withheld[helper] = f"{module}.{helper}"
+        elif helper.startswith("_"):
+            guarded[helper] = f"{module}.{helper}"
+    return WithholdPlan(withheld, guarded)
 
 
 # ------------------------------------------------------------ stubs of checks modules

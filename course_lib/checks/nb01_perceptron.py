@@ -89,7 +89,7 @@ NEURON_FORWARD = register(Exercise(
         ],
         hint="y_hat = sigmoid(w0 + x @ w); x @ w works for x (N, D) and for a single x (D,).",
     ),
-    references=_refs("perceptron", "neuron_forward"),
+    references=(*_refs("perceptron", "neuron_forward"), *_refs("dense", "dense_forward")),
 ))
 
 
@@ -130,7 +130,7 @@ PERCEPTRON_PREDICT = register(Exercise(
         ],
         hint="predict 1 where w0 + x @ w > 0 and 0 elsewhere (as integers).",
     ), "perceptron_predict(x, w, w0)", DtypeRule.INTEGER),
-    references=_refs("perceptron", "perceptron_predict"),
+    references=(*_refs("perceptron", "perceptron_predict"), *_refs("dense", "dense_forward")),
 ))
 
 
@@ -271,7 +271,7 @@ MULTI_OUTPUT_FORWARD = register(Exercise(
         hint="every output i is its own neuron: z_i = b_i + sum_j x_j w_ji, all at once z = x @ w + b "
              "of shape (N, M), then y_hat = sigmoid(z).",
     ),
-    references=("course_lib.np_ref.dense.dense_forward", "course_lib.torch_ref.dense.dense_forward"),
+    references=(*_refs("dense", "dense_forward"), *_refs("mlp", "mlp_forward")),
 ))
 
 

@@ -117,7 +117,7 @@ BINARY_CROSS_ENTROPY = register(Exercise(
         ],
         hint="loss = -mean(y log p + (1 - y) log(1 - p)); dprobs = (p - y) / (p (1 - p)) / size.",
     ),
-    references=_refs("losses", "binary_cross_entropy"),
+    references=(*_refs("losses", "binary_cross_entropy"), *_refs("losses", "binary_cross_entropy_with_logits")),
 ))
 
 

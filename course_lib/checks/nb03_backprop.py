@@ -139,7 +139,10 @@ DENSE_FORWARD = register(Exercise(
     cases=_dense_forward_cases,
     judge=_dense_forward_judge,
     mistakes=_DENSE_FORWARD_MISTAKES,
-    references=("course_lib.np_ref.dense.dense_forward", "course_lib.torch_ref.dense.dense_forward"),
+    references=(
+        "course_lib.np_ref.dense.dense_forward", "course_lib.torch_ref.dense.dense_forward",
+        "course_lib.np_ref.mlp.mlp_forward", "course_lib.torch_ref.mlp.mlp_forward",  # one layer of an MLP
+    ),
 ))
 
 
@@ -177,7 +180,10 @@ DENSE_BACKWARD = register(Exercise(
         hint="dx = dout @ w.T (N, D), dw = x.T @ dout (D, M), db = dout.sum(axis=0) (M,): "
              "each gradient has the shape of what it is the gradient of.",
     ),
-    references=("course_lib.np_ref.dense.dense_backward", "course_lib.torch_ref.dense.dense_backward"),
+    references=(
+        "course_lib.np_ref.dense.dense_backward", "course_lib.torch_ref.dense.dense_backward",
+        "course_lib.np_ref.mlp.mlp_backward", "course_lib.torch_ref.mlp.mlp_backward",  # one layer of an MLP
+    ),
 ))
 
 
@@ -245,7 +251,7 @@ NUMERICAL_GRADIENT = register(Exercise(
         rtol=1e-4,
         atol=1e-6,
     ),
-    references=("course_lib.gradcheck.numerical_gradient",),
+    references=("course_lib.gradcheck.numerical_gradient", "course_lib.gradcheck.numerical_vjp"),  # vjp with dout = 1
 ))
 
 

@@ -97,7 +97,7 @@ RELU_GRAD = register(Exercise(
         ],
         hint="relu'(z) is 1.0 where z > 0 and 0.0 elsewhere (0 at z = 0), as a floating-point array.",
     ), 'relu_grad(z)'),
-    references=_refs("relu_grad"),
+    references=(*_refs("relu_grad"), *_refs("leaky_relu_grad")),  # leaky_relu_grad(alpha=0)
 ))
 
 
@@ -128,7 +128,7 @@ LEAKY_RELU = register(Exercise(
         ],
         hint="leaky_relu(z) = z where z > 0, else alpha * z (np.where is handy).",
     ), 'leaky_relu(z, alpha=...)'),
-    references=_refs("leaky_relu"),
+    references=(*_refs("leaky_relu"), *_refs("leaky_relu_grad")),  # z * leaky_relu_grad(z)
 ))
 
 
@@ -189,7 +189,7 @@ SOFTMAX = register(Exercise(
         hint="subtract each row's max before np.exp (softmax(z) = softmax(z - c)), then divide by the row sum; "
              "with large logits the unshifted exp overflows to inf and inf / inf = nan.",
     ), 'softmax(z)'),
-    references=_refs("softmax"),
+    references=(*_refs("softmax"), *_refs("log_softmax")),  # exp(log_softmax)
 ))
 
 

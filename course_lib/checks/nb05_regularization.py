@@ -446,6 +446,6 @@ PRECISION_RECALL_F1 = register(Exercise(
         hint="count TP, FP, FN for the class `positive`; precision = TP / (TP + FP), recall = TP / (TP + FN), "
         "f1 = 2 p r / (p + r); a ratio with denominator 0 is 0.",
     ),
-    references=("course_lib.metrics.precision_recall_f1",),
+    references=("course_lib.metrics.precision_recall_f1", "course_lib.metrics.confusion_matrix"),
 ))
 check_precision_recall_f1 = partial(run_check, PRECISION_RECALL_F1)
