@@ -6,6 +6,7 @@ A thin layer: parse arguments, call ``autograder.api``, print the result.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -215,9 +216,27 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(run_dir=args.run_dir, workers=args.workers)
 
 
+class _ShownNotObeyed(logging.Filter):
+    """Log messages name submitted files: their control characters are shown as escapes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = terminal_text(record.getMessage()), None
+        return True
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("autograder")
+    if not any(isinstance(f, _ShownNotObeyed) for h in logger.handlers for f in h.filters):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(_ShownNotObeyed())
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from autograder import bundle
 
+    _log_to_stderr()
     args = _parser().parse_args(argv)
     handlers = {
         "release": _release,

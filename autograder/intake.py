@@ -111,6 +111,8 @@ def read_capped(path: Path, cap: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SubmissionError(f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
+            raise SubmissionError("not a regular file of its own (it has other hard links)")
         if info.st_size > cap:
             raise SubmissionError(f"too large ({info.st_size} bytes; the limit is {cap})")
         chunks, size = [], 0
@@ -171,7 +173,9 @@ def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
 
 _MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_?(?P<rest>.*)$")
 _CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<id>\d+)_(?P<sub>\d+)_(?P<rest>.+)$")
-_BLACKBOARD = re.compile(r"^(?P<assign>.+)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$")
+# The first "_<user>_attempt_<date>" names the student (the assignment name is
+# Blackboard's); what follows is the student's own file name and may contain anything.
+_BLACKBOARD = re.compile(r"^(?P<assign>.+?)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$")
 _GRADESCOPE = re.compile(r"^submission_(?P<id>\d+)$")
 
 
@@ -456,12 +460,15 @@ def _walk(folder: Path, shown: str, handed: _Handed) -> None:
             path = here / name
             rel = f"{shown}/{path.relative_to(folder)}"
             try:
-                mode = path.lstat().st_mode
+                info = path.lstat()
             except OSError as exc:
                 handed.problems.append((rel, f"cannot read file ({exc.strerror})"))
                 continue
+            mode = info.st_mode
             if not stat.S_ISREG(mode):
                 handed.problems.append((rel, f"not a regular file ({_kind(mode)}): not read"))
+            elif info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
+                handed.problems.append((rel, "not a regular file of its own (it has other hard links): not read"))
             elif name.endswith(".ipynb"):
                 hidden = any(p.startswith(".") for p in path.relative_to(folder).parts)
                 if not hidden:  # "._x.ipynb" resource forks and hidden copies are not hand-ins
@@ -474,7 +481,13 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
     """Student -> what they handed in, for an unpacked folder."""
     entries = [p for p in sorted(root.iterdir()) if p.name not in _SKIP_DIRS and not p.name.startswith(".")]
     wrapper = entries[0] if len(entries) == 1 else None
-    if wrapper is not None and not wrapper.is_symlink() and wrapper.is_dir() and not any(wrapper.glob("*.ipynb")):
+    # An LMS student folder (Moodle's "<name>_<id>_assignsubmission_file_") is never a wrapper,
+    # even when it is the only one and keeps its notebook in a sub-folder.
+    lms_folder = wrapper is not None and bool((found := identify(wrapper.name, folder=True)) and found[0].lms)
+    if (
+        wrapper is not None and not lms_folder and not wrapper.is_symlink() and wrapper.is_dir()
+        and not any(wrapper.glob("*.ipynb"))
+    ):
         inner = {parts[1:]: why for parts, why in zip_problems.items() if parts[:1] == (wrapper.name,) and parts[1:]}
         for parts, why in zip_problems.items():
             if parts[1:] not in inner:
@@ -491,10 +504,11 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
 
     for entry in entries:
         try:
-            mode = entry.lstat().st_mode
+            info = entry.lstat()
         except OSError as exc:  # vanished or unreadable meanwhile: this entry only
             log.warning("intake: cannot read %s (%s); ignored", entry.name, exc.strerror)
             continue
+        mode = info.st_mode
         target = of(entry.name, folder=stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
         if target is None:
             log.warning("intake: %s belongs to no student; ignored", entry.name)
@@ -505,6 +519,8 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
             _walk(entry, entry.name, handed)
         elif not stat.S_ISREG(mode):
             handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
+        elif info.st_nlink > 1:
+            handed.problems.append((entry.name, "not a regular file of its own (it has other hard links): not read"))
         elif entry.name.endswith(".ipynb"):
             handed.notebooks.append(entry)
         else:
