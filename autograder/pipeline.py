@@ -27,6 +27,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_output
 
+from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
@@ -236,7 +237,10 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     # Execution and re-verification are independent, so they run at the same time,
     # each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
-    prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+    beside = _beside_dir(ctx, job)
+    handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent)
+    result.notes.extend(handed.notes())
+    prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
     verdicts: dict[str, Verdict] = {}
     to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
     try:
@@ -250,6 +254,7 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
         result.execute_seconds = run.seconds
     finally:
         remove_tree(scratch)
+        remove_tree(beside)
 
     executed = run.notebook if run.notebook is not None else graded
     not_run = _not_run(executed, run)
@@ -276,6 +281,11 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     result.notebook = executed if run.notebook is not None and decision.scored else None
 
 
+def _beside_dir(ctx: GradingContext, job: Job) -> Path:
+    """The job's files handed in beside the notebook, prepared once for all its sandboxes."""
+    return ctx.scratch_root / f"{job.student}__{job.assignment}__beside"
+
+
 def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[int]]:
     """grade_id -> the seeds its canonical cell checks (hidden cells: + the secret seed)."""
     out = {}
@@ -297,7 +307,7 @@ def _reverify(
 
     def once(todo: list[Any], attempt: int) -> dict[str, Verdict]:
         scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify{attempt}"
-        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=_beside_dir(ctx, job))
         try:
             return reverify(
                 graded, todo, seeds={ex.name: tuple(sorted(per_exercise[ex.name])) for ex in todo},
