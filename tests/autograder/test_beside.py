@@ -264,6 +264,7 @@ _ANSWER = (
     "from helpers import magnitude\nONE = float(np.loadtxt('data/one.csv', delimiter=',')[0])\n\n"
     "def softsign(x):\n    return x / (ONE + magnitude(x))\n"
 )
+_PROBE = "import os\nprint('numpy.py here:', os.path.exists('numpy.py'))\n"
 _REWRITE = "with open('data/one.csv', 'w') as f:\n    f.write('7,7\\n')\n"
 CLASS = {
     # both files there: full marks, nothing flagged
@@ -292,6 +293,8 @@ def graded(tiny_course, tiny_solutions, tmp_path_factory):
         idx = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softsign")
         if answer:
             nb.cells.insert(idx + 1, nbformat.v4.new_code_cell(_REWRITE))
+        else:  # a first cell that says whether the shadowing file is in the kernel's cwd
+            nb.cells.insert(0, nbformat.v4.new_code_cell(_PROBE))
         for cell in nb.cells:
             cell.pop("id", None)
         nb.nbformat_minor = 4
@@ -330,9 +333,11 @@ def test_a_shadowing_numpy_is_flagged_and_not_run(graded) -> None:
     result = graded[0]["shadow"]
     assert result.status is Status.FLAGGED
     assert [(e.where, e.detail) for e in result.evidence] == [("file numpy.py", "shadows the numpy module")]
-    # the kernel imported the real numpy, not the copy that raises SystemExit
+    # the kernel's cwd holds no numpy.py, and it imported the real numpy (the copy raises SystemExit)
     assert result.notebook is not None
-    assert (_cell_errors(result.notebook, "setup"), _cell_errors(result.notebook, "test_square")) == ([], [])
+    probe = next(c for c in result.notebook.cells if c.source == _PROBE)
+    assert "".join(o.get("text", "") for o in probe.outputs) == "numpy.py here: False\n"
+    assert _cell_errors(result.notebook, "setup") == []
 
 
 @pytest.mark.slow
