@@ -7,7 +7,8 @@ pipeline copies those files once per job into a root-only ``beside`` folder
 ``sandbox.fill_work`` copies them into the fresh work dir for the sandbox uid.
 
 What is left out, and why (``LeftOut``): other notebooks, files whose name would shadow
-a module (the tampering scan flags them; they are never run), anything not a regular
+a module (the tampering scan flags them; they are never run) or one of the course's
+support modules (the kernel imports from its cwd before ``lib/``), anything not a regular
 file (read with O_NOFOLLOW: a link is never followed), unsafe paths, a second file of
 the same name, and whatever is beyond the caps on count and total size.
 """
@@ -32,6 +33,7 @@ class LeftOut(Enum):
 
     NOTEBOOK = "another notebook"
     SHADOWS_A_MODULE = "its name shadows a module"
+    SHADOWS_COURSE_MODULE = "its name shadows one of the course's support modules"
     NOT_READABLE = "not a readable regular file"
     UNSAFE_PATH = "an unsafe path"
     SAME_PATH = "a second file of the same name"
@@ -69,7 +71,12 @@ class BesideCopy:
 _HIDDEN_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
-def _why_not(path: Path, dest: PurePosixPath, root: Path) -> LeftOut | None:
+def _module_of(dest: PurePosixPath) -> str:
+    """The top-level name ``import`` would find ``dest`` under, from the work dir."""
+    return dest.parts[0].split(".")[0] if len(dest.parts) > 1 else dest.name.split(".")[0]
+
+
+def _why_not(path: Path, dest: PurePosixPath, root: Path, course_modules: frozenset[str]) -> LeftOut | None:
     parts = dest.parts
     if not parts or dest.is_absolute() or any(p in ("", ".", "..") or "\x00" in p for p in parts):
         return LeftOut.UNSAFE_PATH
@@ -80,17 +87,25 @@ def _why_not(path: Path, dest: PurePosixPath, root: Path) -> LeftOut | None:
     # By its name as handed in and by its place next to the notebook: either may shadow.
     if scan_files([path], root) or scan_files([Path(*parts)], Path()):
         return LeftOut.SHADOWS_A_MODULE
+    if _module_of(dest) in course_modules:
+        return LeftOut.SHADOWS_COURSE_MODULE
     return None
 
 
 def prepare_beside(
-    files: Sequence[tuple[Path, PurePosixPath]], into: Path, *, root: Path, limits: BesideLimits = BesideLimits()
+    files: Sequence[tuple[Path, PurePosixPath]],
+    into: Path,
+    *,
+    root: Path,
+    course_modules: frozenset[str] = frozenset(),
+    limits: BesideLimits = BesideLimits(),
 ) -> BesideCopy:
     """Copy ``files`` (each: a file handed in, its path relative to the notebook) into the
     fresh folder ``into`` (root-only), within ``limits``, in a stable order.
 
-    ``root`` is the student's folder, as the tampering scan sees names. Re-running
-    replaces ``into`` as a whole."""
+    ``root`` is the student's folder, as the tampering scan sees names;
+    ``course_modules`` the top-level names of the course's support modules (``tiny_checks``).
+    Re-running replaces ``into`` as a whole."""
     shutil.rmtree(into, ignore_errors=True)
     into.mkdir(mode=0o700, parents=True)
     os.chmod(into, 0o700)
@@ -100,7 +115,7 @@ def prepare_beside(
     budget = limits.max_bytes
     # Shallow paths first, then by name: the caps keep the files nearest the notebook.
     for path, dest in sorted(files, key=lambda f: (len(f[1].parts), f[1].as_posix())):
-        why = _why_not(path, dest, root)
+        why = _why_not(path, dest, root, course_modules)
         if why is None and dest.as_posix().casefold() in taken:
             why = LeftOut.SAME_PATH
         if why is None and len(copied) >= limits.max_files:

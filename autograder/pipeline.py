@@ -238,7 +238,8 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     # each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
     beside = _beside_dir(ctx, job)
-    handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent)
+    course_modules = frozenset(p.name.split(".")[0] for p in ctx.support)
+    handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules)
     result.notes.extend(handed.notes())
     prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
     verdicts: dict[str, Verdict] = {}

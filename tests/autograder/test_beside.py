@@ -207,6 +207,13 @@ def test_the_size_cap_holds_in_total(tmp_path: Path) -> None:
     assert sum(p.stat().st_size for p in (tmp_path / "beside").iterdir()) == 24
 
 
+def test_a_course_support_module_name_is_left_out(tmp_path: Path) -> None:
+    files = _files(tmp_path / "ada", {"tiny_checks.py": "", "tiny_refs/__init__.py": "", "tiny.txt": ""})
+    made = prepare_beside(files, tmp_path / "beside", root=tmp_path / "ada", course_modules=frozenset({"tiny_checks", "tiny_refs"}))
+    assert made.copied == (P("tiny.txt"),)
+    assert {why for _, why in made.left_out} == {LeftOut.SHADOWS_COURSE_MODULE}
+
+
 def test_preparing_again_replaces_the_folder(tmp_path: Path) -> None:
     files = _files(tmp_path / "ada", {"a.txt": "a", "sub/b.txt": "b"})
     prepare_beside(files, tmp_path / "beside", root=tmp_path / "ada")
@@ -264,7 +271,7 @@ _ANSWER = (
     "from helpers import magnitude\nONE = float(np.loadtxt('data/one.csv', delimiter=',')[0])\n\n"
     "def softsign(x):\n    return x / (ONE + magnitude(x))\n"
 )
-_PROBE = "import os\nprint('numpy.py here:', os.path.exists('numpy.py'))\n"
+_PROBE = "import os\nprint(sorted(n for n in os.listdir('.') if not n.startswith('.')))\n"
 _REWRITE = "with open('data/one.csv', 'w') as f:\n    f.write('7,7\\n')\n"
 CLASS = {
     # both files there: full marks, nothing flagged
@@ -273,6 +280,9 @@ CLASS = {
     "link": ({"data/one.csv": "1,2\n"}, _ANSWER),
     # a numpy.py beside a correct notebook: flagged, and never in the work dir (numpy still works)
     "shadow": ({"numpy.py": "raise SystemExit('shadowed')\n"}, None),
+    # checks of her own named like the course's: not in the work dir, where the kernel would
+    # import them before the course's; her notes are
+    "own_checks": ({"tiny_checks.py": "def check_square(*args, **kwargs):\n    pass\n", "notes.txt": "n\n"}, None),
 }
 
 
@@ -334,10 +344,22 @@ def test_a_shadowing_numpy_is_flagged_and_not_run(graded) -> None:
     assert result.status is Status.FLAGGED
     assert [(e.where, e.detail) for e in result.evidence] == [("file numpy.py", "shadows the numpy module")]
     # the kernel's cwd holds no numpy.py, and it imported the real numpy (the copy raises SystemExit)
-    assert result.notebook is not None
-    probe = next(c for c in result.notebook.cells if c.source == _PROBE)
-    assert "".join(o.get("text", "") for o in probe.outputs) == "numpy.py here: False\n"
+    assert result.notebook is not None and _probed(result.notebook) == "[]\n"
     assert _cell_errors(result.notebook, "setup") == []
+
+
+def _probed(nb: nbformat.NotebookNode) -> str:
+    """What the probe cell printed: the files in the kernel's cwd."""
+    probe = next(c for c in nb.cells if c.source == _PROBE)
+    return "".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream")
+
+
+@pytest.mark.slow
+def test_a_file_named_like_a_course_support_module_is_not_put_beside(graded) -> None:
+    result = graded[0]["own_checks"]
+    assert (result.status, result.score) == (Status.GRADED, 9.0), result.reason
+    assert result.notebook is not None and _probed(result.notebook) == "['notes.txt']\n"
+    assert any(n.startswith("tiny_checks.py: not put beside the notebook") for n in result.notes), result.notes
 
 
 @pytest.mark.slow
