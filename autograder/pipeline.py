@@ -238,13 +238,13 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     # each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
     beside = _beside_dir(ctx, job)
-    course_modules = frozenset(p.name.split(".")[0] for p in ctx.support)
-    handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules)
-    result.notes.extend(handed.notes())
-    prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
     verdicts: dict[str, Verdict] = {}
     to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
     try:
+        course_modules = frozenset(p.name.split(".")[0] for p in ctx.support)
+        handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules)
+        result.notes.extend(handed.notes())
+        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
         with ThreadPoolExecutor(max_workers=1) as side:
             t0 = time.monotonic()
             pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds) if to_verify else None

@@ -209,7 +209,8 @@ def test_the_size_cap_holds_in_total(tmp_path: Path) -> None:
 
 def test_a_course_support_module_name_is_left_out(tmp_path: Path) -> None:
     files = _files(tmp_path / "ada", {"tiny_checks.py": "", "tiny_refs/__init__.py": "", "tiny.txt": ""})
-    made = prepare_beside(files, tmp_path / "beside", root=tmp_path / "ada", course_modules=frozenset({"tiny_checks", "tiny_refs"}))
+    course = frozenset({"tiny_checks", "tiny_refs"})
+    made = prepare_beside(files, tmp_path / "beside", root=tmp_path / "ada", course_modules=course)
     assert made.copied == (P("tiny.txt"),)
     assert {why for _, why in made.left_out} == {LeftOut.SHADOWS_COURSE_MODULE}
 
