@@ -13,6 +13,8 @@ Scratch layout (created by the parent; the jail sees it at ``sandbox.JAIL_DIR``)
     lib/      root 0755  read-only support modules put on the kernel's PYTHONPATH
     work/     sandbox uid  the kernel's cwd and HOME: in the jail a size-capped tmpfs,
                            so nothing written there reaches the host; thrown away afterwards
+    beside/   root 0700  the files handed in beside the notebook (``autograder.beside``),
+                           copied into work/ for the sandbox uid before the kernel starts
 
 Every iopub message the kernel sends counts against the output caps (per cell and per
 notebook), whatever its kind; comm (widget) messages are dropped without being
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.beside import link_beside
 from autograder.cap import OutputBudget
 from autograder.sandbox import NOBODY, Limits, Protections, remove_tree, sandbox_argv
 
@@ -55,8 +58,9 @@ class ExecutionResult:
     helper_peak_bytes: int = 0  # peak RSS of the root helper that drove the kernel (0 if unknown)
 
 
-def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections) -> None:
-    """Fresh scratch directory with the layout above."""
+def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections, beside: Path | None = None) -> None:
+    """Fresh scratch directory with the layout above; ``beside`` a folder made by
+    ``autograder.beside.prepare_beside`` (None: nothing was handed in beside the notebook)."""
     remove_tree(scratch)
     if scratch.exists():
         raise OSError(f"cannot clear the old scratch directory {scratch}")
@@ -72,6 +76,8 @@ def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protecti
             os.chmod(target, 0o444)
     if protections.unprivileged_user:
         os.chown(scratch / "work", NOBODY, NOBODY)
+    if beside is not None and beside.is_dir():
+        link_beside(beside, scratch)
 
 
 def run_notebook(
@@ -181,7 +187,7 @@ def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.sandbox import enter_jail, jail_env, sandbox_uid
+    from autograder.sandbox import enter_jail, fill_work, jail_env, sandbox_uid
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--scratch", type=Path, required=True)
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     protections = Protections(**json.loads(args.protections))
     jail = enter_jail(args.scratch, args.hide, limits=limits) if protections.namespaces else args.scratch
     private = jail / "private"
+    fill_work(jail / "beside", jail / "work", sandbox_uid(protections))
     status: dict[str, object] = {"completed": False, "timed_out": False, "kernel_died": False, "stopped_at": None}
 
     def save(nb: nbformat.NotebookNode) -> None:

@@ -20,6 +20,14 @@ descended into, every file is opened without following links and read up to a ca
 are bounded (entries, total expanded size, names) and unpacked by path components, and a
 failure on one file or zip entry becomes that student's status, never the batch's.
 
+A zip a student handed in (inside their own folder, or as a flat LMS file) is unpacked
+too, one level deep, within the same limits, beside the run's unpack folder; its
+notebooks are graded like loose ones. A zip inside that zip is only a file.
+
+Files beside the notebook (``Job.alongside``) are the regular files under the graded
+notebook's own folder, each with its path relative to the notebook, as nbgrader would
+put them next to it when grading.
+
 Notebooks are matched to assignments by the manifest (``Manifest``: for each
 assignment its file name and the grade_ids of its cells): by exact name, by the
 assignment name appearing in a renamed file ("01_perceptron (2).ipynb",
@@ -437,10 +445,17 @@ class _Handed:
     notebooks: list[Path] = field(default_factory=list)
     beside: list[Path] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (name shown, why not read)
+    zips: list[tuple[Path, str]] = field(default_factory=list)  # (zip handed in, name shown)
+    flat: set[Path] = field(default_factory=set)  # files given as flat LMS entries (names carry a prefix)
 
 
-def _walk(folder: Path, shown: str, handed: _Handed) -> None:
-    """Regular files under ``folder``; links and special files become problems, never followed."""
+def _is_zip(path: Path) -> bool:
+    return path.name.lower().endswith(".zip") and not path.name.startswith(".")
+
+
+def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> None:
+    """Regular files under ``folder``; links and special files become problems, never followed.
+    Zips are also noted for unpacking when ``zips`` (the student's own files, not a zip's)."""
 
     def onerror(exc: OSError) -> None:
         where = Path(exc.filename).relative_to(folder.parent) if exc.filename else shown
@@ -475,6 +490,27 @@ def _walk(folder: Path, shown: str, handed: _Handed) -> None:
                     handed.notebooks.append(path)
             else:
                 handed.beside.append(path)
+                if zips and _is_zip(path):
+                    handed.zips.append((path, rel))
+
+
+def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> None:
+    """Unpack the zips a student handed in (one level) into ``inner_root`` and walk them."""
+    for path, shown in handed.zips:
+        # Named by the zip's path, so a re-run replaces the same folder (``_unpack`` is atomic).
+        target = inner_root / hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        try:
+            problems = _unpack(path, target, limits)
+        except ValueError as exc:  # not a readable zip, or far too many entries: this file only
+            why = str(exc).removeprefix(f"{path.name}: ")
+            handed.problems.append((shown, why))
+            continue
+        except OSError as exc:
+            handed.problems.append((shown, f"cannot unpack ({exc.strerror or type(exc).__name__})"))
+            continue
+        for parts, why in sorted(problems.items()):
+            handed.problems.append((f"{shown}/{'/'.join(parts)}", why))
+        _walk(target, shown, handed, zips=False)
 
 
 def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, _Handed]:
@@ -525,6 +561,9 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
             handed.notebooks.append(entry)
         else:
             handed.beside.append(entry)
+            handed.flat.add(entry)
+            if _is_zip(entry):
+                handed.zips.append((entry, entry.name))
     for parts, why in sorted(zip_problems.items()):
         if parts[0] in _SKIP_DIRS:
             continue
@@ -553,6 +592,12 @@ def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: 
         raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
 
     students = _handed_in(root, zip_problems)
+    inner_root = Path(unpack_dir).with_name(Path(unpack_dir).name + "-inner")
+    for handed in students.values():
+        try:
+            _unpack_handed(handed, inner_root, limits)
+        except Exception as exc:  # one student's zip must not cost the others
+            handed.problems.append(("zip", f"cannot unpack ({type(exc).__name__})"))
     keys = _assign_keys(students)
     jobs: list[Job] = []
     for ident in sorted(students, key=lambda i: keys[i]):
@@ -616,6 +661,21 @@ class Job:
     display: str = ""  # the name as the LMS gave it, non-ASCII kept
     beside: tuple[Path, ...] = ()  # other regular files the student handed in, for the tampering scan
     folder: Path | None = None  # what ``beside`` is relative to: the student's folder, or the flat root
+    # The files of ``beside`` that sit in the notebook's own folder (or below it), each with
+    # its path relative to the notebook: what grading puts next to it, as nbgrader does.
+    alongside: tuple[tuple[Path, PurePosixPath], ...] = ()
+
+
+def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
+    """(file, path relative to ``notebook``) for the files handed in next to it or below it."""
+    here, out = notebook.parent, []
+    for path in handed.beside:
+        if path in handed.flat:  # a flat LMS entry: only beside a flat notebook, by its own name
+            if notebook.parent == path.parent:
+                out.append((path, PurePosixPath(lms_file_name(path.name))))
+        elif path.is_relative_to(here):
+            out.append((path, PurePosixPath(path.relative_to(here).as_posix())))
+    return tuple(out)
 
 
 def _grade_ids(path: Path) -> set[str] | None:
@@ -667,7 +727,7 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
         if path is None:
             jobs.append(Job(student, stem, None, Status.UNREADABLE, [f"{shown}: {how}", *notes], display, beside, folder))
             continue
-        job = Job(student, stem, path, display=display, beside=beside, folder=folder)
+        job = Job(student, stem, path, display=display, beside=beside, folder=folder, alongside=_alongside(path, handed))
         if rank > 0:
             job.notes.append(f"matched {path.name} {how}")
         for _, other, other_name, why in found[1:]:

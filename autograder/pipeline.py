@@ -28,6 +28,7 @@ from typing import Any
 import nbformat
 from nbformat.v4 import new_output
 
+from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
@@ -261,10 +262,14 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     # Execution and re-verification are independent, so they run at the same time,
     # each in its own fresh sandbox.
     scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
-    prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+    beside = _beside_dir(ctx, job)
     verdicts: dict[str, Verdict] = {}
     to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
     try:
+        course_modules = frozenset(p.name.split(".")[0] for p in ctx.support)
+        handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules)
+        result.notes.extend(handed.notes())
+        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
         with ThreadPoolExecutor(max_workers=1) as side:
             t0 = time.monotonic()
             pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds, secret) if to_verify else None
@@ -275,6 +280,7 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
         result.execute_seconds = run.seconds
     finally:
         remove_tree(scratch)
+        remove_tree(beside)
 
     executed = run.notebook if run.notebook is not None else graded
     not_run = _not_run(executed, run)
@@ -299,6 +305,11 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     result.max_score = sum(o.max_score for o in outcomes)
     result.score = sum(o.score for o in outcomes) if decision.scored else None
     result.notebook = executed if run.notebook is not None and decision.scored else None
+
+
+def _beside_dir(ctx: GradingContext, job: Job) -> Path:
+    """The job's files handed in beside the notebook, prepared once for all its sandboxes."""
+    return ctx.scratch_root / f"{job.student}__{job.assignment}__beside"
 
 
 def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[int]]:
@@ -327,7 +338,7 @@ def _reverify(
 
     def once(todo: list[Any], attempt: int) -> dict[str, Verdict]:
         scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify{attempt}"
-        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections)
+        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=_beside_dir(ctx, job))
         try:
             return reverify(
                 graded, todo, seeds={ex.name: tuple(sorted(per_exercise[ex.name])) for ex in todo},

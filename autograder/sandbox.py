@@ -47,6 +47,7 @@ __all__ = [
     "detect_protections",
     "drop_privileges",
     "enter_jail",
+    "fill_work",
     "jail_env",
     "remove_tree",
     "sandbox_argv",
@@ -323,6 +324,49 @@ def drop_privileges(limits: Limits, *, protections: Protections, uid: int | None
             keyrings.fresh_session()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def fill_work(beside: Path, work: Path, uid: int | None) -> int:
+    """Copy the files handed in beside the notebook (``beside``, the job's root-only folder
+    prepared by ``autograder.beside``) into the fresh ``work`` dir, owned by ``uid`` and
+    writable by it: the student's code may change its own copies, never the originals.
+
+    Runs as root before privileges are dropped, into a work dir no student code has
+    touched yet; still, nothing is followed (O_NOFOLLOW, O_EXCL). A file that does not
+    fit (the work dir is a size-capped tmpfs) is left out. Returns the files copied."""
+    if not beside.is_dir():
+        return 0
+    copied = 0
+    for dirpath, dirnames, filenames in os.walk(beside, followlinks=False):
+        here = work / Path(dirpath).relative_to(beside)
+        for name in sorted(dirnames):
+            try:
+                (here / name).mkdir(mode=0o755)
+                if uid is not None:
+                    os.chown(here / name, uid, uid, follow_symlinks=False)
+            except OSError:
+                dirnames.remove(name)  # its files have nowhere to go
+        for name in sorted(filenames):
+            target, created = here / name, False
+            try:
+                src = os.open(Path(dirpath) / name, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                    created = True
+                    try:
+                        while chunk := os.read(src, 1 << 20):
+                            os.write(dst, chunk)
+                        if uid is not None:
+                            os.fchown(dst, uid, uid)
+                    finally:
+                        os.close(dst)
+                finally:
+                    os.close(src)
+                copied += 1
+            except OSError:  # full, or not a file: the run goes on without it
+                if created:
+                    target.unlink(missing_ok=True)
+    return copied
 
 
 def jail_env(home: Path, pythonpath: list[str]) -> dict[str, str]:

@@ -155,7 +155,7 @@ def _child(
     limits: Limits,
     protections: Protections,
 ) -> None:
-    from autograder.sandbox import drop_privileges, sandbox_uid
+    from autograder.sandbox import drop_privileges, fill_work, sandbox_uid
 
     raw_cases = (jail / "verify" / "cases" / f"{index}.bin").read_bytes()
     uid = sandbox_uid(protections)
@@ -164,7 +164,13 @@ def _child(
     else:  # reduced protection (said so by the grader): the view only shadows on sys.path
         view = plan["items"][index]["view"]
         sys.path[:0] = [f"{view}/lib", view]
+    # The files handed in beside the notebook, in this child's fresh work dir (as in the kernel's).
+    fill_work(jail / "beside", jail / "work", uid)
     os.chdir(jail / "work")
+    # The kernel imports from its cwd; here the work dir comes last, so nothing in it can
+    # stand in for an installed module or the view over course_lib.
+    if str(jail / "work") not in sys.path:
+        sys.path.append(str(jail / "work"))
     drop_privileges(limits, protections=protections, uid=uid)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     devnull = os.open(os.devnull, os.O_RDWR)
