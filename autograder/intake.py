@@ -575,6 +575,31 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
     return dict(students.values())
 
 
+def _add_batches(root: Path, students: dict[Identity, _Handed], batches_root: Path, limits: IntakeLimits) -> None:
+    """A zip at the top of a submissions folder that belongs to no student is another LMS
+    download (a late batch, say): its students are graded with the others, never dropped."""
+    for entry in sorted(root.iterdir()):
+        if not entry.name.lower().endswith(".zip") or identify(entry.name, folder=False) is not None:
+            continue
+        try:
+            if not stat.S_ISREG(entry.lstat().st_mode):
+                continue
+            target = batches_root / hashlib.sha256(entry.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            problems = _unpack(entry, target, limits)
+            batch = _handed_in(target, problems)
+        except Exception as exc:  # an unreadable batch is said, and costs nobody else
+            log.warning("intake: %s at the top of the submissions could not be unpacked (%s)", entry.name, type(exc).__name__)
+            continue
+        log.warning("intake: %s at the top of the submissions holds %d students; graded with the others", entry.name, len(batch))
+        for ident, handed in batch.items():
+            if ident in students:  # the same student in both: everything is considered
+                students[ident].notebooks.extend(handed.notebooks)
+                students[ident].beside.extend(handed.beside)
+                students[ident].problems.extend(handed.problems)
+            else:
+                students[ident] = handed
+
+
 def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = IntakeLimits()) -> list[Job]:
     """Every (student, assignment) pair, with the notebook to grade or a status.
 
@@ -592,6 +617,8 @@ def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: 
         raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
 
     students = _handed_in(root, zip_problems)
+    if submissions.is_dir():
+        _add_batches(root, students, Path(unpack_dir).with_name(Path(unpack_dir).name + "-batches"), limits)
     inner_root = Path(unpack_dir).with_name(Path(unpack_dir).name + "-inner")
     for handed in students.values():
         try:
