@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib
 import re
 import runpy
 import shlex
@@ -183,6 +184,7 @@ def _writefile(line: str, cell: str) -> None:
         raise ValueError("%%writefile needs a file name")
     with open(Path(names[0]).expanduser(), "a" if append else "w", encoding="utf-8") as file:
         file.write(cell)
+    importlib.invalidate_caches()  # the next cell may import it at once
 
 
 def _run_file(executor: Executor, line: str) -> None:
