@@ -60,8 +60,8 @@ OPTIONAL_POOL_FRACTION = 0.25
 NEEDED_CELL_RESERVE = 10.0
 NEEDED_CELL_RESERVE_SHARE = 0.25
 
-# Calls that can bind names we cannot see statically: a cell using them is needed
-# whenever anything is needed (conservative: better a full time box than a NameError).
+# Calls that can bind names we cannot see statically: a cell using them is always
+# needed (conservative: better a full time box than a NameError).
 _OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "setattr", "__import__", "vars", "locals"})
 
 

@@ -32,6 +32,7 @@ import os
 import re
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -57,6 +58,7 @@ __all__ = ["main", "MAX_REPORT", "REPORT_MARGIN", "exercise_seconds"]
 
 MAX_REPORT = 64 * 1024**2  # bytes one child may send back
 REPORT_MARGIN = 1.0  # seconds of an exercise kept for sending the report
+WORK_COPY_BYTES = 64 * 1024**2  # files of the job's work folder copied into each child's
 WATCHDOG_GRACE = 1.5  # a boxed cell still running this long after its box is killed from outside
 _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
@@ -134,7 +136,34 @@ def _isolate(item: dict, index: int, course_lib: str, jail: Path, uid: int | Non
     # The work folder belongs to the uid the student's code will run as (the sandbox's
     # leased uid), so an honest np.save("w.npy") works as it did in the notebook.
     owner = f",uid={uid},gid={uid}" if uid is not None and os.geteuid() == 0 else ""
+    original = os.open(str(jail / "work"), os.O_PATH | os.O_DIRECTORY)
     _mount("tmpfs", str(jail / "work"), "tmpfs", _MS_NOSUID | _MS_NODEV, f"size=256m,mode=0700{owner}")
+    _copy_work(f"/proc/self/fd/{original}", jail / "work", uid)
+    os.close(original)
+
+
+def _copy_work(source: str, target: Path, uid: int | None) -> None:
+    """The job's work folder as the notebook found it (files handed in beside it), into
+    the child's fresh one: regular files and folders only, at most WORK_COPY_BYTES."""
+    budget = WORK_COPY_BYTES
+    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
+        relative = os.path.relpath(dirpath, source)
+        here = target if relative == "." else target / relative
+        for name in dirnames:
+            if not os.path.islink(os.path.join(dirpath, name)):
+                (here / name).mkdir(exist_ok=True)
+                if uid is not None:
+                    os.chown(here / name, uid, uid)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > budget:
+                continue
+            budget -= info.st_size
+            with open(path, "rb") as src, open(here / name, "wb") as dst:
+                dst.write(src.read(info.st_size))
+            if uid is not None:
+                os.chown(here / name, uid, uid)
 
 
 def _mounts_under(top: str) -> list[tuple[str, bool]]:
@@ -171,6 +200,7 @@ def _child(
         view = plan["items"][index]["view"]
         sys.path[:0] = [f"{view}/lib", view]
     os.chdir(jail / "work")
+    sys.path.insert(0, "")  # the work folder, as in the kernel: `%%writefile m.py` then `import m`
     drop_privileges(limits, protections=protections, uid=uid)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -266,6 +296,7 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
     run = _Run(bytearray(), [], "ok")
     pending, open_fds = b"", {report_r, progress_r}
     box_end: float | None = None
+    begun: set[int] = set()  # each cell begins once per run: a repeated "B" is student code's
     while open_fds:
         now = time.monotonic()
         limit = min(deadline, box_end) if box_end is not None else deadline
@@ -293,8 +324,9 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
                 if match is None:
                     continue
                 kind, number = match.group(1), match.group(2)
-                if kind == b"B" and number is not None:
+                if kind == b"B" and number is not None and int(number) not in begun:
                     run.cell = int(number)
+                    begun.add(run.cell)
                     box_end = time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE if run.cell in optional else None
                 elif kind in (b"E", b"T", b"C"):
                     run.cell, box_end = None, None

@@ -445,3 +445,21 @@ def test_each_exercise_gets_at_least_the_cell_timeout() -> None:
 
     assert exercise_seconds(Limits(cell_timeout=20.0, verify_timeout=10.0)) == 20.0
     assert exercise_seconds(Limits(cell_timeout=5.0, verify_timeout=10.0)) == 10.0
+
+
+def test_the_template_blames_the_cell_that_ran_not_a_repeated_begin_line() -> None:
+    import os
+
+    from autograder.verify_jail import _watch
+
+    report_r, report_w = os.pipe()
+    progress_r, progress_w = os.pipe()
+    os.write(progress_w, b"B 1\nE 1\nB 2\nB 1\n")  # cell 2 forges "setup began", then exits
+    os.close(report_w)
+    os.close(progress_w)
+    try:
+        run = _watch(0, report_r, progress_r, time.monotonic() + 5.0, optional={2})
+    finally:
+        os.close(report_r)
+        os.close(progress_r)
+    assert (run.status, run.cell) == ("ok", 2)
