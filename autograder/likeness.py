@@ -44,7 +44,15 @@ def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
 
 
 def normalized(source: str, name: str) -> str | None:
-    """A canonical dump of the top-level function ``name`` in ``source``, or None."""
+    """A canonical dump of the top-level function ``name`` in ``source``, or None (also
+    when the code is too deep for the recursive walk: no likeness, never an error)."""
+    try:
+        return _normalized(source, name)
+    except (RecursionError, MemoryError):
+        return None
+
+
+def _normalized(source: str, name: str) -> str | None:
     try:
         tree = ast.parse(textwrap.dedent(source))
     except (SyntaxError, ValueError):

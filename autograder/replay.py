@@ -7,9 +7,15 @@ other needed cells (names defined/used per cell, by ``ast``). Needed cells get t
 time of the exercise; any other cell (a student's long experiment, a plot) runs in a
 short time box and, once it has timed out, is skipped for the next exercises.
 
+The canonical setup cell always runs first (also before cells a student inserted
+above it): student code can never make it fail. A top-level statement that changes a
+name (``xs.append(...)``, ``d[k] = v``, ``n += 1``) defines it as an assignment does.
+
 Child side (inside the jail, as ``nobody``): ``run_cells`` executes the plan the way
-the kernel would — IPython syntax through ``TransformerManager``, an inert
-``get_ipython()``, a cell that raises is recorded and the replay goes on.
+the kernel would (``autograder.replay_shell``): IPython syntax through
+``TransformerManager``, statement by statement, magics that run the student's Python
+(``%%time`` ...) run it, other magics are inert; a cell that raises is recorded and
+the replay goes on.
 """
 
 from __future__ import annotations
@@ -24,14 +30,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autograder.replay_shell import BODY_MAGICS, Executor, ShellStub, strip_magic_options, transform
+
 __all__ = [
     "OPTIONAL_CELL_SECONDS",
     "OPTIONAL_POOL_FRACTION",
+    "NEEDED_CELL_RESERVE",
     "CellNames",
     "CellTimeout",
     "ReplayCell",
     "ShellStub",
     "cell_names",
+    "needed_cell_box",
     "replay_plan",
     "run_cells",
     "time_box",
@@ -43,12 +53,15 @@ OPTIONAL_CELL_SECONDS = 3.0
 # ... and all such cells of one exercise together at most this share of verify_timeout,
 # so that experiments never eat the time the answer's own cells and calls need.
 OPTIONAL_POOL_FRACTION = 0.25
-# A cell the answer needs may use at most this share of the time left, so that a cell
-# which defines the answer and then runs a long experiment still leaves time to call it.
-NEEDED_CELL_SHARE = 0.5
+# A cell the answer needs may use the time left but a reserve for calling the answer,
+# min(NEEDED_CELL_RESERVE, left * NEEDED_CELL_RESERVE_SHARE): a value answer from a
+# training run as long as the notebook allowed is still verified, and a cell which
+# defines the answer and then runs forever still leaves time to call it.
+NEEDED_CELL_RESERVE = 10.0
+NEEDED_CELL_RESERVE_SHARE = 0.25
 
-# Calls that can bind names we cannot see statically: a cell using them is needed
-# whenever anything is needed (conservative: better a full time box than a NameError).
+# Calls that can bind names we cannot see statically: a cell using them is always
+# needed (conservative: better a full time box than a NameError).
 _OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "setattr", "__import__", "vars", "locals"})
 
 
@@ -58,8 +71,10 @@ class CellNames:
 
     defines: frozenset[str]
     uses: frozenset[str]
-    opaque: bool = False  # star import or exec/globals(): may define anything
+    opaque: bool = False  # star import, exec/globals(), %run, %%writefile, too deep: may define anything
     error: str = ""  # the cell does not parse
+    changes: frozenset[str] = frozenset()  # names a top-level method call changes (xs.append(...))
+    imports: frozenset[str] = frozenset()  # names bound by an import (a module's method calls change nothing)
 
 
 @dataclass(frozen=True)
@@ -72,19 +87,23 @@ class ReplayCell:
     setup: bool = False  # the canonical setup cell: its failure is the grader's problem
 
 
-def transform(source: str) -> str:
-    """The Python the kernel would run for ``source`` (magics, ``!cmd``, ``x?``)."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
-
-
 class _Names(ast.NodeVisitor):
     def __init__(self) -> None:
         self.defines: set[str] = set()
         self.uses: set[str] = set()
+        self.changes: set[str] = set()
+        self.imports: set[str] = set()
         self.opaque = False
         self.depth = 0  # > 0 inside a function or class body
+
+    def merge(self, names: CellNames) -> None:
+        """Names of Python run by a magic of this cell (``%%time`` body, ``%time`` line)."""
+        if self.depth == 0:
+            self.defines |= names.defines
+            self.changes |= names.changes
+            self.imports |= names.imports
+        self.uses |= names.uses
+        self.opaque |= names.opaque or bool(names.error)
 
     def _bind(self, name: str) -> None:
         if self.depth == 0:
@@ -148,6 +167,7 @@ class _Names(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self._bind(alias.asname or alias.name.split(".")[0])
+            self.imports.add(alias.asname or alias.name.split(".")[0])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
@@ -155,38 +175,87 @@ class _Names(ast.NodeVisitor):
                 self.opaque = True
             else:
                 self._bind(alias.asname or alias.name)
+                self.imports.add(alias.asname or alias.name)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        # `results.append(x)`, `model.fit(X)`: a statement calling a method changes its object.
+        if self.depth == 0 and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute):
+            root: ast.expr = node.value.func
+            while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name) and root.id != "get_ipython":
+                self.changes.add(root.id)
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id in _OPAQUE_CALLS:
             self.opaque = True
+        magic = _magic_call(node)
+        if magic is not None:
+            kind, name, line, body = magic
+            if kind == "run_cell_magic" and name in BODY_MAGICS:
+                if name == "timeit":
+                    self.merge(cell_names(strip_magic_options(name, line)))
+                self.merge(cell_names(body))
+            elif kind == "run_line_magic" and name in BODY_MAGICS and name != "capture":
+                self.merge(cell_names(strip_magic_options(name, line)))
+            elif name in ("run", "writefile"):
+                self.opaque = True  # defines what a file defines / writes a module a later cell imports
         self.generic_visit(node)
 
 
+def _magic_call(node: ast.Call) -> tuple[str, str, str, str] | None:
+    """``get_ipython().run_cell_magic(name, line, body)`` / ``.run_line_magic(name, line)``
+    with literal arguments (what ``transform`` makes of ``%%name``/``%name``): (method, name, line, body)."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in ("run_cell_magic", "run_line_magic")):
+        return None
+    owner = func.value
+    if not (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "get_ipython"):
+        return None
+    args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if len(args) != len(node.args) or len(args) < 2:
+        return None
+    return func.attr, args[0], args[1], args[2] if len(args) > 2 else ""
+
+
 def cell_names(source: str) -> CellNames:
-    """What a cell defines and uses, after the IPython transform."""
+    """What a cell defines and uses, after the IPython transform. A cell too deep for
+    the recursive walk (``1+1+...`` a thousand times) is opaque: it may define anything."""
     try:
         tree = ast.parse(transform(source))
     except (SyntaxError, ValueError) as exc:
         return CellNames(frozenset(), frozenset(), error=f"{type(exc).__name__}: {exc}")
+    except (RecursionError, MemoryError):
+        return CellNames(frozenset(), frozenset(), opaque=True)
     names = _Names()
-    names.visit(tree)
-    return CellNames(frozenset(names.defines), frozenset(names.uses), names.opaque)
+    try:
+        names.visit(tree)
+    except RecursionError:
+        return CellNames(frozenset(), frozenset(), opaque=True)
+    return CellNames(
+        frozenset(names.defines), frozenset(names.uses), names.opaque,
+        changes=frozenset(names.changes), imports=frozenset(names.imports),
+    )  # fmt: skip
 
 
 def replay_plan(cells: Sequence[tuple[int, str]], *, target: str, setup_index: int | None) -> list[ReplayCell]:
     """The cells to replay for the exercise defining ``target``: ``cells`` are the code
-    cells before its first test cell, test cells already left out, in order."""
+    cells before its first test cell, test cells already left out, in order. The setup
+    cell comes first, then the others in notebook order."""
     analysed = [(index, source, cell_names(source)) for index, source in cells]
+    modules = frozenset().union(*(names.imports for _, _, names in analysed))
     wanted, needed = {target}, set()
-    # Backwards: a cell is needed when it defines something wanted after it; what it
-    # reads becomes wanted for the cells before it.
+    # Backwards: a cell is needed when it defines (or changes) something wanted after it;
+    # what it reads becomes wanted for the cells before it. A method call on a module
+    # (`np.random.seed`, `plt.plot`) does not make a cell needed.
     for index, _, names in reversed(analysed):
-        if index == setup_index or names.defines & wanted:
+        # An opaque cell may define anything, the target too: always needed.
+        if index == setup_index or names.opaque or (names.defines | (names.changes - modules)) & wanted:
             needed.add(index)
             wanted |= names.uses
-    if needed - {setup_index}:
-        needed |= {index for index, _, names in analysed if names.opaque}
-    return [ReplayCell(i, s, i in needed, i == setup_index) for i, s, _ in analysed]
+    plan = [ReplayCell(i, s, i in needed, i == setup_index) for i, s, _ in analysed]
+    return sorted(plan, key=lambda cell: not cell.setup)  # stable: the rest keep their order
 
 
 # ---------------------------------------------------------------- inside the child
@@ -194,20 +263,6 @@ def replay_plan(cells: Sequence[tuple[int, str]], *, target: str, setup_index: i
 
 class CellTimeout(BaseException):
     """Raised by SIGALRM inside a cell or call that ran out of its time box."""
-
-
-class ShellStub:
-    """``get_ipython()`` outside IPython: magics, ``!`` commands and hooks are accepted
-    and do nothing (``%matplotlib inline`` must not fail, ``!rm -rf`` must not run)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return ShellStub()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return ShellStub()
-
-    def __bool__(self) -> bool:
-        return False
 
 
 def _alarm(signum: int, frame: Any) -> None:
@@ -235,7 +290,8 @@ def fresh_namespace() -> dict[str, Any]:
     module = types.ModuleType("__main__")
     sys.modules["__main__"] = module
     namespace = module.__dict__
-    namespace.update(__builtins__=builtins, get_ipython=ShellStub(), display=lambda *a, **k: None)
+    shell = ShellStub()  # inert until run_cells gives it an executor
+    namespace.update(__builtins__=builtins, get_ipython=lambda: shell, display=lambda *a, **k: None)
     return namespace
 
 
@@ -257,39 +313,62 @@ def run_cells(
 
     ``skip``: cells that ran out of their time box (or stopped the whole process) for an
     earlier exercise: skipped where this exercise's answer does not need them, run again
-    where it does."""
+    where it does. ``withheld``: a statement calling a withheld reference is left and
+    the cell goes on (see ``replay_shell``); after the replay such calls raise again."""
     issues: list[Issue] = []
-    for cell in plan:
-        if cell.index in skip and not cell.needed:
-            issues.append((cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise"))
-            continue
-        left = deadline - time.monotonic()
-        box = left * NEEDED_CELL_SHARE if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
-        if box <= 0.01:
-            issues.append((cell.index, "skipped", "skipped: no time was left for cells the answer does not use"))
-            continue
-        progress(f"B {cell.index}")
-        start = time.monotonic()
-        try:
-            code = compile(transform(cell.source), f"<cell {cell.index}>", "exec")
-            with time_box(box):
-                exec(code, namespace)
-        except CellTimeout:
-            progress(f"T {cell.index}")
-            issues.append((cell.index, "timed out", f"stopped after {box:.1f} s"))
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt and withheld references too
-            message = f"{type(exc).__name__}: {exc}"[:300]
-            if cell.setup:
-                return issues, message
-            if withheld is not None and isinstance(exc, withheld):
-                message = f"called a withheld reference: {exc}"[:300]
-            issues.append((cell.index, "raised", message))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        if not cell.needed:
-            pool -= time.monotonic() - start
-        progress(f"E {cell.index}")
+    executor = Executor(namespace, withheld)
+    shell = ShellStub(executor)
+    namespace["get_ipython"] = lambda: shell
+    try:
+        for cell in plan:
+            if cell.index in skip and not cell.needed:
+                issues.append((cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise"))
+                continue
+            left = deadline - time.monotonic()
+            box = needed_cell_box(left) if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
+            if box <= 0.01:
+                issues.append((cell.index, "skipped", "skipped: no time was left for cells the answer does not use"))
+                continue
+            progress(f"B {cell.index}")
+            start = time.monotonic()
+            issue, setup_error = _run_one(cell, executor, box, progress)
+            if setup_error:
+                return issues, setup_error
+            if issue is not None:
+                issues.append(issue)
+            if not cell.needed:
+                pool -= time.monotonic() - start
+            progress(f"E {cell.index}")
+    finally:
+        executor.withheld = None  # the answer's own calls: a withheld reference raises
     return issues, ""
+
+
+def needed_cell_box(left: float) -> float:
+    """Seconds a needed cell may run when ``left`` seconds of the exercise are left."""
+    return left - min(NEEDED_CELL_RESERVE, left * NEEDED_CELL_RESERVE_SHARE)
+
+
+def _run_one(cell: ReplayCell, executor: Executor, box: float, progress: Callable[[str], None]) -> tuple[Issue | None, str]:
+    """Run one cell in its time box: (its issue or None, the setup cell's failure or "")."""
+    executor.withheld_note = ""
+    try:
+        with time_box(box):
+            executor.run(cell.source, f"<cell {cell.index}>")
+    except CellTimeout:
+        progress(f"T {cell.index}")
+        return (cell.index, "timed out", f"stopped after {box:.1f} s"), ""
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too
+        message = f"{type(exc).__name__}: {exc}"[:300]
+        if cell.setup:
+            return None, message
+        return (cell.index, "raised", message), ""
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    if executor.withheld_note:
+        note = f"a statement called a withheld reference (left out; the rest of the cell ran): {executor.withheld_note}"
+        return (cell.index, "raised", note[:300]), ""
+    return None, ""
 
 
 def evidence_writer(fd: int) -> Callable[[str], None]:

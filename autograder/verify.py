@@ -44,6 +44,7 @@ from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_argv
+from autograder.verify_jail import exercise_seconds
 from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
 
 START_SECONDS = 30.0  # the sandbox's own start (namespaces, imports), on top of the exercises' time
 _SEED = re.compile(r"seed\s*=\s*(\d+)")
+_BEGUN = re.compile(r"B \d{1,6}")  # progress line: a cell began
 _MAX_MESSAGE = 500
 
 
@@ -209,7 +211,7 @@ def _run_sandbox(
     ]  # fmt: skip
     base = Path(JAIL_DIR) if protections.namespaces else scratch
     env = jail_env(base / "work", [str(base / "lib")])
-    budget = limits.verify_timeout * len(items) + START_SECONDS
+    budget = exercise_seconds(limits) * len(items) + START_SECONDS
     proc = subprocess.Popen(
         sandbox_argv("autograder.verify_jail", args, protections),
         stdout=subprocess.PIPE,
@@ -264,7 +266,13 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
     if frame is None:
         return _problem(item, VerifyProblem.NO_REPORT, "the re-verification process did not report")
     lines = [str(x) for x in frame.get("lines", []) if isinstance(x, str)]
-    infra = next((line[2:] for line in lines if line.startswith("X ")), "")
+    setup = next((c.index for c in item.cells if c.setup), None)
+    # The setup cell runs first: once a student cell has begun (its "B" line is written
+    # before its code runs), any setup failure, setup "B" line or grader "X" line after
+    # it may be the student's own writing, never the grader's word.
+    began = [int(line[2:]) for line in lines if _BEGUN.fullmatch(line)]
+    student_began = [i for i in began if i != setup]
+    infra = "" if student_began else next((line[2:] for line in lines if line.startswith("X ")), "")
     try:
         frames = _frames(base64.b64decode(frame.get("report", "")))
     except (ValueError, TypeError):
@@ -283,7 +291,8 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
             )
     status = str(frame.get("status", "no report"))
     stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
-    setup = next((c.index for c in item.cells if c.setup), None)
+    if stuck is not None and stuck == setup and student_began:
+        stuck = student_began[-1]  # a forged "B <setup>": the student's cell was the one running
     if stuck is not None and stuck != setup:
         issues[stuck] = (
             CellIssue(stuck, "timed out", f"did not finish within the {float(frame.get('seconds', 0)):.0f} s of this exercise")
@@ -292,14 +301,14 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
         )
     cell_issues = tuple(issues[i] for i in sorted(issues))
     kinds = {f["k"]: f for f in frames}
-    if "setup" in kinds:
+    if "setup" in kinds and not student_began:
         return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell failed: {kinds['setup'].get('msg', '')}")
     if stuck is not None and stuck == setup:
         return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell did not finish ({status})")
     if "defined" not in kinds:
         # Once a student cell has started, a missing report is the student's code (it can
         # exit the process or hang); before that, it is the grader's.
-        started = [int(line[2:]) for line in lines if re.fullmatch(r"B \d{1,6}", line) and int(line[2:]) != setup]
+        started = student_began
         if started or cell_issues:
             last = stuck if stuck is not None else (started[-1] if started else cell_issues[-1].index)
             message = f"{ex.name} could not be re-verified: the replay of the notebook stopped at cell {last}"
@@ -310,6 +319,15 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
     if not kinds["defined"].get("ok"):
         where = next((c for c in item.cells if c.needed and not c.setup), None)
         hint = f" (its answer cell is cell {where.index})" if where is not None else ""
+        needed = {c.index for c in item.cells if c.needed}
+        cut = next((i for i in cell_issues if i.kind == "timed out" and i.index in needed), None)
+        if cut is not None:
+            detail = (
+                f"`{ex.name}` was not defined because cell {cut.index}, which the answer needs, timed out "
+                f"in the re-verification ({cut.message}): make that cell faster, or move long experiments "
+                f"into a cell of their own."
+            )
+            return _problem(item, VerifyProblem.NOT_DEFINED, detail, cell_issues=cell_issues)
         detail = (
             f"`{ex.name}` is not defined after the cells before its test ran{hint}: define it at the top level "
             f"of its answer cell and make sure that cell runs without an error."

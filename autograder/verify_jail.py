@@ -32,6 +32,7 @@ import os
 import re
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -53,7 +54,7 @@ from autograder.replay import (
 from autograder.sandbox import Limits, Protections
 from autograder.views import EVIDENCE_FD
 
-__all__ = ["main", "MAX_REPORT", "REPORT_MARGIN"]
+__all__ = ["main", "MAX_REPORT", "REPORT_MARGIN", "exercise_seconds"]
 
 MAX_REPORT = 64 * 1024**2  # bytes one child may send back
 REPORT_MARGIN = 1.0  # seconds of an exercise kept for sending the report
@@ -62,6 +63,12 @@ _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 _PROGRESS = re.compile(rb"^([BETC])(?: (\d{1,6}))?$")
+
+
+def exercise_seconds(limits: Limits) -> float:
+    """Wall time of one exercise's re-verification: at least what the notebook gave a
+    cell, so a value answer from a run the notebook allowed can be replayed."""
+    return max(limits.verify_timeout, limits.cell_timeout)
 
 
 def _libc() -> Any:
@@ -228,7 +235,7 @@ def _replay_and_call(item: dict, raw_cases: bytes, *, skip: set[int], deadline: 
                 value = answer(*copy.deepcopy(tuple(args)), **copy.deepcopy(kwargs))
             out = _sendable(value)
         except CellTimeout:
-            out = ["err", f"did not return within the {limits.verify_timeout:.0f} s of this exercise"]
+            out = ["err", f"did not return within the {exercise_seconds(limits):.0f} s of this exercise"]
         except refused as exc:
             out = ["err", f"called a withheld reference: {exc}"[:300]]
         except BaseException as exc:
@@ -266,6 +273,7 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
     run = _Run(bytearray(), [], "ok")
     pending, open_fds = b"", {report_r, progress_r}
     box_end: float | None = None
+    begun: set[int] = set()  # each cell begins once per run: a repeated "B" is student code's
     while open_fds:
         now = time.monotonic()
         limit = min(deadline, box_end) if box_end is not None else deadline
@@ -293,8 +301,9 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
                 if match is None:
                     continue
                 kind, number = match.group(1), match.group(2)
-                if kind == b"B" and number is not None:
+                if kind == b"B" and number is not None and int(number) not in begun:
                     run.cell = int(number)
+                    begun.add(run.cell)
                     box_end = time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE if run.cell in optional else None
                 elif kind in (b"E", b"T", b"C"):
                     run.cell, box_end = None, None
@@ -369,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     skip: set[int] = set()  # cells that ran out of their time box or stopped the process
     for index, item in enumerate(plan["items"]):
         start = time.monotonic()
-        deadline = start + limits.verify_timeout - REPORT_MARGIN
+        deadline = start + exercise_seconds(limits) - REPORT_MARGIN
         optional = {c["index"] for c in item["cells"] if not c["needed"]}
         killed: list[int] = []  # ignored its time box: the watchdog killed the process
         crashed: list[int] = []  # ended the process itself (os._exit, a crash, a signal)
@@ -386,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         for line in run.lines:
             match = _PROGRESS.match(line.encode())
-            if match and match.group(1) == b"T" and match.group(2) is not None:
+            # Only a cell this answer did not need is skipped later (where it is not needed
+            # either, see run_cells): a needed cell cut here says nothing about the next one.
+            if match and match.group(1) == b"T" and match.group(2) is not None and int(match.group(2)) in optional:
                 skip.add(int(match.group(2)))
         send({
             "name": item["name"],

@@ -218,6 +218,8 @@ def test_a_long_experiment_costs_at_most_its_time_box(tmp_path: Path, experiment
     print(f"{len(TINY)} exercises: {baseline:.1f} s without the experiment, {seconds:.1f} s with it")
     assert all(_all(v, SeedResult.PASSED) for v in verdicts.values()), verdicts
     kinds = [[i.kind for i in verdicts[e.name].cell_issues] for e in TINY]
+    # Either way the cell ran out of its time (stopped by its own box, or killed by the
+    # watchdog when it ignored the box) for the first exercise, and is left out after.
     assert kinds == [["timed out"], ["skipped"], ["skipped"]]
     assert seconds - baseline < 3.0 + 1.5 + 6.0  # box + watchdog grace + one restart, on a loaded machine
     assert seconds < limits.verify_timeout * len(TINY) + 30
@@ -376,3 +378,92 @@ def test_assert_close_never_renders_a_generator_or_its_state() -> None:
     assert "Generator(" not in message and str(state["state"]["state"]) not in message
     with pytest.raises(AssertionError, match="got a random generator"):
         assert_close(rng, np.float64(1.0))
+
+
+# ---------------------------------------------------------------- the parent's reading of a child's report (in memory)
+
+
+def _report(*frames: dict) -> str:
+    import base64
+    import struct
+
+    from autograder import wire
+
+    data = b"".join(struct.pack(">I", len(d)) + d for d in (wire.dumps(f) for f in frames))
+    return base64.b64encode(data).decode()
+
+
+def _square_item(answer: str = "def square(x):\n    return x * x\n") -> "verify._Item":
+    from autograder.replay import ReplayCell
+
+    cells = [ReplayCell(1, "import numpy as np", True, setup=True), ReplayCell(2, answer, True)]
+    item = verify._Item(tiny_checks.SQUARE, (0,), frozenset({0}), cells)
+    item.cases = [(0, case) for case in tiny_checks.SQUARE.cases(0)]
+    return item
+
+
+def test_a_setup_frame_written_after_student_code_began_is_not_a_setup_failure() -> None:
+    frame = {"status": "ok", "cell": None, "lines": ["B 1", "E 1", "B 2", "E 2"], "report": _report({"k": "setup", "msg": "ImportError"})}
+    verdict = verify._verdict(_square_item(), frame)
+    assert verdict.problem is not VerifyProblem.SETUP_FAILED and verdict.problem is not VerifyProblem.NO_REPORT, verdict
+    assert _all(verdict, SeedResult.NOT_RUN) and "stopped at cell 2" in verdict.message
+
+
+def test_a_setup_frame_before_any_student_cell_is_the_graders() -> None:
+    frame = {"status": "ok", "cell": None, "lines": ["B 1"], "report": _report({"k": "setup", "msg": "ImportError: x"})}
+    assert verify._verdict(_square_item(), frame).problem is VerifyProblem.SETUP_FAILED
+
+
+def test_a_forged_setup_progress_line_blames_the_student_cell() -> None:
+    # "B 1" (the setup cell) written by cell 2, which then ended the process.
+    frame = {"status": "ok", "cell": 1, "lines": ["B 1", "E 1", "B 2", "B 1"], "report": ""}
+    verdict = verify._verdict(_square_item(), frame)
+    assert verdict.problem is None and _all(verdict, SeedResult.NOT_RUN), verdict
+    assert [(i.index, i.kind) for i in verdict.cell_issues] == [(2, "raised")]
+    stuck_in_setup = {"status": "timed out", "cell": 1, "lines": ["B 1"], "report": ""}
+    assert verify._verdict(_square_item(), stuck_in_setup).problem is VerifyProblem.SETUP_FAILED
+
+
+def test_a_grader_line_written_after_student_code_began_is_not_believed() -> None:
+    frame = {"status": "ok", "cell": None, "lines": ["B 1", "E 1", "B 2", "X OSError: forged"], "report": ""}
+    verdict = verify._verdict(_square_item(), frame)
+    assert verdict.problem is None and "forged" not in verdict.problem_detail
+
+
+def test_not_defined_because_a_needed_cell_timed_out_says_so() -> None:
+    frames = _report({"k": "issue", "i": 2, "kind": "timed out", "msg": "stopped after 7.5 s"}, {"k": "defined", "ok": False})
+    frame = {"status": "ok", "cell": None, "lines": ["B 1", "E 1", "B 2", "T 2", "E 2"], "report": frames}
+    verdict = verify._verdict(_square_item(), frame)
+    assert verdict.problem is VerifyProblem.NOT_DEFINED
+    assert "timed out" in verdict.problem_detail and "cell 2" in verdict.problem_detail
+
+
+def test_the_copied_check_survives_a_deep_expression() -> None:
+    chain = "+".join(["1"] * 1500)
+    item = _square_item(f"from tiny_refs import reference_square\ndef square(x):\n    if x is None:\n        y = {chain}\n    return reference_square(x)\n")
+    assert verify._copied_from(item) == ""  # no likeness, and no RecursionError
+
+
+def test_each_exercise_gets_at_least_the_cell_timeout() -> None:
+    from autograder.verify_jail import exercise_seconds
+
+    assert exercise_seconds(Limits(cell_timeout=20.0, verify_timeout=10.0)) == 20.0
+    assert exercise_seconds(Limits(cell_timeout=5.0, verify_timeout=10.0)) == 10.0
+
+
+def test_the_template_blames_the_cell_that_ran_not_a_repeated_begin_line() -> None:
+    import os
+
+    from autograder.verify_jail import _watch
+
+    report_r, report_w = os.pipe()
+    progress_r, progress_w = os.pipe()
+    os.write(progress_w, b"B 1\nE 1\nB 2\nB 1\n")  # cell 2 forges "setup began", then exits
+    os.close(report_w)
+    os.close(progress_w)
+    try:
+        run = _watch(0, report_r, progress_r, time.monotonic() + 5.0, optional={2})
+    finally:
+        os.close(report_r)
+        os.close(progress_r)
+    assert (run.status, run.cell) == ("ok", 2)
