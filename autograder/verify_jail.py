@@ -274,39 +274,73 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
     pending, open_fds = b"", {report_r, progress_r}
     box_end: float | None = None
     begun: set[int] = set()  # each cell begins once per run: a repeated "B" is student code's
-    while open_fds:
-        now = time.monotonic()
-        limit = min(deadline, box_end) if box_end is not None else deadline
-        if now >= limit:
-            run.status = "watchdog" if box_end is not None and now >= box_end and now < deadline else "timed out"
-            break
-        ready, _, _ = select.select(list(open_fds), [], [], limit - now)
-        for fd in ready:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                open_fds.discard(fd)
+    # The child's end, seen directly: a process the student left behind (double fork,
+    # setsid) may hold the pipes open, so their end-of-file may never come.
+    try:
+        exited: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        exited = None
+
+    def take(fd: int) -> bool:
+        """Read what ``fd`` has; False at its end (or when the report is too large)."""
+        nonlocal pending, box_end
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return False
+        if fd == report_r:
+            run.report += chunk
+            if len(run.report) > MAX_REPORT:
+                run.status = "too large"
+                return False
+            return True
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        pending = pending[-4096:]  # a line without an end is not a progress line
+        for line in complete[:10_000]:
+            run.lines.append(line[:300].decode(errors="replace"))
+            match = _PROGRESS.match(line)
+            if match is None:
                 continue
-            if fd == report_r:
-                run.report += chunk
-                if len(run.report) > MAX_REPORT:
-                    run.status = "too large"
-                    return run
-                continue
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            pending = pending[-4096:]  # a line without an end is not a progress line
-            for line in complete[:10_000]:
-                run.lines.append(line[:300].decode(errors="replace"))
-                match = _PROGRESS.match(line)
-                if match is None:
-                    continue
-                kind, number = match.group(1), match.group(2)
-                if kind == b"B" and number is not None and int(number) not in begun:
-                    run.cell = int(number)
-                    begun.add(run.cell)
-                    box_end = time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE if run.cell in optional else None
-                elif kind in (b"E", b"T", b"C"):
-                    run.cell, box_end = None, None
+            kind, number = match.group(1), match.group(2)
+            if kind == b"B" and number is not None and int(number) not in begun:
+                run.cell = int(number)
+                begun.add(run.cell)
+                box_end = time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE if run.cell in optional else None
+            elif kind in (b"E", b"T", b"C"):
+                run.cell, box_end = None, None
+        return True
+
+    try:
+        while open_fds:
+            now = time.monotonic()
+            limit = min(deadline, box_end) if box_end is not None else deadline
+            if now >= limit:
+                run.status = "watchdog" if box_end is not None and now >= box_end and now < deadline else "timed out"
+                break
+            watched = [*open_fds, *([exited] if exited is not None else [])]
+            ready, _, _ = select.select(watched, [], [], limit - now)
+            if exited is not None and exited in ready:
+                # The child is gone: what it wrote is in the pipes now; read it and stop
+                # (a bounded drain: whatever it left behind may still be writing).
+                drain_until = time.monotonic() + 0.5
+                while open_fds and time.monotonic() < drain_until:
+                    readable, _, _ = select.select(list(open_fds), [], [], 0)
+                    if not readable:
+                        break
+                    for fd in readable:
+                        if not take(fd):
+                            open_fds.discard(fd)
+                            if run.status == "too large":
+                                return run
+                break
+            for fd in ready:
+                if not take(fd):
+                    open_fds.discard(fd)
+                    if run.status == "too large":
+                        return run
+    finally:
+        if exited is not None:
+            os.close(exited)
     return run
 
 
