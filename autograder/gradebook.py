@@ -89,6 +89,10 @@ class Ledger:
         data["status"] = Status(result.status).value
         for e in data["exercises"]:
             e["outcome"] = e["outcome"].value if e["outcome"] is not None else None
+        # Evidence is stored as {kind, where, detail}: its cell index served the scoring only.
+        for items in (data["evidence"], *(e["evidence"] for e in data["exercises"])):
+            for item in items:
+                item.pop("cell", None)
         path = self.path(result.student, result.assignment)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -39,7 +39,6 @@ import nbformat
 import numpy as np
 
 from autograder import wire
-from autograder._verify_legacy import SETUP_FAILED, UNVERIFIABLE, VerifyItem, run_verification
 from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
@@ -47,15 +46,7 @@ from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_
 from autograder.verify_jail import exercise_seconds
 from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
-__all__ = [
-    "SETUP_FAILED",  # legacy, with run_verification/VerifyItem: removed once pipeline calls reverify
-    "UNVERIFIABLE",
-    "Verdict",
-    "VerifyItem",
-    "reverify",
-    "run_verification",
-    "test_seeds",
-]
+__all__ = ["Verdict", "reverify", "test_seeds"]
 
 START_SECONDS = 30.0  # the sandbox's own start (namespaces, imports), on top of the exercises' time
 _SEED = re.compile(r"seed\s*=\s*(\d+)")

@@ -273,12 +273,15 @@ COMM_FLOOD = (
 )
 
 
-def _watch_helper_rss(stop: threading.Event, peak: list[int]) -> None:
-    """From the host: the largest VmRSS of any `autograder.execute` process."""
+def _watch_helper_rss(stop: threading.Event, peak: list[int], scratch: Path) -> None:
+    """From the host: the largest VmRSS of this test's `autograder.execute` process (its
+    command line names the test's scratch; other tests may be grading at the same time)."""
+    mark = str(scratch).encode()
     while not stop.is_set():
         for proc in Path("/proc").iterdir():
             try:
-                if b"autograder.execute" not in (proc / "cmdline").read_bytes():
+                cmdline = (proc / "cmdline").read_bytes()
+                if b"autograder.execute" not in cmdline or mark not in cmdline:
                     continue
                 for line in (proc / "status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -291,7 +294,7 @@ def _watch_helper_rss(stop: threading.Event, peak: list[int]) -> None:
 @needs_full
 def test_comm_flood_cannot_grow_the_helper(tmp_path: Path) -> None:
     stop, peak = threading.Event(), [0]
-    watcher = threading.Thread(target=_watch_helper_rss, args=(stop, peak))
+    watcher = threading.Thread(target=_watch_helper_rss, args=(stop, peak, tmp_path))
     watcher.start()
     try:
         result = _run(tmp_path, "comms", [COMM_FLOOD])

@@ -95,7 +95,9 @@ def _unreachable(exercise) -> set[str]:
 
 
 def test_the_audit_covers_every_exercise() -> None:
-    assert sorted(AUDIT) == sorted(e.name for e in exercises()) and len(AUDIT) == 39
+    course = {p.stem for p in (Path(__file__).resolve().parents[2] / "solutions").glob("*.ipynb")}
+    # (the tiny test course may have registered exercises of its own in this process)
+    assert sorted(AUDIT) == sorted(e.name for e in exercises() if e.notebook in course) and len(AUDIT) == 39
 
 
 def _defined(dotted: str) -> str:
