@@ -75,7 +75,9 @@ class Limits:
     notebook_budget: float = 300.0  # wall clock for one notebook, then the hard kill
     output_bytes: int = 256 * 1024  # per cell, every message kind counted; the rest is cut
     verify_timeout: float = 30.0  # per exercise re-verification
-    tree_memory_bytes: int = 2 * 1024**3  # cgroup: every process of the sandbox together, tmpfs pages too
+    # cgroup: every process of the sandbox together, tmpfs pages too. Above memory_bytes, so a
+    # single process that allocates too much gets a MemoryError first, as in a notebook.
+    tree_memory_bytes: int = 4 * 1024**3
     tree_processes: int = 256  # cgroup: processes and threads of the sandbox together
     scratch_bytes: int = 256 * 1024**2  # the work directory (a tmpfs)
     tmp_bytes: int = 64 * 1024**2  # each of the jail's /tmp, /var/tmp, /dev/shm
