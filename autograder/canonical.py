@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import nbformat
 from nbformat.v4 import new_notebook
 
+from autograder import pyast
+
 __all__ = [
     "Canonicalized",
     "ParseBudget",
@@ -97,7 +99,7 @@ def _ast(text: str, budget: ParseBudget) -> ast.Module | None:
     budget.parses += 1
     budget.parse_bytes -= len(text)
     try:
-        return ast.parse(text)
+        return pyast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return None
 

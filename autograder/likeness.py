@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from autograder import pyast
+
 __all__ = ["normalized", "same_code"]
 
 
@@ -54,7 +56,7 @@ def normalized(source: str, name: str) -> str | None:
 
 def _normalized(source: str, name: str) -> str | None:
     try:
-        tree = ast.parse(textwrap.dedent(source))
+        tree = pyast.parse(textwrap.dedent(source))
     except (SyntaxError, ValueError):
         return None
     func = next(

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autograder import pyast
 from autograder.replay_shell import BODY_MAGICS, Executor, ShellStub, strip_magic_options, transform
 
 __all__ = [
@@ -223,7 +224,7 @@ def cell_names(source: str) -> CellNames:
     """What a cell defines and uses, after the IPython transform. A cell too deep for
     the recursive walk (``1+1+...`` a thousand times) is opaque: it may define anything."""
     try:
-        tree = ast.parse(transform(source))
+        tree = pyast.parse(transform(source))
     except (SyntaxError, ValueError) as exc:
         return CellNames(frozenset(), frozenset(), error=f"{type(exc).__name__}: {exc}")
     except (RecursionError, MemoryError):

@@ -44,6 +44,7 @@ from collections.abc import Collection, Sequence
 from enum import Enum
 from pathlib import Path, PurePath
 
+from autograder import pyast
 from autograder.canonical import ParseBudget, parse_cell
 from autograder.intake import lms_file_name
 from autograder.results import Evidence
@@ -877,7 +878,7 @@ def _code_after_options(line: str) -> list[str]:
     code = []
     for candidate in dict.fromkeys([" ".join(words[start:]), line.strip()]):
         try:
-            ast.parse(candidate)
+            pyast.parse(candidate)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         code.append(candidate)

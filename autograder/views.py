@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from autograder import pyast
+
 __all__ = [
     "EVIDENCE_FD",
     "View",
@@ -345,7 +347,7 @@ def _module_text(path: Path, module: str, build: _Build) -> str:
 
 def _raise_withheld(dotted: str, exercise: str) -> ast.stmt:
     call = f"raise __import__('course_lib.{_RUNTIME}', fromlist=['withheld']).withheld({dotted!r}, {exercise!r})"
-    return ast.parse(call).body[0]
+    return pyast.parse(call).body[0]
 
 
 def _guard(dotted: str, exercise: str) -> ast.stmt:
@@ -357,7 +359,7 @@ def _guard(dotted: str, exercise: str) -> ast.stmt:
         "(lambda g: str(g.get('__name__', '')).startswith('course_lib.') and "
         f"getattr({sys_}.modules.get(g.get('__name__')), '__dict__', None) is g)({sys_}._getframe(1).f_globals)"
     )
-    statement = ast.parse(f"if not {internal}:\n    pass").body[0]
+    statement = pyast.parse(f"if not {internal}:\n    pass").body[0]
     assert isinstance(statement, ast.If)
     statement.body = [_raise_withheld(dotted, exercise)]
     return statement
@@ -368,7 +370,7 @@ def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarde
     reduced to a stub that raises ``ReferenceWithheld``: signature kept, body and
     docstring gone; each function in ``guarded`` keeps its body but raises when called
     from outside course_lib. Raises ValueError when a name has no top-level definition."""
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     found: set[str] = set()
     for index, node in enumerate(tree.body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in guarded and node.name not in names:
@@ -379,7 +381,7 @@ def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarde
             found.add(node.name)
         elif isinstance(node, ast.ClassDef) and node.name in names:
             raise_stmt = _raise_withheld(names[node.name], exercise)
-            methods = ast.parse(
+            methods = pyast.parse(
                 "def __new__(cls, *args, **kwargs):\n    pass\n"
                 "def __init__(self, *args, **kwargs):\n    pass\n"
             ).body
@@ -449,7 +451,7 @@ def _reach(graph: dict[str, set[str]], start: Iterable[str]) -> set[str]:
 def withhold_plan(source: str, names: Mapping[str, str], module: str) -> WithholdPlan:
     """The functions of ``module`` (its ``source``) that a view withholding ``names``
     (name -> dotted name) withholds or guards, by the rule of the module docstring."""
-    graph, functions, classes, at_import = _top_level_graph(ast.parse(source))
+    graph, functions, classes, at_import = _top_level_graph(pyast.parse(source))
     withheld = dict(names)
     grown = True
     while grown:  # wrappers: functions that call a withheld function, to a fixed point
