@@ -112,22 +112,13 @@ def _statements(code: str) -> list[tuple[int, str]]:
     return [(start, "".join(lines[start - 1 : end])) for start, end in spans]
 
 
-class ShellStub:
+class ShellStub(_Inert):
     """``get_ipython()`` in the replay: runs the magics whose content is the student's
     Python (see the module docstring) through ``executor``; everything else is inert.
     Falsy, as before (it is not IPython)."""
 
     def __init__(self, executor: Executor | None = None) -> None:
         self._executor = executor
-
-    def __getattr__(self, name: str) -> Any:
-        return _Inert()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return _Inert()
-
-    def __bool__(self) -> bool:
-        return False
 
     def run_cell_magic(self, magic: str, line: str, cell: str) -> Any:
         """``%%magic line`` over ``cell``: the body runs for BODY_MAGICS, ``writefile`` writes."""
