@@ -72,9 +72,10 @@ def course(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _submission_scores(frame) -> dict[str, str]:
-    """{student id: "score / max"} as the Manage Submissions table shows them."""
+    """{student id: "score / max"} as the Manage Submissions table shows them, once its
+    script has filled the table (it sets ``models.loaded`` last)."""
+    frame.wait_for_function("() => window.models !== undefined && window.models.loaded === true")
     rows = frame.locator("tr:has(td.student-id)")
-    rows.nth(len(STUDENTS) - 1).wait_for()
     return {rows.nth(i).locator("td.student-id").inner_text().strip(): rows.nth(i).locator("td.score").inner_text().strip()
             for i in range(rows.count())}  # fmt: skip
 
@@ -90,7 +91,7 @@ def _save(page, field, value: str) -> dict:
 
 
 def _grade_in_formgrader(chromium: str, lab) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
@@ -110,7 +111,7 @@ def _grade_in_formgrader(chromium: str, lab) -> None:
             # Manage Submissions does not link from Manage Assignments here: its "# Submissions" counts
             # submitted/ folders, which our grader does not write (see the report); the URL is formgrader's own.
             frame.goto(f"{lab.base_url}/formgrader/manage_submissions/{STEM}")
-            before = _submission_scores(panel)
+            before = _submission_scores(frame)
             page.screenshot(path=str(OUTPUT_DIR / "submissions.png"))
             assert before == {s: _shown(EXPECTED_SCORES[s]) for s in STUDENTS}
 
@@ -118,8 +119,10 @@ def _grade_in_formgrader(chromium: str, lab) -> None:
             panel.locator(f"tr:has(td.student-id:text-is('{STUDENT}')) td.student-name a").click()
             panel.locator("td a", has_text=STEM).click()
             manual = panel.locator(f"input.score#{MANUAL_CELL}")
-            manual.wait_for()
-            assert manual.get_attribute("placeholder") == f"{AUTO_SCORE:g}" and manual.input_value() == ""
+            # Formgrader's script shows the auto score as the field's placeholder once it has
+            # loaded the grades and bound its save handlers: typing before that saves nothing.
+            expect(manual).to_have_attribute("placeholder", f"{AUTO_SCORE:g}", timeout=TIMEOUT_MS)
+            assert manual.input_value() == "", "a manual score was there before the test entered one"
             manual.scroll_into_view_if_needed()
             saved = _save(page, manual, f"{MANUAL_SCORE:g}")
             assert (saved["name"], saved["student"], saved["manual_score"], saved["auto_score"]) == (
@@ -132,7 +135,7 @@ def _grade_in_formgrader(chromium: str, lab) -> None:
             page.screenshot(path=str(OUTPUT_DIR / "grading_view.png"))
 
             frame.goto(f"{lab.base_url}/formgrader/manage_submissions/{STEM}")
-            after = _submission_scores(panel)
+            after = _submission_scores(frame)
             page.screenshot(path=str(OUTPUT_DIR / "submissions_after.png"))
             assert after == {**before, STUDENT: _shown(NEW_TOTAL)}
         finally:
