@@ -144,6 +144,7 @@ def test_a_concurrent_insert_of_the_same_student_is_absorbed(pg_url, monkeypatch
     assert _rows(pg_url, "SELECT count(*) FROM submitted_assignment") == [(1,)]
 
 
+@pytest.mark.slow
 def test_a_grader_waits_for_the_database_lock_before_installing(tiny_solutions, pg_url, tmp_path) -> None:
     """The lock is the database's, so a grader with its own run folder (another machine)
     waits for it: while the test holds it, the grader creates no table."""
