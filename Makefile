@@ -18,7 +18,7 @@ HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv demo test test-fast lab release student-bundle bench browser clean
+.PHONY: venv demo test test-fast lab release student-bundle bench browser services clean
 
 venv: $(STAMP)
 
@@ -42,12 +42,25 @@ browser:
 	      || echo "warning: could not install chromium; browser tests will skip"; \
 	  else echo "note: chromium missing and apt-get unavailable; browser tests will skip"; fi; }
 
+# Debian's PostgreSQL (the `postgres` tests start a private server from its binaries)
+# and iproute2, each installed only when missing; as for Chromium, the tests that need
+# them skip with the reason where apt is unavailable.
+PG_BIN = $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) $(shell command -v pg_ctl 2>/dev/null))
+services:
+	@missing=$$(echo $(if $(PG_BIN),,postgresql) $$(command -v ip >/dev/null 2>&1 || echo iproute2)); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install $$missing; the postgres tests will skip"; \
+	  else echo "note: $$missing missing and apt-get unavailable (or not root); the postgres tests will skip"; fi; \
+	fi
+
 demo: venv
 	$(BIN)/python -m autograder demo
 
 # pytest-xdist runs one worker per core; each worker's torch and BLAS get one thread
 # so that workers do not fight over the cores (the benchmarks set threads themselves).
-test: venv browser
+test: venv browser services
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 
 test-fast: venv

@@ -5,6 +5,10 @@ A course directory is what nbgrader expects (``source/``, ``release/``,
 gradebook). ``release`` builds a throw-away one; ``grade`` keeps one in the run
 folder (``course_run/`` by default) so that nbgrader's own tools (formgrader,
 ``nbgrader export``) work on it too.
+
+The gradebook is SQLite in the course directory unless a URL says otherwise. A
+SQLite gradebook on a network file system is refused before anything is created:
+SQLite's locking is not reliable there (nbgrader issue #1854 left a 0-byte database).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from autograder.dblock import database_lock
+from autograder.mounts import check_sqlite_location
 
 __all__ = [
     "CONFIG_DIR",
@@ -43,6 +50,7 @@ class CourseDir:
     def at(cls, root: Path, *, db_url: str | None = None) -> CourseDir:
         root = Path(root).resolve()
         url = db_url or os.environ.get("AUTOGRADER_DB_URL") or f"sqlite:///{root / 'gradebook.db'}"
+        check_sqlite_location(url)  # before nbgrader creates the file
         return cls(root=root, db_url=url)
 
     def source(self, stem: str) -> Path:
@@ -76,7 +84,10 @@ class CourseDir:
             shutil.copyfile(path, self.source(stem))
             changed.append(stem)
         if changed:
-            run_nbgrader(self, ["generate_assignment", *changed])
+            # Graders on several machines sharing a PostgreSQL gradebook each install their
+            # course: one at a time, or two would create the same tables and rows at once.
+            with database_lock(self.db_url):
+                run_nbgrader(self, ["generate_assignment", *changed])
             for stem in changed:
                 (self.root / "source" / stem / _DIGEST_FILE).write_text(source_digest(solutions[stem]))
         return changed

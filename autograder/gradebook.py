@@ -18,8 +18,11 @@ Ledger record (JSON, ``sort_keys``)::
 Records written before outcomes existed (no ``outcome``, a ``flags`` list) still read:
 ``outcome`` is None (shown as "—"), nothing is inferred from the old prose.
 
-Every merge holds ``GradebookLock`` (an flock on a file beside the ledger, plus a
-thread lock), so two graders running at once cannot lose each other's updates.
+Every merge holds ``GradebookLock`` (a thread lock, an flock on a file beside the
+ledger and, for a PostgreSQL gradebook that graders on several machines may share, a
+lock in the database: ``autograder.dblock``), so two graders running at once cannot
+lose each other's updates. Student and submission rows are created with one retry, as
+a writer outside these locks (formgrader, stock nbgrader) can insert them in between.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import json
 import os
 import threading
 import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,29 +41,46 @@ from typing import Any
 import nbformat
 
 from autograder.course import CourseDir
+from autograder.dblock import database_lock
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Evidence, Outcome, Status
 
-__all__ = ["GradebookLock", "Ledger", "merge_result"]
+__all__ = ["GradebookLock", "Ledger", "ensure_submission", "merge_result"]
 
 _THREAD_LOCK = threading.Lock()
 
 
 class GradebookLock:
-    def __init__(self, run_dir: Path) -> None:
+    """The writer lock of one run folder's gradebook: this process's threads, then this
+    machine's graders (flock), then, given a PostgreSQL ``db_url``, every grader of that
+    database. Always taken in that order, so two graders never wait on each other in a cycle."""
+
+    def __init__(self, run_dir: Path, *, db_url: str | None = None) -> None:
         self.path = Path(run_dir) / ".gradebook.lock"
+        self.db_url = db_url
 
     def __enter__(self) -> GradebookLock:
         _THREAD_LOCK.acquire()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._stack = ExitStack()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+            if self.db_url is not None:
+                self._stack.enter_context(database_lock(self.db_url))
+        except BaseException:
+            self._stack.close()
+            _THREAD_LOCK.release()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        _THREAD_LOCK.release()
+        try:
+            self._stack.close()
+        finally:
+            _THREAD_LOCK.release()
 
 
 class Ledger:
@@ -129,7 +151,7 @@ def _record(data: dict) -> SubmissionResult:
 
 def merge_result(result: SubmissionResult, *, course: CourseDir, run_dir: Path) -> None:
     """Write one result into the gradebook (when something was graded) and the ledger."""
-    with GradebookLock(run_dir):
+    with GradebookLock(run_dir, db_url=course.db_url):
         if result.notebook is not None and result.score is not None:
             _save_autogrades(result, course)
         Ledger(run_dir).write(result)
@@ -142,8 +164,7 @@ def _save_autogrades(result: SubmissionResult, course: CourseDir) -> None:
     nb: Any = result.notebook
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter
     with Gradebook(course.db_url) as gb:
-        gb.update_or_create_student(result.student, last_name=result.display or None)
-        gb.update_or_create_submission(result.assignment, result.student)
+        ensure_submission(gb, student=result.student, assignment=result.assignment, display=result.display)
     resources = {
         "nbgrader": {
             "notebook": result.assignment,
@@ -156,3 +177,23 @@ def _save_autogrades(result: SubmissionResult, course: CourseDir) -> None:
     target = course.autograded(result.student, result.assignment)
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(target))
+
+
+def ensure_submission(gb: Any, *, student: str, assignment: str, display: str | None) -> None:
+    """The student's row (named ``display``) and their submission of ``assignment`` in the
+    nbgrader gradebook ``gb``, created when missing.
+
+    nbgrader's ``update_or_create_*`` look, then insert: another writer can insert the
+    same row in between, and the insert fails on the unique key (nbgrader rolls back and
+    raises InvalidEntry). The row then exists, so looking once more finds and updates it."""
+    _retry_once(lambda: gb.update_or_create_student(student, last_name=display or None))
+    _retry_once(lambda: gb.update_or_create_submission(assignment, student))
+
+
+def _retry_once(call: Callable[[], object]) -> None:
+    from nbgrader.api import InvalidEntry
+
+    try:
+        call()
+    except InvalidEntry:
+        call()  # the row another writer inserted is found this time

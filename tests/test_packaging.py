@@ -14,7 +14,8 @@ CONDA_TO_PIP = {"pytorch": "torch"}
 def _split(requirement: str) -> tuple[str, str]:
     match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", requirement)
     assert match, f"cannot parse requirement {requirement!r}"
-    return match.group(1).lower(), match.group(2).replace(" ", "")
+    extras = r"^\[[^\]]*\]"  # pip's extras (psycopg[binary]) are no part of the conda name
+    return match.group(1).lower(), re.sub(extras, "", match.group(2).replace(" ", ""))
 
 
 def _conda_dependencies() -> dict[str, str]:
