@@ -119,8 +119,9 @@ vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}
 .hists figure{margin:0;border:1px solid #ddd;padding:.3rem}.hists img{width:100%;height:auto;display:block}
 .hists figcaption{font-size:.85rem;overflow-wrap:anywhere}
 td.num{text-align:right;white-space:nowrap}meter{width:4rem;vertical-align:middle}
-table.students{table-layout:fixed;width:100%;font-size:.8rem}table.students th{font-weight:600}
-table.students td.flagged{background:#fbe3e3}table.students td.none{color:#888;text-align:center}
+table.students{table-layout:fixed;width:100%;font-size:.8rem}table.students th{font-weight:600;font-size:.7rem}
+table.students col.who{width:11rem}table.students col.total{width:3.5rem}
+table.students td.flagged{background:#fbe3e3}table.students td.none{color:#888;text-align:center;background:#f4f4f4}
 ul.evidence{margin:0;padding-left:1.1rem}.legend{font-size:.85rem;color:#444}
 </style>"""
 
@@ -160,11 +161,11 @@ def _histograms(report_dir: Path, records: Sequence[SubmissionResult], assignmen
     return out
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    """A table of already-escaped cells."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "", cols: str = "") -> str:
+    """A table of already-escaped cells (``cols``: its ``<colgroup>``, when widths are set)."""
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
-    return f"<table{f' class={cls}' if cls else ''}><tr>{head}</tr>{body}</table>"
+    return f"<table{f' class={cls}' if cls else ''}>{cols}<tr>{head}</tr>{body}</table>"
 
 
 def _difficulty_table(rows: Sequence[ExerciseDifficulty]) -> str:
@@ -188,11 +189,16 @@ def _flagged_table(flagged: Sequence[SubmissionResult]) -> str:
                    for r in flagged])  # fmt: skip
 
 
+# Not-graded statuses as one letter (a column of 20 notebooks is ~3 characters wide); the
+# legend spells them out and each cell's title holds the full word.
+_SHORT = {Status.MISSING: "M", Status.FAILED: "F", Status.TIMED_OUT: "T", Status.UNREADABLE: "U"}
+
+
 def _student_cell(c: ScoreCell) -> str:
     if c.status is None:
         return "<td class=none title='no submission record'>·</td>"
     if c.score is None:
-        return f"<td class=none title='{html_text(str(c.status))}'>{html_text(str(c.status))}</td>"
+        return f"<td class=none title='{html_text(str(c.status))}'>{_SHORT.get(c.status, '?')}</td>"
     flag = " class='num flagged'" if c.status is Status.FLAGGED else " class=num"
     return f"<td{flag}>{c.score:g}</td>"
 
@@ -203,7 +209,8 @@ def _student_table(rows: Sequence[StudentRow], assignments: Sequence[str]) -> st
     for row in rows:
         who = html_text(row.student) + ("" if row.name == row.student else f"<br><small>{html_text(row.name)}</small>")
         body.append([f"<td>{who}</td>", *(_student_cell(c) for c in row.cells), f"<td class=num><b>{row.total:g}</b></td>"])
-    return _table(header, body, "students")
+    cols = "<colgroup><col class=who>" + "<col>" * len(assignments) + "<col class=total></colgroup>"
+    return _table(header, body, "students", cols)
 
 
 def _exercise_rows(rows: Sequence[tuple[SubmissionResult, ExerciseScore]], text: Callable[[ExerciseScore], str]) -> str:
@@ -258,8 +265,8 @@ def write_report(
         "<h2>Flagged submissions</h2>",
         _none_or(flagged, lambda: _flagged_table(flagged)),
         "<h2>Per student</h2>",
-        "<p class=legend>Scores per notebook; a red cell is flagged; a grey cell was not graded (its status) "
-        "or has no record (·). The total adds the scores that exist.</p>",
+        "<p class=legend>Scores per notebook; a red cell is flagged. Not graded: M missing, F failed, "
+        "T timed out, U unreadable; · no record. The total adds the scores that exist.</p>",
         _none_or(students, lambda: _student_table(students, assignments)),
         "<h2>Not graded or cut short</h2>",
         _none_or(problems, lambda: _table(["student", "notebook", "status", "why"], problem_rows)),
