@@ -35,6 +35,7 @@ __all__ = ["MATH_CSS", "MathSlots", "MathSpan", "RenderedMath", "find_math", "re
 
 FONT_PX = 18  # Computer Modern at the body text's 16 px looks a size smaller than the sans-serif around it
 MAX_FORMULA_CHARS = 2000  # a longer "formula" is shown as source (mathtext's parser is slow on huge input)
+MAX_MATH_CHARS = 50_000  # TeX rendered per notebook (a course notebook holds under 2000): up to ~1 ms a character
 MAX_DEPTH_CLASS = 60  # descents are classes .md0 .. .md60 (px below the baseline)
 
 MATH_CSS = (
@@ -347,12 +348,37 @@ def render_formula(tex: str, *, display: bool = False) -> RenderedMath:
 # --- markdown cells ------------------------------------------------------------------
 
 
+def _text_runs(page_html: str) -> list[tuple[bool, str]]:
+    """``page_html`` cut into (is_text, piece): text between tags, and tags with their
+    attributes (quotes followed, so a ``>`` inside a quoted value stays in its tag). The
+    input is the sanitizer's serialized output: no comments, no raw-text elements."""
+    runs, start, i, quote, in_tag = [], 0, 0, "", False
+    while i < len(page_html):
+        ch = page_html[i]
+        if not in_tag and ch == "<":
+            runs.append((True, page_html[start:i]))
+            start, in_tag = i, True
+        elif in_tag and quote:
+            quote = "" if ch == quote else quote
+        elif in_tag and ch in "\"'":
+            quote = ch
+        elif in_tag and ch == ">":
+            runs.append((False, page_html[start : i + 1]))
+            start, in_tag = i + 1, False
+        i += 1
+    runs.append((not in_tag, page_html[start:]))
+    return runs
+
+
 @dataclass
 class MathSlots:
     """Formulas of markdown cells swapped for placeholders, then rendered in their place.
 
     The placeholder carries a random key drawn per notebook, so text a student writes
-    cannot name a slot; it is letters and digits only, so markdown leaves it alone.
+    cannot name a slot; it is letters and digits only, so markdown leaves it alone. It is
+    filled only where it stands in text: in an attribute (a link's title, an image's alt
+    text) the formula goes back as the student wrote it, escaped. A notebook's formulas are rendered up to
+    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's); past that, as source.
     """
 
     key: str = field(default_factory=lambda: "mathslot" + secrets.token_hex(8))
@@ -373,12 +399,25 @@ class MathSlots:
 
     def fill(self, page_html: str) -> str:
         """The rendered formulas in place of their placeholders (in sanitized HTML)."""
+        slot = re.compile(re.escape(self.key) + r"n(\d+)x")
+        budget = MAX_MATH_CHARS
 
         def one(m: re.Match[str]) -> str:
+            nonlocal budget
             index = int(m.group(1))
             if index >= len(self.spans):
                 return m.group()
             span = self.spans[index]
+            budget -= len(span.tex)
+            if budget < 0:
+                return f"<code class=math-source>{html.escape(span.tex)}</code>"
             return render_formula(span.tex, display=span.display).html
 
-        return re.sub(re.escape(self.key) + r"n(\d+)x", one, page_html)
+        def as_written(m: re.Match[str]) -> str:  # inside an attribute: the TeX as the student wrote it, escaped
+            index = int(m.group(1))
+            if index >= len(self.spans):
+                return m.group()
+            span = self.spans[index]
+            return html.escape(f"$${span.tex}$$" if span.display else f"${span.tex}$", quote=True)
+
+        return "".join(slot.sub(one if is_text else as_written, piece) for is_text, piece in _text_runs(page_html))

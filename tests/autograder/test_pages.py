@@ -30,7 +30,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 class _Page(HTMLParser):
-    """What a page holds that could act: scripts, frames, remote loads, handlers, styles."""
+    """What a page holds that could act or load: scripts, frames, remote sources, handlers, styles."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,7 +42,9 @@ class _Page(HTMLParser):
         if tag in ("script", "iframe", "object", "embed", "svg", "base", "form", "link"):
             self.live.append(tag)
         self.live += [f"{tag}[{k}]" for k in a if k.startswith("on") or k == "style"]
-        self.live += [f"{tag}[{k}={v[:30]}]" for k, v in a.items() if k in ("src", "href") and re.match(r"\s*(https?:|//|javascript:)", v)]
+        # Loads from the network (a link the reader may click is not one), and javascript: URLs.
+        self.live += [f"{tag}[src={v[:30]}]" for k, v in a.items() if k == "src" and re.match(r"\s*(https?:|//)", v)]
+        self.live += [f"{tag}[{k}=js]" for k, v in a.items() if re.match(r"\s*javascript:", v, re.I)]
         if tag == "img" and "math" in a.get("class", "").split():
             self.math_images.append(a)
 
@@ -236,3 +238,31 @@ def test_the_flagged_list_shows_exercise_evidence_when_the_submission_lists_none
                               exercises=[ExerciseScore("square", 0.0, 2.0, 2.0, False, "", Outcome.TAMPERING, (ev,))])  # fmt: skip
     html = write_report(report_dir=tmp_path, records=[record], score_of=lambda r: r.score, describe=describe_submission).page.read_text()
     assert "<li>reference reached (re-verification of square): tiny_refs.reference_square</li>" in html
+
+
+def test_a_formula_markdown_puts_in_an_attribute_stays_text() -> None:
+    nb = new_notebook()
+    nb.cells = [new_markdown_cell('[see](https://example.org "the $x$ title") and ![pic $y$](data:image/png;base64,iVBORw0KGgo=) '
+                                  "then $z$ in text.")]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        body = _render_safely(nb)
+    parsed = _parse(body)
+    assert not parsed.live, parsed.live
+    assert [img["alt"] for img in parsed.math_images] == ["z"]  # only the formula that stands in text
+    assert 'title="the $x$ title"' in body and 'alt="pic $y$"' in body  # the others as written
+    for tag in re.findall(r"<[a-z][^>]*>", body):
+        assert "<" not in tag[1:], tag  # no markup was put inside an attribute
+
+
+def test_a_notebook_renders_math_up_to_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autograder.mathrender as mathrender
+
+    monkeypatch.setattr(mathrender, "MAX_MATH_CHARS", 10)
+    nb = new_notebook()
+    nb.cells = [new_markdown_cell("$abcdef$ then $ghijkl$")]  # 6 + 6 characters of TeX: the second is over 10
+    slots = MathSlots()
+    slots.take(nb)
+    filled = slots.fill(f"<p>{nb.cells[0].source}</p>")
+    assert [img["alt"] for img in _parse(filled).math_images] == ["abcdef"]
+    assert "<code class=math-source>ghijkl</code>" in filled
