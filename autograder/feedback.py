@@ -56,12 +56,17 @@ def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) 
     return nb
 
 
-def _render(nb: nbformat.NotebookNode, slots: MathSlots) -> str:
+def _render(nb: nbformat.NotebookNode, slots: MathSlots | None = None) -> str:
     """The graded notebook as an inert HTML fragment: the notebook is the student's, so
     its markdown, HTML and JavaScript outputs are sanitized like any untrusted page. The
-    formulas of its markdown cells (already swapped for ``slots``' placeholders) are put
-    back after the sanitizer, as images we rendered: never as the student's markup."""
+    formulas of its markdown cells (swapped for ``slots``' placeholders, here when no
+    ``slots`` are given) are put back after the sanitizer, as images we rendered: never
+    as the student's markup."""
     from nbconvert import HTMLExporter
+
+    if slots is None:
+        slots = MathSlots()
+        slots.take(nb)
 
     for cell in nb.cells:
         for output in cell.get("outputs", []):
