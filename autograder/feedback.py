@@ -6,6 +6,10 @@ to the notebook, followed by the graded notebooks rendered with nbconvert. Hidde
 source never reached the student's kernel (the graded notebook holds a placeholder);
 the page says "source not shown" unless ``show_hidden``, which restores the
 instructor's source from the course. Instructor-only review notes are not shown.
+
+Math in markdown cells is typeset here (``autograder.mathrender``: SVG images made by
+matplotlib's mathtext), so a page shows its formulas opened from disk with no network and
+no script; the page loads nothing from elsewhere.
 """
 
 from __future__ import annotations
