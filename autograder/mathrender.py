@@ -104,8 +104,8 @@ _SIMPLE = {
     r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\lvert": "|", r"\rvert": "|",
     r"\lor": r"\vee", r"\land": r"\wedge", r"\lnot": r"\neg", r"\texttt": r"\mathtt",
     r"\textstyle": "", r"\displaystyle": "", r"\scriptstyle": "", r"\tfrac": r"\frac",
-    r"\mathstrut": "", r"\notag": "", r"\nonumber": "", r"\colon": ":", r"\dots": r"\ldots",
-    r"\vert": "|", r"\Vert": r"\Vert", r"\implies": r"\Rightarrow", r"\iff": r"\Leftrightarrow",
+    r"\mathstrut": "", r"\notag": "", r"\nonumber": "", r"\colon": ":",
+    r"\vert": "|", r"\implies": r"\Rightarrow", r"\iff": r"\Leftrightarrow",
 }  # fmt: skip
 _CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
 # Commands whose arguments TeX lets go unbraced when they are one token (\frac1N, \mathbf W).
