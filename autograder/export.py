@@ -8,9 +8,9 @@ score and its status — never a 0 that looks earned.
 - ``grades.csv``: one row per student, one score column per assignment + total.
 - ``submissions.csv``: one row per (student, assignment, exercise) with status, the
   exercise's outcome, what to fix, its evidence and the instructor-only review note.
-- ``report/index.html`` with ``*.png``: score distribution per notebook and per
-  exercise, status counts, the flagged submissions with their evidence, what could
-  not run, answers to review, the sandbox's protections.
+- ``report/index.html`` with one ``*.png`` histogram per notebook (``autograder.report``):
+  status counts, per-exercise difficulty, the flagged submissions with their evidence,
+  the per-student table, what could not run, answers to review, the sandbox's protections.
 
 "Flagged" is rendered only from evidence, each piece with where it was found.
 """
@@ -26,7 +26,8 @@ from autograder.course import CourseDir
 from autograder.gradebook import Ledger
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
-from autograder.safe_output import csv_row, html_text
+from autograder.report import write_report
+from autograder.safe_output import csv_row
 
 __all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
 
@@ -60,7 +61,7 @@ class ExportResult:
     grades_csv: Path
     submissions_csv: Path
     report: Path
-    plots: tuple[Path, ...]
+    plots: tuple[Path, ...]  # the score histograms, one per notebook
 
 
 def gradebook_scores(course: CourseDir, records: list[SubmissionResult]) -> dict[tuple[str, str], dict[str, float]]:
@@ -85,11 +86,6 @@ def _exercise_of(grade_id: str) -> str:
 
 
 def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResult:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     run_dir = Path(run_dir).resolve()
     course = CourseDir.at(run_dir / "course")
     records = Ledger(run_dir).all()
@@ -139,86 +135,6 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
                 w.writerow(csv_row([r.student, r.display or r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
                             e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
 
-    report_dir = run_dir / "report"
-    report_dir.mkdir(exist_ok=True)
-    plots = []
-    if assignments:
-        fig, axes = plt.subplots(1, len(assignments), figsize=(3.2 * len(assignments), 2.8), squeeze=False)
-        for ax, a in zip(axes[0], assignments, strict=True):
-            vals = [t for r in records if r.assignment == a and (t := total(r)) is not None]
-            maxes = [r.max_score for r in records if r.assignment == a and r.max_score]
-            ax.hist(vals, bins=10, range=(0, max(maxes or [1])), color="#4477aa")
-            ax.set_title(a, fontsize=9)
-            ax.set_xlabel("score")
-        axes[0][0].set_ylabel("students")
-        fig.tight_layout()
-        plots.append(report_dir / "scores_per_notebook.png")
-        fig.savefig(plots[-1], dpi=80)
-        plt.close(fig)
-
-        names, fractions = [], []
-        for a in assignments:
-            per: dict[str, list[float]] = {}
-            for r in records:
-                if r.assignment == a and r.score is not None:
-                    for e in r.exercises:
-                        if e.max_score:
-                            per.setdefault(e.name, []).append(e.score / e.max_score)
-            for name, vals in per.items():
-                names.append(f"{a}:{name}")
-                fractions.append(sum(vals) / len(vals))
-        fig, ax = plt.subplots(figsize=(6, 0.25 * len(names) + 1))
-        ax.barh(names, fractions, color="#66aa55")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("mean fraction of points")
-        ax.tick_params(axis="y", labelsize=7)
-        fig.tight_layout()
-        plots.append(report_dir / "scores_per_exercise.png")
-        fig.savefig(plots[-1], dpi=80)
-        plt.close(fig)
-
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
-    flagged = [r for r in records if r.status is Status.FLAGGED]
-    problems = [r for r in records if r.status in (Status.FAILED, Status.TIMED_OUT, Status.MISSING, Status.UNREADABLE)]
-    to_fix = [(r, e) for r in records for e in r.exercises if e.outcome in _TO_FIX]
-    review = [(r, e) for r in records for e in r.exercises if e.review]
-    parts = [
-        "<!doctype html><meta charset=utf-8><title>Grading report</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
-        "table{border-collapse:collapse}</style>",
-        "<h1>Grading report</h1>",
-        f"<p><b>Sandbox:</b> {html_text(protections_summary or 'see the grading log')}</p>",
-        "<p>" + ", ".join(f"{html_text(k)}: {v}" for k, v in sorted(counts.items())) + "</p>",
-        *[f"<h2>{p.stem.replace('_', ' ')}</h2><img src='{p.name}'>" for p in plots],
-        "<h2>Flagged submissions</h2>",
-        _table(flagged) if flagged else "<p>None.</p>",
-        "<h2>Not graded or cut short</h2>",
-        _table(problems) if problems else "<p>None.</p>",
-        "<h2>Exercises that were wrong or could not run</h2>",
-        _exercise_table(to_fix, lambda e: e.note) if to_fix else "<p>None.</p>",
-        "<h2>To review (not flagged)</h2>",
-        _exercise_table(review, lambda e: f"answer matches the library's reference ({e.review})") if review else "<p>None.</p>",
-    ]
-    report = report_dir / "index.html"
-    report.write_text("\n".join(parts), encoding="utf-8", errors="replace")
-    return ExportResult(grades_csv, submissions_csv, report, tuple(plots))
-
-
-def _table(records: list[SubmissionResult]) -> str:
-    rows = "".join(
-        f"<tr><td>{html_text(r.student)}</td><td>{html_text(r.assignment)}</td>"
-        f"<td>{html_text(str(r.status))}</td><td>{html_text(describe_submission(r))}</td></tr>"
-        for r in records
-    )
-    return f"<table><tr><th>student</th><th>notebook</th><th>status</th><th>why</th></tr>{rows}</table>"
-
-
-def _exercise_table(rows: list[tuple[SubmissionResult, ExerciseScore]], text) -> str:
-    body = "".join(
-        f"<tr><td>{html_text(r.student)}</td><td>{html_text(r.assignment)}</td><td>{html_text(e.name)}</td>"
-        f"<td>{html_text(_outcome(e))}</td><td>{html_text(text(e))}</td></tr>"
-        for r, e in rows
-    )
-    return f"<table><tr><th>student</th><th>notebook</th><th>exercise</th><th>outcome</th><th>note</th></tr>{body}</table>"
+    report = write_report(report_dir=run_dir / "report", records=records, score_of=total,
+                          describe=describe_submission, protections_summary=protections_summary)  # fmt: skip
+    return ExportResult(grades_csv, submissions_csv, report.page, report.histograms)

@@ -6,6 +6,10 @@ to the notebook, followed by the graded notebooks rendered with nbconvert. Hidde
 source never reached the student's kernel (the graded notebook holds a placeholder);
 the page says "source not shown" unless ``show_hidden``, which restores the
 instructor's source from the course. Instructor-only review notes are not shown.
+
+Math in markdown cells is typeset here (``autograder.mathrender``: SVG images made by
+matplotlib's mathtext), so a page shows its formulas opened from disk with no network and
+no script; the page loads nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from autograder.canonical import nbgrader_meta
 from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger
+from autograder.mathrender import MATH_CSS, MathSlots
 from autograder.pipeline import HIDDEN_PLACEHOLDER
 from autograder.safe_output import html_text, sanitize_html
 
@@ -55,10 +60,17 @@ def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) 
     return nb
 
 
-def _render(nb: nbformat.NotebookNode) -> str:
+def _render(nb: nbformat.NotebookNode, slots: MathSlots | None = None) -> str:
     """The graded notebook as an inert HTML fragment: the notebook is the student's, so
-    its markdown, HTML and JavaScript outputs are sanitized like any untrusted page."""
+    its markdown, HTML and JavaScript outputs are sanitized like any untrusted page. The
+    formulas of its markdown cells (swapped for ``slots``' placeholders, here when no
+    ``slots`` are given) are put back after the sanitizer, as images we rendered: never
+    as the student's markup."""
     from nbconvert import HTMLExporter
+
+    if slots is None:
+        slots = MathSlots()
+        slots.take(nb)
 
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -67,7 +79,7 @@ def _render(nb: nbformat.NotebookNode) -> str:
                 del data[mime]
     exporter = HTMLExporter(template_name="basic")
     body, _ = exporter.from_notebook_node(nb)
-    return sanitize_html(body)
+    return slots.fill(sanitize_html(body))
 
 
 _ATTACHMENT = re.compile(r"\(attachment:[^)]*\)")
@@ -77,15 +89,17 @@ def _render_safely(nb: nbformat.NotebookNode) -> str:
     """``_render``, never failing for the whole class: a markdown cell naming an attachment
     it does not carry (left by copying a cell between notebooks) is rendered without the
     image; a notebook nbconvert still cannot render is said so on the page."""
+    slots = MathSlots()
+    slots.take(nb)
     try:
-        return _render(nb)
+        return _render(nb, slots)
     except Exception:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = _ATTACHMENT.sub("()", cell.source)
                 cell.pop("attachments", None)
     try:
-        return _render(nb)
+        return _render(nb, slots)
     except Exception as exc:
         return f"<p><em>This notebook could not be shown ({html_text(type(exc).__name__)}); its scores above stand.</em></p>"
 
@@ -94,7 +108,8 @@ _STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
 .flagged{color:#a00}.graded{color:#060}.nb{border-top:2px solid #888;margin-top:2rem}
-pre{white-space:pre-wrap}</style>"""
+pre{white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%}
+.nb table{display:block;overflow-x:auto}""" + MATH_CSS + "</style>"
 
 
 def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[str] | None = None) -> FeedbackResult:

@@ -95,8 +95,8 @@ def test_cli_status_feedback_export(graded_class, capsys) -> None:
     crasher = {r["exercise"]: r for r in rows if r["student"] == "crasher"}
     assert crasher["softsign"]["outcome"] == "could not run" and "Restart the kernel" in crasher["softsign"]["note"]
     assert all(r["status"] != "flagged" or r["reason"].startswith("evidence: ") for r in rows)
-    assert (run.run_dir / "report" / "scores_per_notebook.png").stat().st_size > 1000
-    assert (run.run_dir / "report" / "scores_per_exercise.png").exists()
+    assert (run.run_dir / "report" / f"scores_01_{STEM}.png").stat().st_size > 1000  # one histogram per notebook
+    assert "Per-exercise difficulty" in report and "Per student" in report
 
 
 def test_grade_reports_missing_submissions_folder(tiny_solutions, tmp_path, capsys) -> None:

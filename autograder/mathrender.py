@@ -1,0 +1,423 @@
+"""LaTeX math in notebook markdown, rendered to images at export time: no script, no network.
+
+A feedback page is opened from disk, often offline, and the notebook it shows is the
+student's: its math is typeset here, by matplotlib's mathtext (installed with the course),
+into self-contained SVG images embedded as ``data:`` URLs. An SVG loaded by ``<img>`` runs
+no script, so a formula a student wrote can only ever become a picture of itself.
+
+- ``find_math``: the ``$...$`` and ``$$...$$`` spans of a markdown text (code spans,
+  fenced code and ``\\$`` are text, as in Jupyter).
+- ``to_mathtext``: the course's notation that mathtext lacks rewritten into what it has
+  (``\\bigl(`` -> ``\\left(``, ``\\lVert`` -> ``\\Vert``, ``\\frac1N`` -> ``\\frac{1}{N}``, ...).
+- ``render_formula``: one formula as inline HTML; ``matrix``/``bmatrix``/``pmatrix``/
+  ``cases``/``aligned`` environments are laid out as HTML tables of rendered cells.
+  A formula mathtext still cannot read is shown as its TeX source in ``<code>``, escaped.
+- ``MathSlots``: markdown cells' formulas swapped for unforgeable placeholders before
+  nbconvert and the sanitizer run, and the rendered images put back after.
+
+The HTML uses the classes of ``MATH_CSS`` (vertical offsets are classes, never ``style``
+attributes, so pages keep their no-inline-style rule).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import quote
+
+import nbformat
+
+__all__ = ["MATH_CSS", "MathSlots", "MathSpan", "RenderedMath", "find_math", "render_formula", "to_mathtext"]
+
+FONT_PX = 18  # Computer Modern at the body text's 16 px looks a size smaller than the sans-serif around it
+MAX_FORMULA_CHARS = 2000  # a longer "formula" is shown as source (mathtext's parser is slow on huge input)
+MAX_MATH_CHARS = 50_000  # TeX rendered per notebook (a course notebook holds under 2000): up to ~1 ms a character
+MAX_DEPTH_CLASS = 60  # descents are classes .md0 .. .md60 (px below the baseline)
+
+MATH_CSS = (
+    "span.math{white-space:nowrap}"  # no line break between a formula's images and tables
+    "img.math{display:inline;max-width:none}"
+    ".math-display{display:block;text-align:center;margin:.6em 0;overflow-x:auto;overflow-y:hidden}"
+    "span.math-env{display:inline-block;position:relative;vertical-align:middle;margin:0 .2em;padding:0 .3em}"
+    # rows and cells are spans shown as a table: a <table> would close the paragraph it sits in
+    "span.math-grid{display:table}span.math-row{display:table-row}"
+    "span.math-cell{display:table-cell;padding:.1em .4em;text-align:center;vertical-align:baseline}"
+    "span.math-bmatrix,span.math-pmatrix{border-left:1.5px solid #000;border-right:1.5px solid #000}"
+    "span.math-bmatrix::before,span.math-bmatrix::after{content:'';position:absolute;top:0;bottom:0;width:.35em;"
+    "border-top:1.5px solid #000;border-bottom:1.5px solid #000}"
+    "span.math-bmatrix::before{left:0}span.math-bmatrix::after{right:0}"
+    "span.math-pmatrix{border-radius:.7em/50%}"
+    "span.math-cases{border-left:2px solid #000;border-radius:.6em 0 0 .6em}"
+    "span.math-cases span.math-cell{text-align:left}"
+    "span.math-aligned span.r{text-align:right;padding-right:0}span.math-aligned span.l{text-align:left;padding-left:0}"
+    "code.math-source{white-space:pre-wrap}"
+    + "".join(f"img.md{d}{{vertical-align:-{d}px}}" for d in range(MAX_DEPTH_CLASS + 1))
+)
+
+
+@dataclass(frozen=True)
+class MathSpan:
+    """One formula in a markdown text: ``text[start:end]`` is the formula with its dollars."""
+
+    tex: str
+    display: bool
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RenderedMath:
+    html: str
+    ok: bool  # False: mathtext could not read (part of) it and its source is shown instead
+
+
+# Fenced code, inline code spans (any run of backticks, closed by the same run), escaped
+# dollars, display math, inline math ($ not followed by a space, closed on the same line).
+_MARKDOWN_MATH = re.compile(
+    r"(?P<fence>^[ \t]*(?P<ticks>```+|~~~+)[^\n]*\n.*?(?:^[ \t]*(?P=ticks)[ \t]*$|\Z))"
+    r"|(?P<code>(?P<run>`+).+?(?P=run))"
+    r"|(?P<escaped>\\\$)"
+    r"|\$\$(?P<display>.+?)\$\$"
+    r"|\$(?P<inline>[^\s$](?:[^$\n]*?[^\s$\\])?)\$",
+    re.S | re.M,
+)
+
+
+def find_math(markdown: str) -> list[MathSpan]:
+    """The formulas of a markdown text, in order."""
+    spans = []
+    for m in _MARKDOWN_MATH.finditer(markdown):
+        if m.group("display") is not None:
+            spans.append(MathSpan(m.group("display").strip(), True, m.start(), m.end()))
+        elif m.group("inline") is not None:
+            spans.append(MathSpan(m.group("inline"), False, m.start(), m.end()))
+    return spans
+
+
+# --- rewriting the course's notation into mathtext's ---------------------------------
+
+_SIMPLE = {
+    r"\lVert": r"\Vert", r"\rVert": r"\Vert", r"\lvert": "|", r"\rvert": "|",
+    r"\lor": r"\vee", r"\land": r"\wedge", r"\lnot": r"\neg", r"\texttt": r"\mathtt",
+    r"\textstyle": "", r"\displaystyle": "", r"\scriptstyle": "", r"\tfrac": r"\frac",
+    r"\mathstrut": "", r"\notag": "", r"\nonumber": "", r"\colon": ":",
+    r"\vert": "|", r"\implies": r"\Rightarrow", r"\iff": r"\Leftrightarrow",
+}  # fmt: skip
+_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
+# Commands whose arguments TeX lets go unbraced when they are one token (\frac1N, \mathbf W).
+_ARITY = {
+    r"\frac": 2, r"\dfrac": 2, r"\mathbf": 1, r"\mathbb": 1, r"\mathcal": 1, r"\mathrm": 1,
+    r"\mathit": 1, r"\mathsf": 1, r"\mathtt": 1, r"\boldsymbol": 1, r"\bm": 1, r"\hat": 1,
+    r"\tilde": 1, r"\bar": 1, r"\vec": 1, r"\dot": 1, r"\ddot": 1, r"\widehat": 1,
+    r"\widetilde": 1, r"\sqrt": 1, r"\overline": 1,
+}  # fmt: skip
+_SIZER = re.compile(r"\\(?:big|Big|bigg|Bigg)([lrm]?)\s*(\\[A-Za-z]+|\\[{}|]|[()\[\]|./<>])")
+_OPENERS = {"(", "[", r"\{", r"\lfloor", r"\lceil", r"\langle", r"\lVert", r"\lvert"}
+
+
+def _token_end(tex: str, i: int) -> int:
+    """The end of the one token starting at ``tex[i]`` (a control word, ``\\x``, a group, a char)."""
+    if tex[i] == "\\":
+        word = _CONTROL_WORD.match(tex, i)
+        return word.end() if word else min(i + 2, len(tex))
+    if tex[i] == "{":
+        depth, j = 0, i
+        while j < len(tex):
+            if tex[j] == "\\":
+                j += 2
+                continue
+            depth += {"{": 1, "}": -1}.get(tex[j], 0)
+            if depth == 0:
+                return j + 1
+            j += 1
+        return len(tex)
+    return i + 1
+
+
+def _brace_arguments(tex: str) -> str:
+    r"""``\frac1N`` -> ``\frac{1}{N}``, ``\mathbf W`` -> ``\mathbf{W}`` (mathtext wants braces)."""
+    out, i = [], 0
+    while i < len(tex):
+        word = _CONTROL_WORD.match(tex, i)
+        if not word:
+            out.append(tex[i])
+            i += 1
+            continue
+        out.append(word.group())
+        i = word.end()
+        for _ in range(_ARITY.get(word.group(), 0)):
+            j = i
+            while j < len(tex) and tex[j] == " ":
+                j += 1
+            if j >= len(tex) or tex[j] in "[}":  # \sqrt[n]{x}, or a malformed formula: left as written
+                break
+            end = _token_end(tex, j)
+            arg = tex[j:end]
+            out.append(arg if arg.startswith("{") else "{" + _brace_arguments(arg) + "}")
+            i = end
+    return "".join(out)
+
+
+def _xarrow(tex: str) -> str:
+    r"""``\xrightarrow{f}`` -> ``\overset{f}{\longrightarrow}`` (and the left arrow)."""
+    for name, arrow in ((r"\xrightarrow", r"\longrightarrow"), (r"\xleftarrow", r"\longleftarrow")):
+        while (i := tex.find(name + "{")) >= 0:
+            end = _token_end(tex, i + len(name))
+            tex = tex[:i] + r"\overset" + tex[i + len(name) : end] + "{" + arrow + "}" + tex[end:]
+    return tex
+
+
+def to_mathtext(tex: str, *, sized_delimiters: bool = True) -> str:
+    """``tex`` in the dialect matplotlib's mathtext reads. With ``sized_delimiters``,
+    ``\\bigl(``/``\\bigr)`` become ``\\left(``/``\\right)`` (they size to their content);
+    without, the size is dropped (for a formula whose sizers do not pair up)."""
+    tex = tex.replace("\n", " ")
+    tex = re.sub(r"\\mathrel\{([^{}]*)\}", r"\1", tex)
+    tex = re.sub(r"\\operatorname\*", r"\\operatorname", tex)
+
+    def sizer(m: re.Match[str]) -> str:
+        side, delim = m.group(1), m.group(2)
+        if not sized_delimiters:
+            return delim
+        opening = side == "l" or (side == "" and delim in _OPENERS)
+        return (r"\left" if opening else r"\right") + delim
+
+    tex = _SIZER.sub(sizer, tex)
+    tex = _CONTROL_WORD.sub(lambda m: _SIMPLE.get(m.group(), m.group()), tex)
+    tex = _xarrow(tex)
+    return _brace_arguments(tex).strip()
+
+
+# --- rendering -----------------------------------------------------------------------
+
+_LOCK = threading.Lock()  # mathtext's parser keeps state: one formula at a time
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    svg: str
+    width: float
+    height: float
+    depth: float
+
+
+def _path_data(verts, codes) -> str:
+    """SVG path data for matplotlib path vertices (y flipped: SVG's y grows downwards)."""
+    from matplotlib.path import Path as MplPath
+
+    letters = {MplPath.MOVETO: "M", MplPath.LINETO: "L", MplPath.CURVE3: "Q", MplPath.CURVE4: "C"}
+    out = []
+    for seg, code in MplPath(verts, codes).iter_segments(curves=True, simplify=False):
+        if code == MplPath.CLOSEPOLY:
+            out.append("Z")
+        else:
+            out.append(letters[code] + " ".join(f"{x:.0f} {-y:.0f}" for x, y in seg.reshape(-1, 2)))
+    return "".join(out)
+
+
+def _svg_path(mathtext: str) -> _Glyphs:
+    """One formula as an SVG document of filled paths, each glyph defined once and placed
+    with ``<use>`` (no fonts, no text, no script). Units are mathtext's at size 100."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.mathtext import MathTextParser
+    from matplotlib.textpath import TextToPath
+
+    with matplotlib.rc_context({"mathtext.fontset": "cm"}):
+        to_path = TextToPath()
+        prop = FontProperties(size=to_path.FONT_SCALE)
+        box = MathTextParser("path").parse(f"${mathtext}$", 72, prop)
+        placed, glyph_map, rects = to_path.get_glyphs_mathtext(prop, f"${mathtext}$")
+    ids = {name: f"g{i}" for i, name in enumerate(glyph_map)}
+    defs = "".join(f'<path id="{ids[name]}" d="{_path_data(*glyph_map[name])}"/>' for name in glyph_map)
+    uses = "".join(
+        f'<use href="#{ids[name]}" x="{x:.0f}" y="{-y:.0f}"/>' if scale == 1
+        else f'<use href="#{ids[name]}" transform="translate({x:.0f} {-y:.0f}) scale({scale:.3f})"/>'
+        for name, x, y, scale in placed)  # fmt: skip
+    bars = "".join(f'<path d="{_path_data(verts, codes)}"/>' for verts, codes in rects)
+    px = FONT_PX / to_path.FONT_SCALE
+    width, height, depth = box.width + 4, box.height, box.depth
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width * px:.1f}" height="{height * px:.1f}" '
+           f'viewBox="-2 {depth - height:.0f} {width:.0f} {height:.0f}"><defs>{defs}</defs>{uses}{bars}</svg>')  # fmt: skip
+    return _Glyphs(svg, width * px, height * px, depth * px)
+
+
+def _image(tex: str) -> RenderedMath:
+    if not tex.strip():
+        return RenderedMath("", True)
+    glyphs = None
+    for sized in (True, False):
+        try:
+            with _LOCK:
+                glyphs = _svg_path(to_mathtext(tex, sized_delimiters=sized))
+            break
+        except Exception:  # mathtext raises ValueError/ParseException variants: the source is shown
+            continue
+    if glyphs is None:
+        return RenderedMath(f"<code class=math-source>{html.escape(tex)}</code>", False)
+    data = quote(glyphs.svg, safe=" =/:.,-")  # percent-encoded: a third smaller than base64
+    depth = min(MAX_DEPTH_CLASS, max(0, round(glyphs.depth)))
+    return RenderedMath(
+        f"<img class='math md{depth}' alt='{html.escape(tex, quote=True)}' width='{glyphs.width:.0f}' "
+        f"height='{glyphs.height:.0f}' src='data:image/svg+xml,{data}'>",
+        True,
+    )
+
+
+_BEGIN = re.compile(r"\\begin\{(matrix|bmatrix|pmatrix|cases|aligned|align\*?|gathered|array)\}")
+
+
+def _split_top(tex: str, sep: str) -> list[str]:
+    """``tex`` split at ``sep`` outside braces and nested environments."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(tex):
+        if tex.startswith(r"\begin{", i):
+            depth += 1
+        elif tex.startswith(r"\end{", i):
+            depth -= 1
+        elif tex[i] == "\\" and not tex.startswith(sep, i):
+            i += 2
+            continue
+        elif tex[i] in "{}":
+            depth += 1 if tex[i] == "{" else -1
+        if depth == 0 and tex.startswith(sep, i):
+            out.append(tex[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    out.append(tex[start:])
+    return out
+
+
+def _environment(name: str, body: str) -> RenderedMath:
+    if name == "array":
+        body = re.sub(r"^\s*\{[^{}]*\}", "", body)  # the column spec
+    rows = [r for r in _split_top(body, r"\\") if r.strip()]
+    ok, out = True, []
+    for row in rows:
+        cells = []
+        for col, cell in enumerate(_split_top(row, "&")):
+            rendered = render_formula(cell.strip(), display=False)
+            ok &= rendered.ok
+            side = (" r" if col % 2 == 0 else " l") if name.startswith("align") else ""
+            cells.append(f"<span class='math-cell{side}'>{rendered.html}</span>")
+        out.append("<span class=math-row>" + "".join(cells) + "</span>")
+    kind = "aligned" if name.startswith("align") else name
+    return RenderedMath(f"<span class='math-env math-{kind}'><span class=math-grid>{''.join(out)}</span></span>", ok)
+
+
+@lru_cache(maxsize=4096)
+def render_formula(tex: str, *, display: bool = False) -> RenderedMath:
+    """One formula (without its dollars) as inline HTML, or a centred block when ``display``."""
+    if len(tex) > MAX_FORMULA_CHARS:
+        return RenderedMath(f"<code class=math-source>{html.escape(tex)}</code>", False)
+    parts, ok, pos = [], True, 0
+    while m := _BEGIN.search(tex, pos):
+        name = m.group(1)
+        end_tag = r"\end{" + name + "}"
+        depth, i = 1, m.end()
+        while depth and i < len(tex):  # the matching \end, past nested environments of the same name
+            nxt_begin, nxt_end = tex.find(m.group(), i), tex.find(end_tag, i)
+            if nxt_end < 0:
+                break
+            if 0 <= nxt_begin < nxt_end:
+                depth, i = depth + 1, nxt_begin + len(m.group())
+            else:
+                depth, i = depth - 1, nxt_end + len(end_tag)
+        if depth:
+            break  # unclosed: the rest goes to mathtext, which says it cannot read it
+        before = _image(tex[pos : m.start()])
+        env = _environment(name, tex[m.end() : i - len(end_tag)])
+        parts += [before.html, env.html]
+        ok &= before.ok and env.ok
+        pos = i
+    rest = _image(tex[pos:])
+    parts.append(rest.html)
+    ok &= rest.ok
+    inner = "".join(parts)
+    return RenderedMath(f"<span class=math-display>{inner}</span>" if display else f"<span class=math>{inner}</span>", ok)
+
+
+# --- markdown cells ------------------------------------------------------------------
+
+
+def _text_runs(page_html: str) -> list[tuple[bool, str]]:
+    """``page_html`` cut into (is_text, piece): text between tags, and tags with their
+    attributes (quotes followed, so a ``>`` inside a quoted value stays in its tag). The
+    input is the sanitizer's serialized output: no comments, no raw-text elements."""
+    runs, start, i, quote, in_tag = [], 0, 0, "", False
+    while i < len(page_html):
+        ch = page_html[i]
+        if not in_tag and ch == "<":
+            runs.append((True, page_html[start:i]))
+            start, in_tag = i, True
+        elif in_tag and quote:
+            quote = "" if ch == quote else quote
+        elif in_tag and ch in "\"'":
+            quote = ch
+        elif in_tag and ch == ">":
+            runs.append((False, page_html[start : i + 1]))
+            start, in_tag = i + 1, False
+        i += 1
+    runs.append((not in_tag, page_html[start:]))
+    return runs
+
+
+@dataclass
+class MathSlots:
+    """Formulas of markdown cells swapped for placeholders, then rendered in their place.
+
+    The placeholder carries a random key drawn per notebook, so text a student writes
+    cannot name a slot; it is letters and digits only, so markdown leaves it alone. It is
+    filled only where it stands in text: in an attribute (a link's title, an image's alt
+    text) the formula goes back as the student wrote it, escaped. A notebook's formulas are rendered up to
+    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's); past that, as source.
+    """
+
+    key: str = field(default_factory=lambda: "mathslot" + secrets.token_hex(8))
+    spans: list[MathSpan] = field(default_factory=list)
+
+    def take(self, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        """Each markdown cell's formulas replaced by placeholders (``nb`` is changed and returned)."""
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            source, out, pos = cell.source, [], 0
+            for span in find_math(source):
+                out += [source[pos : span.start], f"{self.key}n{len(self.spans)}x"]
+                self.spans.append(span)
+                pos = span.end
+            cell.source = "".join(out) + source[pos:]
+        return nb
+
+    def fill(self, page_html: str) -> str:
+        """The rendered formulas in place of their placeholders (in sanitized HTML)."""
+        slot = re.compile(re.escape(self.key) + r"n(\d+)x")
+        budget = MAX_MATH_CHARS
+
+        def one(m: re.Match[str]) -> str:
+            nonlocal budget
+            index = int(m.group(1))
+            if index >= len(self.spans):
+                return m.group()
+            span = self.spans[index]
+            budget -= len(span.tex)
+            if budget < 0:
+                return f"<code class=math-source>{html.escape(span.tex)}</code>"
+            return render_formula(span.tex, display=span.display).html
+
+        def as_written(m: re.Match[str]) -> str:  # inside an attribute: the TeX as the student wrote it, escaped
+            index = int(m.group(1))
+            if index >= len(self.spans):
+                return m.group()
+            span = self.spans[index]
+            return html.escape(f"$${span.tex}$$" if span.display else f"${span.tex}$", quote=True)
+
+        return "".join(slot.sub(one if is_text else as_written, piece) for is_text, piece in _text_runs(page_html))
