@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autograder.course import CourseDir, read_notebook, run_nbgrader
-from autograder.intake import Identity, Job, SubmissionError, _alongside, _Handed, _walk, item_key, read_capped, safe_key
+from autograder.intake import MAX_NOTEBOOK_BYTES, Identity, Job, SubmissionError, _alongside, _Handed, _walk, item_key, read_capped, safe_key
 from autograder.pipeline import SubmissionResult
 from autograder.results import Status
 
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 RUN_SUBDIR = ".autograder"
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _TIMESTAMP_BYTES = 1024
+_NBGRADER_IGNORED = frozenset({".ipynb_checkpoints", "__pycache__", "feedback"})  # CourseDirectory.ignore
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,12 @@ def read_timestamp(folder: Path) -> tuple[datetime | None, str]:
 
 
 def _refused(student: str, assignment: str, why: str, notebook: str = "") -> Job:
-    return Job(student, assignment, None, Status.UNREADABLE, [why], notebook_name=notebook)
+    return Job(student, assignment, None, Status.UNREADABLE, [why], notebook_name=notebook if notebook != assignment else "")
+
+
+def _refused_all(student: str, manifest: dict[str, tuple[str, ...]], why: str) -> list[Job]:
+    """One refused row per notebook of the course."""
+    return [_refused(student, a, why, nb) for a, notebooks in manifest.items() for nb in notebooks]
 
 
 def course_jobs(
@@ -198,11 +204,11 @@ def course_jobs(
         if not is_student_id(entry.name):
             key = safe_key(Identity(entry.name))
             why = f"{shown}: not a valid nbgrader student id (letters, digits, _ . @ -): not graded"
-            jobs.extend(_refused(key, a, why) for a in manifest)
+            jobs.extend(_refused_all(key, manifest, why))
             continue
         if entry.is_symlink() or not entry.is_dir():
             why = f"{shown}: not a folder ({'symbolic link' if entry.is_symlink() else 'a file'}): not read"
-            jobs.extend(_refused(entry.name, a, why) for a in manifest)
+            jobs.extend(_refused_all(entry.name, manifest, why))
             continue
         for folder in _visible_entries(entry):
             jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
@@ -220,7 +226,7 @@ def _assignment_jobs(
     notebooks = manifest[assignment]
     if folder.is_symlink() or not folder.is_dir():
         why = f"{shown}: not a folder ({'symbolic link' if folder.is_symlink() else 'a file'}): not read"
-        return [_refused(student, assignment, why, nb if nb != assignment else "") for nb in notebooks]
+        return [_refused(student, assignment, why, nb) for nb in notebooks]
     handed = _Handed(folder=folder)
     _walk(folder, shown, handed, zips=False)
     timestamp, stamp_note = read_timestamp(folder)
@@ -292,7 +298,7 @@ def grade_course(
         stamp = stamps.get((result.student, result.key))
         merge_result(result, course=course.dir, run_dir=course.run_dir, course_id=course.course_id, timestamp=stamp)
         if result.notebook is not None and result.score is not None:
-            _copy_timestamp(course, result)
+            _copy_assignment_files(course, result)
 
     try:
         results, resumed = api._grade_resumable(jobs, ctx, run_dir=course.run_dir, options=options, merge=merge,
@@ -302,16 +308,31 @@ def grade_course(
     return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start)
 
 
-def _copy_timestamp(course: NbgraderCourse, result: SubmissionResult) -> None:
-    """``timestamp.txt`` beside the autograded notebook, as ``nbgrader autograde`` copies it
-    (``generate_feedback`` reads it there)."""
-    src = course.submitted / result.student / result.assignment / "timestamp.txt"
-    try:
-        data = read_capped(src, _TIMESTAMP_BYTES)
-    except SubmissionError:
-        return  # none, or not a file of its own: nothing nbgrader could use either
-    target = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent / "timestamp.txt"
-    target.write_bytes(data)
+def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> None:
+    """The assignment's other files beside the autograded notebook, as ``nbgrader autograde``
+    copies them: every regular file the student's folder holds (``timestamp.txt``, which
+    ``generate_feedback`` reads, and ``submission_secret.txt``, which ``release_feedback``
+    needs), links and special files never followed, then the instructor's own files from
+    ``source/<assignment>/`` over them."""
+    folder = course.submitted / result.student / result.assignment
+    dest = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent
+    handed = _Handed(folder=folder)
+    _walk(folder, str(folder), handed, zips=False)
+    copies = [(path, dest / path.relative_to(folder)) for path in handed.beside]
+    source = course.root / "source" / result.assignment
+    copies += [(p, dest / p.relative_to(source)) for p in source.rglob("*") if p.is_file() and not p.is_symlink()]
+    for src, target in copies:
+        rel = target.relative_to(dest)
+        if src.suffix == ".ipynb" or any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts):
+            continue
+        try:
+            data = read_capped(src, MAX_NOTEBOOK_BYTES)
+        except SubmissionError as exc:
+            log.warning("grade --course: %s not copied to autograded/: %s", src, exc)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.write_bytes(data)
 
 
 def course_status_in(*, course_dir: Path, run_dir: Path | None = None) -> StatusReport:

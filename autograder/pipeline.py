@@ -139,7 +139,8 @@ class GradingContext:
 
     def digest(self, job: Job) -> str:
         h = hashlib.sha256(GRADER_VERSION.encode())
-        h.update(nbformat.writes(self.sources[job.key]).encode())
+        source = self.sources.get(job.key)  # None for a row refused at intake (no such assignment)
+        h.update(nbformat.writes(source).encode() if source is not None else b"")
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
         for path in (job.path, *job.beside):
             if path is None:
