@@ -26,7 +26,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,8 @@ from autograder.course import CourseDir, read_notebook, run_nbgrader
 from autograder.intake import MAX_NOTEBOOK_BYTES, Identity, Job, SubmissionError, _alongside, _Handed, _walk, item_key, read_capped, safe_key
 from autograder.pipeline import SubmissionResult
 from autograder.results import Status
+
+from traitlets.config import Config
 
 if TYPE_CHECKING:
     from autograder.api import GradeOptions, GradeRun, StatusReport
@@ -69,6 +71,7 @@ class NbgraderCourse:
     course_id: str  # nbgrader's (may be ""): the gradebook's course and the exchange's folder
     exchange_root: Path
     run_dir: Path  # ledger, scratch, secret: outside the student-visible tree
+    config: Config = field(default_factory=Config, compare=False, repr=False)  # the course's, for nbgrader's plugins
 
     @property
     def dir(self) -> CourseDir:
@@ -106,7 +109,7 @@ def load_course(course_dir: Path, *, db_url: str | None = None, run_dir: Path | 
     if not (root / "source").is_dir():
         raise ValueError(f"grade --course: no source/ folder in {root} (the instructor's assignments)")
     run = Path(run_dir).resolve() if run_dir is not None else root / RUN_SUBDIR
-    return NbgraderCourse(root, coursedir.db_url, coursedir.course_id, exchange.resolve(), run)
+    return NbgraderCourse(root, coursedir.db_url, coursedir.course_id, exchange.resolve(), run, config)
 
 
 def _visible_entries(folder: Path) -> list[Path]:
@@ -298,6 +301,7 @@ def grade_course(
         stamp = stamps.get((result.student, result.key))
         merge_result(result, course=course.dir, run_dir=course.run_dir, course_id=course.course_id, timestamp=stamp)
         if result.notebook is not None and result.score is not None:
+            _assign_late_penalty(course, result)
             _copy_assignment_files(course, result)
 
     try:
@@ -306,6 +310,19 @@ def grade_course(
     finally:
         remove_tree(ctx.views)
     return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start)
+
+
+def _assign_late_penalty(course: NbgraderCourse, result: SubmissionResult) -> None:
+    """nbgrader's ``AssignLatePenalties`` with the course's config (its
+    ``LateSubmissionPlugin``), as ``nbgrader autograde`` runs it after saving the grades."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    from autograder.gradebook import GradebookLock
+
+    resources = {"nbgrader": {"notebook": result.notebook_id, "assignment": result.assignment,
+                              "student": result.student, "db_url": course.db_url}}  # fmt: skip
+    with GradebookLock(course.run_dir):
+        AssignLatePenalties(config=course.config).preprocess(result.notebook, resources)
 
 
 def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> None:

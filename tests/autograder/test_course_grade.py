@@ -23,6 +23,7 @@ from autograder.results import Status
 ASSIGNMENT = "week1"
 NOTEBOOKS = ("00_tiny", "01_tiny")
 STAMP = "2026-11-20 10:00:00.000000 UTC"
+DUE = "2026-11-19 10:00:00.000000 UTC"
 WRONG_SOFTSIGN = "def softsign(x):\n    return x\n"
 
 
@@ -35,10 +36,12 @@ def write_config(root: Path, *, course_id: str, exchange: Path, extra: str = "")
     )
 
 
-def make_course(root: Path, *, course_id: str = "tiny101", exchange: Path | None = None, notebooks=NOTEBOOKS) -> Path:
+def make_course(
+    root: Path, *, course_id: str = "tiny101", exchange: Path | None = None, notebooks=NOTEBOOKS, extra: str = ""
+) -> Path:
     """An nbgrader course: config and ``source/week1/<nb>.ipynb``; no release yet."""
     (root / "source" / ASSIGNMENT).mkdir(parents=True)
-    write_config(root, course_id=course_id, exchange=exchange or root.parent / "exchange")
+    write_config(root, course_id=course_id, exchange=exchange or root.parent / "exchange", extra=extra)
     for stem in notebooks:
         nbformat.write(tinycourse.solution_notebook(), str(root / "source" / ASSIGNMENT / f"{stem}.ipynb"))
     return root
@@ -71,7 +74,8 @@ def course_run(tmp_path_factory: pytest.TempPathFactory):
     from autograder.api import grade_course
 
     base = tmp_path_factory.mktemp("nbcourse")
-    root = make_course(base / "course")
+    # A late submission costs all its points, by the course's own late-penalty setting.
+    root = make_course(base / "course", extra='c.LateSubmissionPlugin.penalty_method = "zero"\n')
     outside = base / "outside"
     (outside / ASSIGNMENT).mkdir(parents=True)
     (outside / ASSIGNMENT / "00_tiny.ipynb").write_text("{}")
@@ -81,6 +85,10 @@ def course_run(tmp_path_factory: pytest.TempPathFactory):
 
     course = load_course(root)
     regenerated = ensure_released(course, source_manifest(course))
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, course.course_id) as gb:
+        gb.update_or_create_assignment(ASSIGNMENT, duedate=DUE)  # alice's STAMP is a day late
     release = nbformat.read(str(root / "release" / ASSIGNMENT / "00_tiny.ipynb"), as_version=4)
     sub = root / "submitted"
     alice = sub / "alice" / ASSIGNMENT
@@ -145,6 +153,9 @@ def test_gradebook_has_the_submission_with_its_timestamp(course_run) -> None:
         assert submission.timestamp == parse_utc(STAMP).replace(tzinfo=None)
         scores = {nb.name: nb.score for nb in submission.notebooks}
         assert scores == {"00_tiny": 9.0, "01_tiny": 6.0}
+        assert submission.total_seconds_late == 24 * 3600
+        # penalty_method "zero": the late penalty is the whole score (nbgrader's AssignLatePenalties)
+        assert {nb.name: nb.late_submission_penalty for nb in submission.notebooks} == scores
         assert [s.id for s in gb.students] == ["alice"]  # nobody else reached the gradebook
     stamp = root / "autograded" / "alice" / ASSIGNMENT / "timestamp.txt"
     assert stamp.read_text() == STAMP
