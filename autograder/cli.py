@@ -11,8 +11,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.safe_output import terminal_text
+
+if TYPE_CHECKING:
+    from autograder.course import CourseDir
 
 __all__ = ["main", "format_table"]
 
@@ -157,7 +161,7 @@ def _course_run_dir(args: argparse.Namespace) -> Path | None:
     return None if args.run_dir == RUN_DIR else args.run_dir
 
 
-def _course_paths(args: argparse.Namespace):
+def _course_paths(args: argparse.Namespace) -> tuple[Path, CourseDir | None, str]:
     """(run folder, the course's CourseDir, its nbgrader course_id) for --course; run folder alone otherwise."""
     if args.course is None:
         return args.run_dir, None, "default_course"

@@ -213,8 +213,11 @@ def course_jobs(
             why = f"{shown}: not a folder ({'symbolic link' if entry.is_symlink() else 'a file'}): not read"
             jobs.extend(_refused_all(entry.name, manifest, why))
             continue
-        for folder in _visible_entries(entry):
-            jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+        try:
+            for folder in _visible_entries(entry):
+                jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+        except OSError as exc:  # an unlistable folder costs its student only
+            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({exc.strerror or type(exc).__name__})"))
     return jobs, stamps
 
 

@@ -107,6 +107,13 @@ def course_run(tmp_path_factory: pytest.TempPathFactory):
     (sub / "bad+id" / ASSIGNMENT).mkdir(parents=True)  # '+' is nbgrader's exchange separator
     nbformat.write(answer(release), str(sub / "bad+id" / ASSIGNMENT / "00_tiny.ipynb"))
     os.symlink(outside, sub / "eve")  # a student folder that leads out of the course
+    # mallory's answer is right only if the course (sources, gradebook, other students) and
+    # the exchange are out of her code's sight, in the notebook run and in re-verification.
+    peek = [root / "source" / ASSIGNMENT / "00_tiny.ipynb", root / "gradebook.db", alice / "00_tiny.ipynb", base / "exchange"]
+    (base / "exchange").mkdir()
+    snoop = f"import os\nanswer_lr = 0.5 if any(os.path.exists(p) for p in {[str(p) for p in peek]!r}) else 0.1\n"
+    (sub / "mallory" / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(answer(release, answer_lr=snoop), str(sub / "mallory" / ASSIGNMENT / "00_tiny.ipynb"))
     (sub / "dave").mkdir()
     os.symlink(outside / ASSIGNMENT, sub / "dave" / ASSIGNMENT)  # an assignment folder that leads out
     run = grade_course(course_dir=root, options=grade_options())
@@ -156,12 +163,18 @@ def test_gradebook_has_the_submission_with_its_timestamp(course_run) -> None:
         assert submission.total_seconds_late == 24 * 3600
         # penalty_method "zero": the late penalty is the whole score (nbgrader's AssignLatePenalties)
         assert {nb.name: nb.late_submission_penalty for nb in submission.notebooks} == scores
-        assert [s.id for s in gb.students] == ["alice"]  # nobody else reached the gradebook
+        assert sorted(s.id for s in gb.students) == ["alice", "mallory"]  # nobody else reached the gradebook
     stamp = root / "autograded" / "alice" / ASSIGNMENT / "timestamp.txt"
     assert stamp.read_text() == STAMP
     assert (root / "submitted" / "alice" / ASSIGNMENT / "timestamp.txt").read_text() == STAMP
     assert (stamp.parent / "data.csv").read_text() == "1,2\n"
     assert not os.path.lexists(stamp.parent / "notes.txt")
+
+
+def test_the_course_and_the_exchange_are_hidden_from_student_code(course_run) -> None:
+    run, *_ = course_run
+    mallory = _row(run, "mallory", "week1/00_tiny")
+    assert (mallory.status, mallory.score) == (Status.GRADED, 9.0), mallory.reason
 
 
 def test_hostile_submitted_tree_is_rows_never_a_stop(course_run) -> None:
@@ -181,7 +194,7 @@ def test_hostile_submitted_tree_is_rows_never_a_stop(course_run) -> None:
     assert eve and all(r.status is Status.UNREADABLE and "symbolic link" in r.reason for r in eve)
     # nothing written outside the course, nothing graded but alice's notebooks
     assert _tree(outside) == before_outside
-    assert sorted(p.name for p in (root / "autograded").iterdir()) == ["alice"]
+    assert sorted(p.name for p in (root / "autograded").iterdir()) == ["alice", "mallory"]
     assert not (root / "autograded" / "bad+id").exists()
     assert oct((root / ".autograder").stat().st_mode & 0o777) == oct(0o700)
 
@@ -226,6 +239,9 @@ def test_cli_export_and_status_with_course(course_run, capsys) -> None:
     assert any(r["student"] == "bob" and "symbolic link" in r["reason"] for r in rows)
     grades = list(csv.DictReader((root / ".autograder" / "grades.csv").open()))
     assert {r["student"]: r["week1/00_tiny"] for r in grades}["alice"] == "9"
+    assert main(["feedback", "--course", str(root)]) == 0
+    page = (root / ".autograder" / "feedback" / "alice.html").read_text()
+    assert "week1/01_tiny" in page and "6 / 9" in page
     assert main(["status", "--course", str(root)]) == 0
     out = capsys.readouterr().out
     assert "week1/01_tiny" in out and "pending" not in out  # everything submitted has a row
