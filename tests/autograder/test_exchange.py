@@ -65,6 +65,18 @@ def _scores_in_gradebook(root: Path) -> dict[str, float]:
         return {s.student.id: s.score for s in gb.find_assignment(ASSIGNMENT).submissions}
 
 
+def _formgrader_view(root: Path) -> dict[str, tuple[float, bool]]:
+    """{student: (score, needs manual grading)} as formgrader's API reports them."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config.CourseDirectory.root = str(root)
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    return {s["student"]: (s["score"], s["needs_manual_grade"]) for s in api.get_submissions(ASSIGNMENT)}
+
+
 def test_exchange_round_trip(tmp_path: Path) -> None:
     exchange = tmp_path / "exchange"
     exchange.mkdir()
@@ -100,6 +112,10 @@ def test_exchange_round_trip(tmp_path: Path) -> None:
         graded = root / "autograded" / student / ASSIGNMENT
         assert (graded / f"{tinycourse.STEM}.ipynb").is_file()
         assert (graded / "timestamp.txt").read_text() == (root / "submitted" / student / ASSIGNMENT / "timestamp.txt").read_text()
+
+    # formgrader's backend (NbGraderAPI) sees the graded submissions, nothing left to grade by hand
+    formgrader = _formgrader_view(root)
+    assert {s: v[0] for s, v in formgrader.items()} == EXPECTED and not any(v[1] for v in formgrader.values())
 
     nbgrader(stock, "autograde", ASSIGNMENT, env=_env(PYTHONPATH=fixtures))
     assert _scores_in_gradebook(stock) == ours  # stock nbgrader agrees on these notebooks
