@@ -2,6 +2,7 @@
 
     release_course(solutions_dir=..., notebooks_dir=...)        -> ReleaseResult
     grade_class(submissions=..., run_dir=..., solutions_dir=...) -> GradeRun
+    grade_course(course_dir=...)                                 -> GradeRun  (an nbgrader course, in place)
     write_feedback(run_dir=...)                                  -> FeedbackResult
     export_grades(run_dir=...)                                   -> ExportResult
     course_status(run_dir=...)                                   -> StatusReport
@@ -44,6 +45,7 @@ __all__ = [
     "override_grade",
     "export_grades",
     "grade_class",
+    "grade_course",
     "release_course",
     "write_feedback",
 ]
@@ -204,31 +206,59 @@ def grade_class(
         drop_demo=options.drop_demo,
         verify=options.verify,
     )
+    try:
+        results, resumed = _grade_resumable(
+            jobs, ctx, run_dir=run_dir, options=options, merge=lambda r: merge_result(r, course=course, run_dir=run_dir),
+            progress=progress, on_start=on_start,
+        )  # fmt: skip
+    finally:
+        remove_tree(ctx.views)
+    return GradeRun(tuple(results), protections, run_dir, resumed, time.monotonic() - start)
+
+
+def _grade_resumable(
+    jobs: list[Job],
+    ctx: GradingContext,
+    *,
+    run_dir: Path,
+    options: GradeOptions,
+    merge: Callable[[SubmissionResult], None],
+    progress: Callable[[SubmissionResult], None] | None,
+    on_start: Callable[[int, Protections], None] | None,
+) -> tuple[list[SubmissionResult], int]:
+    """Grade the jobs the ledger does not already hold unchanged (results in job order,
+    how many were reused); ``merge`` saves each fresh result as it ends."""
     ledger = Ledger(run_dir)
     todo: list[Job] = []
     done: list[SubmissionResult] = []
     regrade = options.force or bool(options.students or options.assignments)
     for job in jobs:
-        old = None if regrade else ledger.read(job.student, job.assignment)
+        old = None if regrade else ledger.read(job.student, job.assignment, job.notebook_name)
         if old is not None and old.status in FINAL and not old.retry and old.digest == ctx.digest(job):
             done.append(old)
         else:
             todo.append(job)
     if on_start is not None:
-        on_start(len(todo), protections)
-    try:
-        fresh = grade_jobs(
-            todo,
-            ctx,
-            workers=options.workers,
-            on_result=lambda r: merge_result(r, course=course, run_dir=run_dir),
-            progress=progress,
-        )
-    finally:
-        remove_tree(ctx.views)
-    order = {(j.student, j.assignment): i for i, j in enumerate(jobs)}
-    results = sorted([*done, *fresh], key=lambda r: order[(r.student, r.assignment)])
-    return GradeRun(tuple(results), protections, run_dir, len(done), time.monotonic() - start)
+        on_start(len(todo), ctx.protections)
+    fresh = grade_jobs(todo, ctx, workers=options.workers, on_result=merge, progress=progress)
+    order = {(j.student, j.key): i for i, j in enumerate(jobs)}
+    return sorted([*done, *fresh], key=lambda r: order[(r.student, r.key)]), len(done)
+
+
+def grade_course(
+    *,
+    course_dir: Path,
+    run_dir: Path | None = None,
+    options: GradeOptions = GradeOptions(),
+    progress: Callable[[SubmissionResult], None] | None = None,
+    on_start: Callable[[int, Protections], None] | None = None,
+) -> GradeRun:
+    """Grade an instructor's nbgrader course in place: ``COURSE_DIR/submitted/`` into the
+    gradebook its ``nbgrader_config.py`` names and ``COURSE_DIR/autograded/``; the run
+    folder defaults to ``COURSE_DIR/.autograder`` (see ``autograder.nbcourse``)."""
+    from autograder.nbcourse import grade_course as grade
+
+    return grade(course_dir=Path(course_dir), run_dir=run_dir, options=options, progress=progress, on_start=on_start)
 
 
 def course_status(*, run_dir: Path, submissions: Path | None = None, solutions_dir: Path | None = None) -> StatusReport:

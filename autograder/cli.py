@@ -11,8 +11,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.safe_output import terminal_text
+
+if TYPE_CHECKING:
+    from autograder.course import CourseDir
 
 __all__ = ["main", "format_table"]
 
@@ -26,13 +30,18 @@ def _parser() -> argparse.ArgumentParser:
     def run_dir(p: argparse.ArgumentParser) -> None:
         p.add_argument("--run-dir", type=Path, default=RUN_DIR, help="run folder (default: course_run/)")
 
+    def course(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--course", type=Path, default=None, metavar="COURSE_DIR",
+                       help="an nbgrader course folder: grade its submitted/ into its own gradebook "
+                            "(run folder: COURSE_DIR/.autograder unless --run-dir)")  # fmt: skip
+
     p = sub.add_parser("release", help="generate the student notebooks from the instructor sources")
     p.add_argument("--solutions", type=Path, default=Path("solutions"), help="instructor notebooks (default: solutions/)")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="where to write (default: notebooks/)")
     p.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
 
     p = sub.add_parser("grade", help="grade a folder (one sub-folder per student) or a zip of submissions")
-    p.add_argument("submissions", type=Path)
+    p.add_argument("submissions", type=Path, nargs="?", help="(not with --course)")
     p.add_argument("--solutions", type=Path, default=Path("solutions"))
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)")
     p.add_argument("--db", default=None, help="gradebook URL (default: SQLite in the run folder)")
@@ -44,10 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--student", action="append", default=[], help="regrade only this student (repeatable)")
     p.add_argument("--assignment", action="append", default=[], help="regrade only this assignment (repeatable)")
     run_dir(p)
+    course(p)
 
     p = sub.add_parser("feedback", help="write an HTML feedback page per student")
     p.add_argument("--show-hidden", action="store_true", help="show the source of hidden tests")
     run_dir(p)
+    course(p)
 
     p = sub.add_parser("export", help="gradebook CSV + HTML report with plots, and LMS imports")
     p.add_argument("--lms", choices=["canvas", "moodle"], help="also write the LMS's grade import")
@@ -56,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--match-on", default="SIS Login ID", help="canvas: the column holding our student ids")
     p.add_argument("--id-field", default="Email address", help="moodle: the identifier column")
     run_dir(p)
+    course(p)
 
     from autograder import bundle
 
@@ -65,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("submissions", type=Path, nargs="?")
     p.add_argument("--solutions", type=Path, default=Path("solutions"))
     run_dir(p)
+    course(p)
 
     p = sub.add_parser("override", help="set a manual score for one test cell (kept across re-grading)")
     p.add_argument("student")
@@ -89,7 +102,7 @@ def format_table(results: Sequence[object]) -> str:
     missing: dict[str, list[str]] = {}
     for r in results:
         if r.status is Status.MISSING:
-            missing.setdefault(r.student, []).append(r.assignment)
+            missing.setdefault(r.student, []).append(r.key)
     for r in results:
         if r.status is Status.MISSING:
             names = missing.pop(r.student, None)
@@ -98,7 +111,7 @@ def format_table(results: Sequence[object]) -> str:
                 rows.append((r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason))
             continue
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
-        rows.append((r.student, r.assignment, str(r.status), score, describe_submission(r, instructor=True)[:160]))
+        rows.append((r.student, r.key, str(r.status), score, describe_submission(r, instructor=True)[:160]))
     # Names, file names and reasons come from submissions: shown, never obeyed by the terminal.
     rows = [tuple(terminal_text(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -129,14 +142,43 @@ def _grade(args: argparse.Namespace) -> int:
         students=tuple(args.student),
         assignments=tuple(args.assignment),
     )
+    if args.course is not None:
+        if args.submissions is not None:
+            raise ValueError("grade: give a submissions folder or --course COURSE_DIR, not both")
+        from autograder.api import grade_course
+
+        run = _run_grading(args.submissions, args.run_dir, args.solutions, options,
+                           grade=lambda **kw: grade_course(course_dir=args.course, run_dir=_course_run_dir(args), **kw))  # fmt: skip
+        return 0 if run is not None else 1
+    if args.submissions is None:
+        raise ValueError("grade: give a submissions folder (or zip), or --course COURSE_DIR")
     run = _run_grading(args.submissions, args.run_dir, args.solutions, options)
     return 0 if run is not None else 1
 
 
-def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: object):
+def _course_run_dir(args: argparse.Namespace) -> Path | None:
+    """With --course, the run folder is COURSE_DIR/.autograder unless --run-dir names another."""
+    return None if args.run_dir == RUN_DIR else args.run_dir
+
+
+def _course_paths(args: argparse.Namespace) -> tuple[Path, CourseDir | None, str]:
+    """(run folder, the course's CourseDir, its nbgrader course_id) for --course; run folder alone otherwise."""
+    if args.course is None:
+        return args.run_dir, None, "default_course"
+    from autograder.nbcourse import load_course
+
+    course = load_course(args.course, run_dir=_course_run_dir(args))
+    return course.run_dir, course.dir, course.course_id
+
+
+def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: object, grade=None):
     from tqdm import tqdm
 
     from autograder.api import grade_class
+
+    if grade is None:
+        def grade(**kw):
+            return grade_class(submissions=submissions, run_dir=run_dir, solutions_dir=solutions, **kw)
 
     bar: list[tqdm] = []
 
@@ -148,9 +190,7 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
         bar[0].set_postfix_str(terminal_text(f"{result.student}/{result.assignment}: {result.status}"), refresh=False)
         bar[0].update(1)
 
-    run = grade_class(
-        submissions=submissions, run_dir=run_dir, solutions_dir=solutions, options=options, progress=progress, on_start=on_start
-    )
+    run = grade(options=options, progress=progress, on_start=on_start)
     if bar:
         bar[0].close()
     print(format_table(run.results))
@@ -163,18 +203,22 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
 def _feedback(args: argparse.Namespace) -> int:
     from autograder.api import write_feedback
 
-    result = write_feedback(run_dir=args.run_dir, show_hidden=args.show_hidden)
-    print(f"{len(result.pages)} feedback pages in {args.run_dir / 'feedback'}")
+    run_dir, course, _ = _course_paths(args)
+    result = write_feedback(run_dir=run_dir, show_hidden=args.show_hidden, course=course)
+    print(f"{len(result.pages)} feedback pages in {run_dir / 'feedback'}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from autograder.api import export_grades
 
-    result = export_grades(run_dir=args.run_dir)
+    run_dir, course, course_id = _course_paths(args)
+    result = export_grades(run_dir=run_dir, course=course, course_id=course_id)
     print(f"gradebook: {result.grades_csv}\nper exercise: {result.submissions_csv}\nreport: {result.report}")
     if args.lms is None:
         return 0
+    if args.course is not None:
+        raise ValueError("export --lms: not with --course yet (use nbgrader export, or the grades.csv written above)")
     from autograder import lms
 
     scores = lms.scores_from_run(args.run_dir)
@@ -192,7 +236,12 @@ def _export(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from autograder.api import course_status
 
-    report = course_status(run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions)
+    if args.course is not None:
+        from autograder.nbcourse import course_status_in
+
+        report = course_status_in(course_dir=args.course, run_dir=_course_run_dir(args))
+    else:
+        report = course_status(run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions)
     print(format_table(report.results))
     for student, assignment in report.pending:
         print(terminal_text(f"{student}  {assignment}  pending"))

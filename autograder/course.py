@@ -53,14 +53,15 @@ class CourseDir:
         check_sqlite_location(url)  # before nbgrader creates the file
         return cls(root=root, db_url=url)
 
-    def source(self, stem: str) -> Path:
-        return self.root / "source" / stem / f"{stem}.ipynb"
+    # ``notebook`` names a notebook not named after its assignment (an nbgrader course's).
+    def source(self, stem: str, notebook: str = "") -> Path:
+        return self.root / "source" / stem / f"{notebook or stem}.ipynb"
 
-    def release(self, stem: str) -> Path:
-        return self.root / "release" / stem / f"{stem}.ipynb"
+    def release(self, stem: str, notebook: str = "") -> Path:
+        return self.root / "release" / stem / f"{notebook or stem}.ipynb"
 
-    def autograded(self, student: str, stem: str) -> Path:
-        return self.root / "autograded" / student / stem / f"{stem}.ipynb"
+    def autograded(self, student: str, stem: str, notebook: str = "") -> Path:
+        return self.root / "autograded" / student / stem / f"{notebook or stem}.ipynb"
 
     def submitted(self, student: str, stem: str) -> Path:
         return self.root / "submitted" / student / stem / f"{stem}.ipynb"

@@ -64,20 +64,23 @@ class ExportResult:
     plots: tuple[Path, ...]  # the score histograms, one per notebook
 
 
-def gradebook_scores(course: CourseDir, records: list[SubmissionResult]) -> dict[tuple[str, str], dict[str, float]]:
-    """{(student, assignment): {grade_id: score}} from nbgrader (manual overrides win)."""
+def gradebook_scores(
+    course: CourseDir, records: list[SubmissionResult], *, course_id: str = "default_course"
+) -> dict[tuple[str, str], dict[str, float]]:
+    """{(student, key): {grade_id: score}} from nbgrader (manual overrides win); ``key`` is
+    ``SubmissionResult.key`` (the assignment, or ``assignment/notebook``)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     out: dict[tuple[str, str], dict[str, float]] = {}
-    with Gradebook(course.db_url) as gb:
+    with Gradebook(course.db_url, course_id) as gb:
         for r in records:
             if r.score is None:
                 continue
             try:
-                nb = gb.find_submission_notebook(r.assignment, r.assignment, r.student)
+                nb = gb.find_submission_notebook(r.notebook_id, r.assignment, r.student)
             except MissingEntry:
                 continue
-            out[(r.student, r.assignment)] = {g.name: float(g.score or 0.0) for g in nb.grades}
+            out[(r.student, r.key)] = {g.name: float(g.score or 0.0) for g in nb.grades}
     return out
 
 
@@ -85,23 +88,27 @@ def _exercise_of(grade_id: str) -> str:
     return grade_id.removeprefix("test_").removesuffix("_hidden")
 
 
-def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResult:
+def export_grades(
+    *, run_dir: Path, protections_summary: str = "", course: CourseDir | None = None, course_id: str = "default_course"
+) -> ExportResult:
+    """Write the CSVs and the report of ``run_dir``; scores from ``course``'s gradebook
+    (default: the run folder's own course, ``<run_dir>/course``)."""
     run_dir = Path(run_dir).resolve()
-    course = CourseDir.at(run_dir / "course")
+    course = course or CourseDir.at(run_dir / "course")
     records = Ledger(run_dir).all()
     saved = run_dir / "protections.txt"
     if not protections_summary and saved.exists():
         protections_summary = saved.read_text().strip()
-    scores = gradebook_scores(course, records)
-    assignments = sorted({r.assignment for r in records})
+    scores = gradebook_scores(course, records, course_id=course_id)
+    assignments = sorted({r.key for r in records})
     students = sorted({r.student for r in records})
-    by_key = {(r.student, r.assignment): r for r in records}
+    by_key = {(r.student, r.key): r for r in records}
     names = {r.student: r.display for r in records if r.display}
 
     def total(r: SubmissionResult) -> float | None:
         if r.score is None:
             return None
-        grades = scores.get((r.student, r.assignment))
+        grades = scores.get((r.student, r.key))
         return sum(grades.values()) if grades is not None else r.score
 
     grades_csv = run_dir / "grades.csv"
@@ -124,15 +131,15 @@ def export_grades(*, run_dir: Path, protections_summary: str = "") -> ExportResu
         w.writerow(csv_row(["student", "name", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
                     "outcome", "note", "evidence", "review"]))  # fmt: skip
         for r in records:
-            grades = scores.get((r.student, r.assignment), {})
+            grades = scores.get((r.student, r.key), {})
             why = describe_submission(r)
             if not r.exercises:
-                w.writerow(csv_row([r.student, r.display or r.student, r.assignment, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
+                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
             for e in r.exercises:
                 manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
                 evidence = "; ".join(str(x) for x in e.evidence)
                 review = f"answer matches the library's reference ({e.review})" if e.review else ""
-                w.writerow(csv_row([r.student, r.display or r.student, r.assignment, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
+                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
                             e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
 
     report = write_report(report_dir=run_dir / "report", records=records, score_of=total,

@@ -112,9 +112,13 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%}
 .nb table{display:block;overflow-x:auto}""" + MATH_CSS + "</style>"
 
 
-def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[str] | None = None) -> FeedbackResult:
+def write_feedback(
+    *, run_dir: Path, show_hidden: bool = False, students: list[str] | None = None, course: CourseDir | None = None
+) -> FeedbackResult:
+    """One page per student under ``<run_dir>/feedback``; graded notebooks from ``course``
+    (default: the run folder's own course, ``<run_dir>/course``)."""
     run_dir = Path(run_dir).resolve()
-    course = CourseDir.at(run_dir / "course")
+    course = course or CourseDir.at(run_dir / "course")
     by_student: dict[str, list] = {}
     for record in Ledger(run_dir).all():
         if students is None or record.student in students:
@@ -129,11 +133,11 @@ def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[s
         for r in records:
             score = "—" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             status = str(r.status)
-            rows.append(f"<tr><td>{html_text(r.assignment)}</td><td class='{status.split()[0]}'>{html_text(status)}</td>"
+            rows.append(f"<tr><td>{html_text(r.key)}</td><td class='{status.split()[0]}'>{html_text(status)}</td>"
                         f"<td>{score}</td><td>{html_text(describe_submission(r))}</td></tr>")
         parts.append("<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>" + "".join(rows) + "</table>")
         for r in records:
-            parts.append(f"<div class=nb><h2>{html_text(r.assignment)}</h2>")
+            parts.append(f"<div class=nb><h2>{html_text(r.key)}</h2>")
             if r.exercises:
                 parts.append("<table><tr><th>exercise</th><th>score</th><th>outcome</th><th>note</th></tr>" + "".join(
                     f"<tr><td>{html_text(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
@@ -141,11 +145,11 @@ def write_feedback(*, run_dir: Path, show_hidden: bool = False, students: list[s
                     for e in r.exercises) + "</table>")
             for note in r.notes:
                 parts.append(f"<p><em>{html_text(note.splitlines()[0] if note else '')}</em></p>")
-            graded = course.autograded(student, r.assignment)
+            graded = course.autograded(student, r.assignment, r.notebook_name)
             if graded.exists():
                 nb = nbformat.read(str(graded), as_version=4)
                 if show_hidden:
-                    source = course.source(r.assignment)
+                    source = course.source(r.assignment, r.notebook_name)
                     nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
                 parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb)))
             parts.append("</div>")

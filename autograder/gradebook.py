@@ -35,6 +35,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,16 +85,20 @@ class GradebookLock:
 
 
 class Ledger:
-    """Status records, one JSON file per (student, assignment)."""
+    """Status records, one JSON file per (student, assignment): ``<student>/<assignment>.json``,
+    or ``<student>/<assignment>/<notebook>.json`` for a notebook not named after its
+    nbgrader assignment (``grade --course``)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.root = Path(run_dir) / "ledger"
 
-    def path(self, student: str, assignment: str) -> Path:
-        return self.root / student / f"{assignment}.json"
+    def path(self, student: str, assignment: str, notebook_name: str = "") -> Path:
+        if notebook_name in ("", assignment):
+            return self.root / student / f"{assignment}.json"
+        return self.root / student / assignment / f"{notebook_name}.json"
 
-    def read(self, student: str, assignment: str) -> SubmissionResult | None:
-        path = self.path(student, assignment)
+    def read(self, student: str, assignment: str, notebook_name: str = "") -> SubmissionResult | None:
+        path = self.path(student, assignment, notebook_name)
         if not path.exists():
             return None
         try:
@@ -115,7 +120,7 @@ class Ledger:
         for items in (data["evidence"], *(e["evidence"] for e in data["exercises"])):
             for item in items:
                 item.pop("cell", None)
-        path = self.path(result.student, result.assignment)
+        path = self.path(result.student, result.assignment, result.notebook_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
@@ -125,6 +130,10 @@ class Ledger:
         out = []
         for path in sorted(self.root.glob("*/*.json")):
             record = self.read(path.parent.name, path.stem)
+            if record is not None:
+                out.append(record)
+        for path in sorted(self.root.glob("*/*/*.json")):
+            record = self.read(path.parent.parent.name, path.parent.name, path.stem)
             if record is not None:
                 out.append(record)
         return out
@@ -149,45 +158,60 @@ def _record(data: dict) -> SubmissionResult:
     return SubmissionResult(**data)
 
 
-def merge_result(result: SubmissionResult, *, course: CourseDir, run_dir: Path) -> None:
-    """Write one result into the gradebook (when something was graded) and the ledger."""
+def merge_result(
+    result: SubmissionResult,
+    *,
+    course: CourseDir,
+    run_dir: Path,
+    course_id: str = "default_course",
+    timestamp: datetime | None = None,
+) -> None:
+    """Write one result into the gradebook (when something was graded) and the ledger.
+    ``course_id`` and ``timestamp`` (the submission's, from its ``timestamp.txt``) are what
+    ``nbgrader autograde`` records for an nbgrader course (``grade --course``)."""
     with GradebookLock(run_dir, db_url=course.db_url):
         if result.notebook is not None and result.score is not None:
-            _save_autogrades(result, course)
+            _save_autogrades(result, course, course_id=course_id, timestamp=timestamp)
         Ledger(run_dir).write(result)
 
 
-def _save_autogrades(result: SubmissionResult, course: CourseDir) -> None:
+def _save_autogrades(result: SubmissionResult, course: CourseDir, *, course_id: str, timestamp: datetime | None) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import SaveAutoGrades
 
     nb: Any = result.notebook
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter
-    with Gradebook(course.db_url) as gb:
-        ensure_submission(gb, student=result.student, assignment=result.assignment, display=result.display)
+    with Gradebook(course.db_url, course_id) as gb:
+        ensure_submission(gb, student=result.student, assignment=result.assignment, display=result.display, timestamp=timestamp)
     resources = {
         "nbgrader": {
-            "notebook": result.assignment,
+            "notebook": result.notebook_id,
             "assignment": result.assignment,
             "student": result.student,
             "db_url": course.db_url,
         }
     }
     SaveAutoGrades().preprocess(nb, resources)
-    target = course.autograded(result.student, result.assignment)
+    target = course.autograded(result.student, result.assignment, result.notebook_name)
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(target))
 
 
-def ensure_submission(gb: Any, *, student: str, assignment: str, display: str | None) -> None:
-    """The student's row (named ``display``) and their submission of ``assignment`` in the
-    nbgrader gradebook ``gb``, created when missing.
+def ensure_submission(
+    gb: Any, *, student: str, assignment: str, display: str | None, timestamp: datetime | None = None
+) -> None:
+    """The student's row and their submission of ``assignment`` (at ``timestamp``, the
+    submission's own, when known) in the nbgrader gradebook ``gb``, created when missing.
+    An nbgrader course's roster names are the instructor's: only an LMS name (``display``)
+    replaces them.
 
     nbgrader's ``update_or_create_*`` look, then insert: another writer can insert the
     same row in between, and the insert fails on the unique key (nbgrader rolls back and
     raises InvalidEntry). The row then exists, so looking once more finds and updates it."""
-    _retry_once(lambda: gb.update_or_create_student(student, last_name=display or None))
-    _retry_once(lambda: gb.update_or_create_submission(assignment, student))
+    names = {"last_name": display} if display else {}
+    when = {"timestamp": timestamp} if timestamp is not None else {}
+    _retry_once(lambda: gb.update_or_create_student(student, **names))
+    _retry_once(lambda: gb.update_or_create_submission(assignment, student, **when))
 
 
 def _retry_once(call: Callable[[], object]) -> None:

@@ -65,6 +65,7 @@ __all__ = [
     "Manifest",
     "collect",
     "identify",
+    "item_key",
     "lms_file_name",
     "read_capped",
     "read_submission",
@@ -676,6 +677,14 @@ class Manifest:
         return best if score >= 0.5 else None
 
 
+def item_key(assignment: str, notebook_name: str = "") -> str:
+    """What one graded notebook is called across the run (sources, ledger, report columns):
+    the assignment itself when the notebook is named after it (every notebook of
+    ``grade FOLDER``), else ``assignment/notebook`` — an nbgrader course's assignment
+    folder may hold several notebooks, and "/" cannot occur in either name."""
+    return assignment if notebook_name in ("", assignment) else f"{assignment}/{notebook_name}"
+
+
 @dataclass
 class Job:
     """One (student, assignment) to grade."""
@@ -691,6 +700,17 @@ class Job:
     # The files of ``beside`` that sit in the notebook's own folder (or below it), each with
     # its path relative to the notebook: what grading puts next to it, as nbgrader does.
     alongside: tuple[tuple[Path, PurePosixPath], ...] = ()
+    # The nbgrader notebook (stem) when it is not named after the assignment (``grade --course``).
+    notebook_name: str = ""
+
+    @property
+    def notebook_id(self) -> str:
+        """The notebook's stem: the exercise registry's and nbgrader's notebook id."""
+        return self.notebook_name or self.assignment
+
+    @property
+    def key(self) -> str:
+        return item_key(self.assignment, self.notebook_name)
 
 
 def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:

@@ -32,7 +32,7 @@ from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, read_capped, read_submission
+from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, item_key, read_capped, read_submission
 from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
 from autograder.sandbox import Limits, Protections
 from autograder.scan import scan_cells, scan_files
@@ -97,12 +97,23 @@ class SubmissionResult:
     verify_seconds: float = 0.0
     notebook: Any = None  # the graded notebook (not stored in the ledger)
     display: str = ""  # the student's name as the LMS gave it (``student`` is the safe key)
+    notebook_name: str = ""  # the nbgrader notebook when not named after the assignment (``grade --course``)
+
+    @property
+    def notebook_id(self) -> str:
+        """The notebook's stem: nbgrader's notebook id in the gradebook."""
+        return self.notebook_name or self.assignment
+
+    @property
+    def key(self) -> str:
+        """``intake.item_key``: the assignment, or ``assignment/notebook``."""
+        return item_key(self.assignment, self.notebook_name)
 
 
 @dataclass
 class GradingContext:
     course: CourseDir
-    sources: dict[str, nbformat.NotebookNode]  # instructor notebooks by assignment
+    sources: dict[str, nbformat.NotebookNode]  # instructor notebooks by ``Job.key``
     releases: dict[str, nbformat.NotebookNode]
     scratch_root: Path  # per-job scratch folders, and views/ (course_lib views shared by the run)
     hide: list[Path]
@@ -124,11 +135,12 @@ class GradingContext:
             data = read_capped(job.path, MAX_NOTEBOOK_BYTES) if job.path is not None else b""
         except SubmissionError as exc:
             data = str(exc).encode()
-        return submission_seed(self.secret_seed, job.assignment, job.student, data)
+        return submission_seed(self.secret_seed, job.key, job.student, data)
 
     def digest(self, job: Job) -> str:
         h = hashlib.sha256(GRADER_VERSION.encode())
-        h.update(nbformat.writes(self.sources[job.assignment]).encode())
+        source = self.sources.get(job.key)  # None for a row refused at intake (no such assignment)
+        h.update(nbformat.writes(source).encode() if source is not None else b"")
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
         for path in (job.path, *job.beside):
             if path is None:
@@ -171,7 +183,8 @@ def grade_job(job: Job, ctx: GradingContext) -> SubmissionResult:
     """Grade one submission; never raises (an internal error becomes FAILED, retried by the next run)."""
     start = time.monotonic()
     result = SubmissionResult(
-        job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job), display=job.display
+        job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job), display=job.display,
+        notebook_name=job.notebook_name,
     )
     try:
         _grade(job, ctx, result)
@@ -249,10 +262,10 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     if submitted is None:
         result.status, result.reason = Status.UNREADABLE, f"{job.path.name}: {why}"
         return
-    source, release = ctx.sources[job.assignment], ctx.releases[job.assignment]
+    source, release = ctx.sources[job.key], ctx.releases[job.key]
     canon = canonicalize(submitted, source=source, release=release, drop_demo=ctx.drop_demo)
     result.notes.extend(canon.notes)
-    registry = _exercise_registry(job.assignment) if ctx.verify else {}
+    registry = _exercise_registry(job.notebook_id) if ctx.verify else {}
     layout = _layout(canon, release, registry)
     graded = _withhold_hidden(canon.notebook, layout)
     located = _static_evidence(canon.notebook, layout, job)
@@ -261,7 +274,7 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
 
     # Execution and re-verification are independent, so they run at the same time,
     # each in its own fresh sandbox.
-    scratch = ctx.scratch_root / f"{job.student}__{job.assignment}"
+    scratch = ctx.scratch_root / _job_folder(job)
     beside = _beside_dir(ctx, job)
     verdicts: dict[str, Verdict] = {}
     to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
@@ -307,9 +320,14 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     result.notebook = executed if run.notebook is not None and decision.scored else None
 
 
+def _job_folder(job: Job) -> str:
+    """The job's scratch folder name: one per (student, notebook)."""
+    return f"{job.student}__{job.assignment}" + (f"__{job.notebook_name}" if job.key != job.assignment else "")
+
+
 def _beside_dir(ctx: GradingContext, job: Job) -> Path:
     """The job's files handed in beside the notebook, prepared once for all its sandboxes."""
-    return ctx.scratch_root / f"{job.student}__{job.assignment}__beside"
+    return ctx.scratch_root / f"{_job_folder(job)}__beside"
 
 
 def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[int]]:
@@ -337,7 +355,7 @@ def _reverify(
             per_exercise[_exercise_of(gid)].update(cell_seeds)
 
     def once(todo: list[Any], attempt: int) -> dict[str, Verdict]:
-        scratch = ctx.scratch_root / f"{job.student}__{job.assignment}__verify{attempt}"
+        scratch = ctx.scratch_root / f"{_job_folder(job)}__verify{attempt}"
         prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=_beside_dir(ctx, job))
         try:
             return reverify(
@@ -475,5 +493,5 @@ def grade_jobs(
             results.append(res)
             if progress is not None:
                 progress(res)
-    order = {(j.student, j.assignment): i for i, j in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[(r.student, r.assignment)])
+    order = {(j.student, j.key): i for i, j in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[(r.student, r.key)])

@@ -52,11 +52,11 @@ class ExerciseDifficulty:
 def exercise_difficulty(records: Sequence[SubmissionResult]) -> list[ExerciseDifficulty]:
     """Per (assignment, exercise), in assignment order then the notebook's exercise order."""
     groups: dict[tuple[str, str], list[ExerciseScore]] = {}
-    for r in sorted(records, key=lambda r: r.assignment):
+    for r in sorted(records, key=lambda r: r.key):
         if r.score is None:
             continue  # not graded: its exercises earned nothing and say nothing about difficulty
         for e in r.exercises:
-            groups.setdefault((r.assignment, e.name), []).append(e)
+            groups.setdefault((r.key, e.name), []).append(e)
     out = []
     for (assignment, name), scores in groups.items():
         n = len(scores)
@@ -92,7 +92,7 @@ def student_rows(
 ) -> list[StudentRow]:
     """One row per student (sorted by key), one cell per assignment; ``score_of`` gives a
     submission's score (the export passes the gradebook's, with manual overrides)."""
-    by_key = {(r.student, r.assignment): r for r in records}
+    by_key = {(r.student, r.key): r for r in records}
     names = {r.student: r.display for r in records if r.display}
     rows = []
     for student in sorted({r.student for r in records}):
@@ -145,7 +145,7 @@ def _histograms(report_dir: Path, records: Sequence[SubmissionResult], assignmen
 
     out = []
     for i, a in enumerate(assignments, start=1):
-        mine = [r for r in records if r.assignment == a]
+        mine = [r for r in records if r.key == a]
         vals = [s for r in mine if (s := score_of(r)) is not None]
         top = max([r.max_score for r in mine if r.max_score] or [1.0])
         fig, ax = plt.subplots(figsize=(3.2, 2.2))
@@ -185,7 +185,7 @@ def _flagged_table(flagged: Sequence[SubmissionResult]) -> str:
         return "<ul class=evidence>" + "".join(f"<li>{html_text(str(x))}</li>" for x in items) + "</ul>"
 
     return _table(["student", "notebook", "evidence (where it was found)"],
-                  [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.assignment)}</td>", f"<td>{evidence(r)}</td>"]
+                  [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.key)}</td>", f"<td>{evidence(r)}</td>"]
                    for r in flagged])  # fmt: skip
 
 
@@ -215,7 +215,7 @@ def _student_table(rows: Sequence[StudentRow], assignments: Sequence[str]) -> st
 
 def _exercise_rows(rows: Sequence[tuple[SubmissionResult, ExerciseScore]], text: Callable[[ExerciseScore], str]) -> str:
     return _table(["student", "notebook", "exercise", "outcome", "note"],
-                  [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.assignment)}</td>", f"<td>{html_text(e.name)}</td>",
+                  [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.key)}</td>", f"<td>{html_text(e.name)}</td>",
                     f"<td>{html_text('—' if e.outcome is None else str(e.outcome))}</td>", f"<td>{html_text(text(e))}</td>"]
                    for r, e in rows])  # fmt: skip
 
@@ -235,7 +235,7 @@ def write_report(
     """``report_dir/index.html`` and one histogram PNG per assignment; ``score_of`` gives a
     submission's score (None: not graded), ``describe`` why it has its status."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    assignments = sorted({r.assignment for r in records})
+    assignments = sorted({r.key for r in records})
     hists = _histograms(report_dir, records, assignments, score_of)
     counts: dict[str, int] = {}
     for r in records:
@@ -247,7 +247,7 @@ def write_report(
     students = student_rows(records, assignments, score_of)
     figures = "".join(f"<figure><img src='{p.name}' alt='{html_text(caption)}'><figcaption>{html_text(caption)}</figcaption></figure>"
                       for p, caption in hists)  # fmt: skip
-    problem_rows = [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.assignment)}</td>",
+    problem_rows = [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.key)}</td>",
                      f"<td>{html_text(str(r.status))}</td>", f"<td>{html_text(describe(r))}</td>"] for r in problems]  # fmt: skip
     parts = [
         "<!doctype html><meta charset=utf-8><title>Grading report</title>",

@@ -1,0 +1,368 @@
+"""Grading inside an instructor's own nbgrader course: ``grade --course COURSE_DIR``.
+
+An nbgrader course directory holds ``nbgrader_config.py``, ``source/<assignment>/*.ipynb``
+(the instructor's notebooks), ``release/`` (made by ``nbgrader generate_assignment``),
+``submitted/<student>/<assignment>/`` (made by ``nbgrader collect``, with the
+submission's ``timestamp.txt``) and the gradebook its config names. Grading here reads
+``submitted/`` through the intake's protections and writes what ``nbgrader autograde``
+writes: ``autograded/<student>/<assignment>/<notebook>.ipynb`` with ``timestamp.txt``
+beside it, and the gradebook rows (student, submission with its timestamp, notebooks,
+grades), so that stock ``nbgrader generate_feedback``, ``release_feedback``, ``export``
+and formgrader work on the course unchanged. Manual scores stay (``SaveAutoGrades``
+writes only ``auto_score``).
+
+The run folder (ledger, scratch, the run's secret) defaults to ``COURSE_DIR/.autograder``
+(mode 0700); the sandbox hides the whole course directory and the exchange from student
+code, as it hides the run folder of ``grade FOLDER``.
+
+An assignment may hold several notebooks: each submitted notebook is graded against the
+source notebook of the same stem, and the exercise registry is looked up by that stem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from autograder.course import CourseDir, read_notebook, run_nbgrader
+from autograder.intake import MAX_NOTEBOOK_BYTES, Identity, Job, SubmissionError, _alongside, _Handed, _walk, item_key, read_capped, safe_key
+from autograder.pipeline import SubmissionResult
+from autograder.results import Status
+
+from traitlets.config import Config
+
+if TYPE_CHECKING:
+    from autograder.api import GradeOptions, GradeRun, StatusReport
+    from autograder.sandbox import Protections
+
+__all__ = [
+    "NbgraderCourse",
+    "course_jobs",
+    "ensure_released",
+    "grade_course",
+    "is_student_id",
+    "course_status_in",
+    "load_course",
+    "read_timestamp",
+    "source_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+RUN_SUBDIR = ".autograder"
+_STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_TIMESTAMP_BYTES = 1024
+_NBGRADER_IGNORED = frozenset({".ipynb_checkpoints", "__pycache__", "feedback"})  # CourseDirectory.ignore
+
+
+@dataclass(frozen=True)
+class NbgraderCourse:
+    """An instructor's nbgrader course, as its ``nbgrader_config.py`` describes it."""
+
+    root: Path
+    db_url: str
+    course_id: str  # nbgrader's (may be ""): the gradebook's course and the exchange's folder
+    exchange_root: Path
+    run_dir: Path  # ledger, scratch, secret: outside the student-visible tree
+    config: Config = field(default_factory=Config, compare=False, repr=False)  # the course's, for nbgrader's plugins
+
+    @property
+    def dir(self) -> CourseDir:
+        return CourseDir(root=self.root, db_url=self.db_url)
+
+    @property
+    def submitted(self) -> Path:
+        return self.root / "submitted"
+
+
+def load_course(course_dir: Path, *, db_url: str | None = None, run_dir: Path | None = None) -> NbgraderCourse:
+    """Read ``COURSE_DIR/nbgrader_config.py`` with traitlets as nbgrader does (it is the
+    instructor's own file): ``CourseDirectory.root`` (default: the course folder),
+    ``CourseDirectory.db_url`` (default: ``sqlite:///ROOT/gradebook.db``; ``db_url`` here
+    overrides it), ``CourseDirectory.course_id`` and ``Exchange.root``."""
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default.exchange import Exchange
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_dir = Path(course_dir).resolve()
+    config_file = course_dir / "nbgrader_config.py"
+    if not course_dir.is_dir():
+        raise FileNotFoundError(f"grade --course: no folder {course_dir}")
+    if not config_file.is_file():
+        raise ValueError(f"grade --course: {course_dir} is not an nbgrader course (no nbgrader_config.py)")
+    config = PyFileConfigLoader(config_file.name, path=str(course_dir)).load_config()
+    # nbgrader's root defaults to the working directory: the instructor runs it in the course folder.
+    root = Path(config.CourseDirectory.root) if "root" in config.CourseDirectory else course_dir
+    config.CourseDirectory.root = str(course_dir / root)  # a relative root is relative to the course
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    coursedir = CourseDirectory(config=config)
+    exchange = Path(config.Exchange.root if "root" in config.Exchange else Exchange.class_traits()["root"].default_value)
+    root = Path(coursedir.root)
+    if not (root / "source").is_dir():
+        raise ValueError(f"grade --course: no source/ folder in {root} (the instructor's assignments)")
+    run = Path(run_dir).resolve() if run_dir is not None else root / RUN_SUBDIR
+    return NbgraderCourse(root, coursedir.db_url, coursedir.course_id, exchange.resolve(), run, config)
+
+
+def _visible_entries(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] if folder.is_dir() else []
+
+
+def source_manifest(course: NbgraderCourse) -> dict[str, tuple[str, ...]]:
+    """{assignment: its notebooks' stems}: the folders under ``source/`` and their notebooks."""
+    out: dict[str, tuple[str, ...]] = {}
+    for folder in _visible_entries(course.root / "source"):
+        if folder.is_dir() and not folder.is_symlink():
+            stems = tuple(p.stem for p in _visible_entries(folder) if p.suffix == ".ipynb" and p.is_file())
+            if stems:
+                out[folder.name] = stems
+    if not out:
+        raise ValueError(f"grade --course: no assignment with notebooks under {course.root / 'source'}")
+    return out
+
+
+def _in_gradebook(course: NbgraderCourse, assignment: str, notebooks: tuple[str, ...]) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url, course.course_id) as gb:
+        try:
+            for nb in notebooks:
+                gb.find_notebook(nb, assignment)
+        except MissingEntry:
+            return False
+    return True
+
+
+def ensure_released(course: NbgraderCourse, manifest: dict[str, tuple[str, ...]]) -> list[str]:
+    """Run ``nbgrader generate_assignment`` (with the course's own config) for every
+    assignment whose release is missing, older than its source, or absent from the
+    gradebook — what the instructor would run before grading. Returns those assignments."""
+    stale = []
+    for assignment, notebooks in manifest.items():
+        for nb in notebooks:
+            source, release = course.dir.source(assignment, nb), course.dir.release(assignment, nb)
+            if not release.exists() or release.stat().st_mtime < source.stat().st_mtime:
+                stale.append(assignment)
+                break
+        else:
+            if not _in_gradebook(course, assignment, notebooks):
+                stale.append(assignment)
+    if stale:
+        run_nbgrader(course.dir, ["generate_assignment", *stale])
+    return stale
+
+
+def is_student_id(name: str) -> bool:
+    """A folder name nbgrader can use as a student id and we as a path component: ASCII
+    letters, digits, ``_ . @ -``, not starting with a dot or a dash (no ``+`` or ``*``,
+    which nbgrader's exchange reserves)."""
+    return _STUDENT_ID.fullmatch(name) is not None
+
+
+def read_timestamp(folder: Path) -> tuple[datetime | None, str]:
+    """The submission time in ``folder/timestamp.txt`` (read without following a link,
+    bounded) as nbgrader parses it, or None and why not ("" when there is no file)."""
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not os.path.lexists(path):
+        return None, ""
+    try:
+        text = read_capped(path, _TIMESTAMP_BYTES).decode("utf-8", errors="replace").strip()
+        return parse_utc(text), ""
+    except SubmissionError as exc:
+        return None, f"timestamp.txt: {exc}"
+    except (ValueError, OverflowError):
+        return None, "timestamp.txt: not a time nbgrader can read"
+
+
+def _refused(student: str, assignment: str, why: str, notebook: str = "") -> Job:
+    return Job(student, assignment, None, Status.UNREADABLE, [why], notebook_name=notebook if notebook != assignment else "")
+
+
+def _refused_all(student: str, manifest: dict[str, tuple[str, ...]], why: str) -> list[Job]:
+    """One refused row per notebook of the course."""
+    return [_refused(student, a, why, nb) for a, notebooks in manifest.items() for nb in notebooks]
+
+
+def course_jobs(
+    course: NbgraderCourse, manifest: dict[str, tuple[str, ...]]
+) -> tuple[list[Job], dict[tuple[str, str], datetime]]:
+    """One job per (student, assignment, notebook) under ``submitted/``, and the timestamps
+    by (student, ``Job.key``). Whatever cannot be graded (a link, a folder name that is not
+    a student id, an assignment not in ``source/``, a missing notebook) is a row with its
+    status and reason; nothing stops the batch and nothing is followed."""
+    jobs: list[Job] = []
+    stamps: dict[tuple[str, str], datetime] = {}
+    for entry in _visible_entries(course.submitted):
+        shown = f"submitted/{entry.name}"
+        if not is_student_id(entry.name):
+            key = safe_key(Identity(entry.name))
+            why = f"{shown}: not a valid nbgrader student id (letters, digits, _ . @ -): not graded"
+            jobs.extend(_refused_all(key, manifest, why))
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            why = f"{shown}: not a folder ({'symbolic link' if entry.is_symlink() else 'a file'}): not read"
+            jobs.extend(_refused_all(entry.name, manifest, why))
+            continue
+        try:
+            for folder in _visible_entries(entry):
+                jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+        except OSError as exc:  # an unlistable folder costs its student only
+            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({exc.strerror or type(exc).__name__})"))
+    return jobs, stamps
+
+
+def _assignment_jobs(
+    student: str, folder: Path, manifest: dict[str, tuple[str, ...]], stamps: dict[tuple[str, str], datetime]
+) -> list[Job]:
+    shown = f"submitted/{student}/{folder.name}"
+    assignment = folder.name
+    if assignment not in manifest:
+        key = safe_key(Identity(assignment))
+        return [_refused(student, key, f"{shown}: no assignment {assignment!r} in source/: not graded")]
+    notebooks = manifest[assignment]
+    if folder.is_symlink() or not folder.is_dir():
+        why = f"{shown}: not a folder ({'symbolic link' if folder.is_symlink() else 'a file'}): not read"
+        return [_refused(student, assignment, why, nb) for nb in notebooks]
+    handed = _Handed(folder=folder)
+    _walk(folder, shown, handed, zips=False)
+    timestamp, stamp_note = read_timestamp(folder)
+    problems = dict(handed.problems)
+    known = {folder / f"{nb}.ipynb" for nb in notebooks}
+    notes = [f"{p.relative_to(folder)}: not a notebook of {assignment} (nbgrader skips it)" for p in handed.notebooks if p not in known]
+    notes += [f"{where}: {why}" for where, why in handed.problems if not where.endswith(".ipynb")]
+    notes += [stamp_note] if stamp_note else []
+    jobs = []
+    for nb in notebooks:
+        name = nb if nb != assignment else ""
+        path, where = folder / f"{nb}.ipynb", f"{shown}/{nb}.ipynb"
+        if path in handed.notebooks:
+            job = Job(student, assignment, path, notes=list(notes), beside=tuple(handed.beside), folder=folder,
+                      alongside=_alongside(path, handed), notebook_name=name)  # fmt: skip
+        elif where in problems:
+            job = Job(student, assignment, None, Status.UNREADABLE, [f"{where}: {problems[where]}", *notes], notebook_name=name)
+        else:
+            job = Job(student, assignment, None, Status.MISSING, [f"no notebook {nb}.ipynb in {shown}", *notes], notebook_name=name)
+        if timestamp is not None:
+            stamps[(student, job.key)] = timestamp
+        jobs.append(job)
+    return jobs
+
+
+def grade_course(
+    *,
+    course_dir: Path,
+    run_dir: Path | None = None,
+    options: GradeOptions,
+    progress: Callable[[SubmissionResult], None] | None = None,
+    on_start: Callable[[int, Protections], None] | None = None,
+) -> GradeRun:
+    """Grade ``COURSE_DIR/submitted/`` into the course's own gradebook and ``autograded/``
+    (called through ``api.grade_course``)."""
+    from autograder import api
+    from autograder.gradebook import merge_result
+    from autograder.pipeline import GradingContext
+    from autograder.sandbox import detect_protections, remove_tree
+
+    start = time.monotonic()
+    course = load_course(course_dir, db_url=options.db_url, run_dir=run_dir)
+    protections = detect_protections()
+    api._import_support(options.support)
+    course.run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(course.run_dir, 0o700)
+    manifest = source_manifest(course)
+    ensure_released(course, manifest)
+    keys = {item_key(a, nb if nb != a else ""): (a, nb) for a, nbs in manifest.items() for nb in nbs}
+    sources = {k: read_notebook(course.dir.source(a, nb)) for k, (a, nb) in keys.items()}
+    releases = {k: read_notebook(course.dir.release(a, nb)) for k, (a, nb) in keys.items()}
+    (course.run_dir / "protections.txt").write_text(protections.summary + "\n")
+    jobs, stamps = course_jobs(course, manifest)
+    jobs = api._selected(jobs, options)
+    api._preload()
+    scratch_root = course.run_dir / "scratch"
+    scratch_root.mkdir(exist_ok=True)
+    remove_tree(scratch_root / "views")
+    os.chmod(scratch_root, 0o711)
+    hide = api._hidden_paths(course.run_dir, course.root / "source", course.submitted, course.db_url)
+    hide += [p for p in (course.root, course.exchange_root) if p.is_dir() and p != Path("/") and p not in hide]
+    ctx = GradingContext(
+        course=course.dir, sources=sources, releases=releases, scratch_root=scratch_root, hide=hide,
+        limits=options.limits, protections=protections, secret_seed=api._secret_seed(course.run_dir),
+        support=list(options.support), drop_demo=options.drop_demo, verify=options.verify,
+    )  # fmt: skip
+
+    def merge(result: SubmissionResult) -> None:
+        stamp = stamps.get((result.student, result.key))
+        merge_result(result, course=course.dir, run_dir=course.run_dir, course_id=course.course_id, timestamp=stamp)
+        if result.notebook is not None and result.score is not None:
+            _assign_late_penalty(course, result)
+            _copy_assignment_files(course, result)
+
+    try:
+        results, resumed = api._grade_resumable(jobs, ctx, run_dir=course.run_dir, options=options, merge=merge,
+                                                progress=progress, on_start=on_start)  # fmt: skip
+    finally:
+        remove_tree(ctx.views)
+    return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start)
+
+
+def _assign_late_penalty(course: NbgraderCourse, result: SubmissionResult) -> None:
+    """nbgrader's ``AssignLatePenalties`` with the course's config (its
+    ``LateSubmissionPlugin``), as ``nbgrader autograde`` runs it after saving the grades."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    from autograder.gradebook import GradebookLock
+
+    resources = {"nbgrader": {"notebook": result.notebook_id, "assignment": result.assignment,
+                              "student": result.student, "db_url": course.db_url}}  # fmt: skip
+    with GradebookLock(course.run_dir):
+        AssignLatePenalties(config=course.config).preprocess(result.notebook, resources)
+
+
+def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> None:
+    """The assignment's other files beside the autograded notebook, as ``nbgrader autograde``
+    copies them: every regular file the student's folder holds (``timestamp.txt``, which
+    ``generate_feedback`` reads, and ``submission_secret.txt``, which ``release_feedback``
+    needs), links and special files never followed, then the instructor's own files from
+    ``source/<assignment>/`` over them."""
+    folder = course.submitted / result.student / result.assignment
+    dest = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent
+    handed = _Handed(folder=folder)
+    _walk(folder, str(folder), handed, zips=False)
+    copies = [(path, dest / path.relative_to(folder)) for path in handed.beside]
+    source = course.root / "source" / result.assignment
+    copies += [(p, dest / p.relative_to(source)) for p in source.rglob("*") if p.is_file() and not p.is_symlink()]
+    for src, target in copies:
+        rel = target.relative_to(dest)
+        if src.suffix == ".ipynb" or any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts):
+            continue
+        try:
+            data = read_capped(src, MAX_NOTEBOOK_BYTES)
+        except SubmissionError as exc:
+            log.warning("grade --course: %s not copied to autograded/: %s", src, exc)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.write_bytes(data)
+
+
+def course_status_in(*, course_dir: Path, run_dir: Path | None = None) -> StatusReport:
+    """What is graded (the ledger) and what in ``submitted/`` is not yet, by (student, ``Job.key``).
+    Reads only: no release is generated, nothing is written."""
+    from autograder.api import StatusReport
+    from autograder.gradebook import Ledger
+
+    course = load_course(course_dir, run_dir=run_dir)
+    results = tuple(Ledger(course.run_dir).all())
+    jobs, _ = course_jobs(course, source_manifest(course))
+    seen = {(r.student, r.key) for r in results}
+    return StatusReport(results, tuple((j.student, j.key) for j in jobs if (j.student, j.key) not in seen))
