@@ -259,9 +259,9 @@ def scores_from_run(run_dir: Path) -> dict[str, dict[str, float | None]]:
     for record in records:
         total: float | None = None
         if record.score is not None:
-            per_grade = grades.get((record.student, record.assignment))
+            per_grade = grades.get((record.student, record.key))
             total = sum(per_grade.values()) if per_grade is not None else record.score
-        out.setdefault(record.student, {})[record.assignment] = total
+        out.setdefault(record.student, {})[record.key] = total
     return out
 
 
