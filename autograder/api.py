@@ -288,19 +288,34 @@ class Override:
     auto_score: float | None
 
 
-def override_grade(*, run_dir: Path, student: str, assignment: str, grade_id: str, score: float, db_url: str | None = None) -> Override:
-    """Set nbgrader's manual score for one graded cell; re-grading keeps it."""
+def override_grade(
+    *,
+    run_dir: Path,
+    student: str,
+    assignment: str,
+    grade_id: str,
+    score: float,
+    db_url: str | None = None,
+    course: CourseDir | None = None,
+    course_id: str = "default_course",
+    notebook: str = "",
+) -> Override:
+    """Set nbgrader's manual score for one graded cell; re-grading keeps it. ``course``
+    (default: the run folder's own) and ``notebook`` (default: the assignment's name)
+    address an instructor's nbgrader course, where an assignment may hold several notebooks."""
     from nbgrader.api import Gradebook, MissingEntry
 
     from autograder.gradebook import GradebookLock
 
     run_dir = Path(run_dir).resolve()
-    course = CourseDir.at(run_dir / "course", db_url=db_url)
-    with GradebookLock(run_dir), Gradebook(course.db_url) as gb:
+    course = course or CourseDir.at(run_dir / "course", db_url=db_url)
+    notebook = notebook or assignment
+    with GradebookLock(run_dir, db_url=course.db_url), Gradebook(course.db_url, course_id) as gb:
         try:
-            grade = gb.find_grade(grade_id, assignment, assignment, student)
+            grade = gb.find_grade(grade_id, notebook, assignment, student)
         except MissingEntry:
-            raise KeyError(f"override: no graded cell {grade_id!r} for {student}/{assignment}") from None
+            where = assignment if notebook == assignment else f"{assignment}/{notebook}"
+            raise KeyError(f"override: no graded cell {grade_id!r} for {student}/{where}") from None
         if not 0 <= score <= grade.max_score:
             raise ValueError(f"override: score must be in [0, {grade.max_score:g}], got {score:g}")
         grade.manual_score = score

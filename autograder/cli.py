@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.add_argument("grade_id", help="e.g. test_sigmoid_hidden")
     p.add_argument("score", type=float)
+    p.add_argument("--notebook", default="", help="the notebook, when an assignment holds several (default: the assignment's name)")
+    p.add_argument("--db", default=None, help="gradebook URL (default: the run folder's or the course's)")
     run_dir(p)
+    course(p)
 
     p = sub.add_parser("demo", help="release the course and grade the bundled sample class")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -167,7 +170,7 @@ def _course_paths(args: argparse.Namespace) -> tuple[Path, CourseDir | None, str
         return args.run_dir, None, "default_course"
     from autograder.nbcourse import load_course
 
-    course = load_course(args.course, run_dir=_course_run_dir(args))
+    course = load_course(args.course, run_dir=_course_run_dir(args), db_url=getattr(args, "db", None))
     return course.run_dir, course.dir, course.course_id
 
 
@@ -217,12 +220,10 @@ def _export(args: argparse.Namespace) -> int:
     print(f"gradebook: {result.grades_csv}\nper exercise: {result.submissions_csv}\nreport: {result.report}")
     if args.lms is None:
         return 0
-    if args.course is not None:
-        raise ValueError("export --lms: not with --course yet (use nbgrader export, or the grades.csv written above)")
     from autograder import lms
 
-    scores = lms.scores_from_run(args.run_dir)
-    out = args.lms_out or args.run_dir / f"{args.lms}_import.csv"
+    scores = lms.scores_from_run(run_dir, course=course, course_id=course_id)
+    out = args.lms_out or run_dir / f"{args.lms}_import.csv"
     if args.lms == "canvas":
         if args.roster is None:
             raise ValueError("export --lms canvas: --roster FILE (the gradebook exported from Canvas) is required")
@@ -252,9 +253,11 @@ def _status(args: argparse.Namespace) -> int:
 def _override(args: argparse.Namespace) -> int:
     from autograder.api import override_grade
 
+    run_dir, course, course_id = _course_paths(args)
     result = override_grade(
-        run_dir=args.run_dir, student=args.student, assignment=args.assignment, grade_id=args.grade_id, score=args.score
-    )
+        run_dir=run_dir, student=args.student, assignment=args.assignment, grade_id=args.grade_id, score=args.score,
+        db_url=args.db, course=course, course_id=course_id, notebook=args.notebook,
+    )  # fmt: skip
     print(f"{args.student}/{args.assignment}/{args.grade_id}: manual score {result.manual_score:g} (auto {result.auto_score})")
     return 0
 

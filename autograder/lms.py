@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.course import CourseDir
 from autograder.safe_output import csv_cell, terminal_text
 
 __all__ = [
@@ -238,23 +239,26 @@ def write_moodle(
     )
 
 
-def scores_from_run(run_dir: Path) -> dict[str, dict[str, float | None]]:
+def scores_from_run(
+    run_dir: Path, *, course: CourseDir | None = None, course_id: str = "default_course"
+) -> dict[str, dict[str, float | None]]:
     """{student: {assignment: total}} of a grading run, as ``grades.csv`` has them.
 
     Totals are the sum of nbgrader's grades (manual overrides included) when the
-    gradebook has the submission, else the ledger's score; ``None`` when nothing was
-    graded (missing, unreadable, failed, timed out). Read-only: nothing is written.
+    gradebook of ``course`` (default: the run folder's own, ``<run_dir>/course``) has the
+    submission, else the ledger's score; ``None`` when nothing was graded (missing,
+    unreadable, failed, timed out). Read-only: nothing is written.
     """
-    from autograder.course import CourseDir
     from autograder.export import gradebook_scores
     from autograder.gradebook import Ledger
 
     run_dir = Path(run_dir).resolve()
-    missing = [name for name in ("ledger", "course") if not (run_dir / name).is_dir()]
+    needed = ("ledger",) if course is not None else ("ledger", "course")
+    missing = [name for name in needed if not (run_dir / name).is_dir()]
     if missing:
         raise ValueError(f"scores_from_run: {run_dir} is not a grading run (no {' or '.join(missing)}/ folder)")
     records = Ledger(run_dir).all()
-    grades = gradebook_scores(CourseDir.at(run_dir / "course"), records)
+    grades = gradebook_scores(course or CourseDir.at(run_dir / "course"), records, course_id=course_id)
     out: dict[str, dict[str, float | None]] = {}
     for record in records:
         total: float | None = None

@@ -301,3 +301,23 @@ def test_stale_release_is_regenerated(tmp_path: Path) -> None:
     assert nbformat.read(str(release), as_version=4).cells[0].source == "# Tiny assignment, revised"
     shutil.rmtree(root / "release")
     assert ensure_released(course, manifest) == [ASSIGNMENT]
+
+
+def test_override_and_lms_export_with_course(course_run) -> None:
+    """``override --course`` writes the course's gradebook (an assignment holding several
+    notebooks: ``--notebook``) and ``export --course --lms moodle`` exports that total.
+    Last in this file: it changes the module's graded course."""
+    import csv
+
+    from autograder.cli import main
+
+    _, root, *_ = course_run
+    # alice's 01_tiny has a wrong softsign: 9 - 3 = 6 (see the fixture); 2 of the hidden
+    # test's 2 points given back by hand make it 8.
+    args = ["override", "alice", ASSIGNMENT, "test_softsign_hidden", "2", "--notebook", "01_tiny", "--course", str(root)]
+    assert main(args) == 0
+    assert main(["override", "alice", ASSIGNMENT, "test_softsign_hidden", "2", "--course", str(root)]) == 2  # no notebook 'week1'
+    out = root / ".autograder" / "moodle.csv"
+    assert main(["export", "--course", str(root), "--lms", "moodle", "--id-field", "Username", "--lms-out", str(out)]) == 0
+    rows = {r["Username"]: r for r in csv.DictReader(out.open(encoding="utf-8-sig"))}
+    assert rows["alice"]["week1/01_tiny"] == "8" and rows["alice"]["week1/00_tiny"] == "9"

@@ -1,13 +1,13 @@
 """nbgrader's formgrader on a course our grader graded, in a real JupyterLab driven by
 Playwright in Debian's Chromium (issue #11, item 3).
 
-A tiny class (perfect, partial, blank) is graded with ``autograder.api.grade_class``
-(sandbox and re-verification on). JupyterLab is started inside the run's course
-directory; the test opens Nbgrader → Formgrader from Lab's menu, reads the scores our
+A tiny class (perfect, partial, blank), handed in to an nbgrader course's ``submitted/``,
+is graded in place with ``autograder.api.grade_course`` (``grade --course``; sandbox and
+re-verification on). JupyterLab is started inside that course directory; the test opens Nbgrader → Formgrader from Lab's menu, reads the scores our
 grader wrote on the Manage Submissions page, opens ``partial``'s submission in the
 grading view, gives the hidden softsign test 1.5 of its 2 points (auto score 0) and the
 visible answer_lr test 1 point of extra credit, and waits for each save. Then
-``python -m autograder export`` and stock ``nbgrader export`` must both show the new
+``python -m autograder export --course`` and stock ``nbgrader export`` must both show the new
 total: 6 + 1.5 + 1 = 8.5 (hand-derived; see ``graded_course``).
 
 Screenshots (test-output/formgrader/, git-ignored): ``submissions.png`` (the list with
@@ -43,6 +43,7 @@ STEM = tinycourse.STEM
 TIMEOUT_MS = 45_000
 PANEL_IFRAME = "#jp-main-dock-panel iframe"  # formgrader's Lab panel embeds its pages in an iframe
 EXPORT_TIMEOUT_S = 120
+COURSE_ID = "dl-course"  # autograder/config/nbgrader_config.py, which the course's config starts from
 
 STUDENT = "partial"
 MANUAL_CELL, MANUAL_SCORE, AUTO_SCORE = "test_softsign_hidden", 1.5, 0.0  # partial left softsign as the stub
@@ -147,7 +148,7 @@ def _run_exports(course_dir: Path, run_dir: Path, env: dict[str, str]) -> Path:
     returns nbgrader's CSV."""
     nbgrader_csv = run_dir.parent / "nbgrader-grades.csv"
     commands = {
-        "python -m autograder export": ([sys.executable, "-m", "autograder", "export", "--run-dir", str(run_dir)], REPO),
+        "python -m autograder export": ([sys.executable, "-m", "autograder", "export", "--course", str(course_dir)], REPO),
         "nbgrader export": ([str(Path(sys.executable).parent / "nbgrader"), "export", "--to", str(nbgrader_csv)], course_dir),
     }
     procs = {name: subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -159,6 +160,7 @@ def _run_exports(course_dir: Path, run_dir: Path, env: dict[str, str]) -> Path:
 
 
 def test_manual_score_from_formgrader_reaches_both_exports(chromium: str, course: tuple[Path, Path], tmp_path: Path) -> None:
+    from autograder.course import CourseDir
     from autograder.gradebook import Ledger
     from autograder.lms import scores_from_run
 
@@ -189,4 +191,5 @@ def test_manual_score_from_formgrader_reaches_both_exports(chromium: str, course
     assert {s: (r["assignment"], float(r["score"]), float(r["max_score"])) for s, r in stock.items()} == {
         s: (STEM, t, MAX_SCORE) for s, t in {**EXPECTED_SCORES, STUDENT: NEW_TOTAL}.items()}
 
-    assert scores_from_run(run_dir)[STUDENT][STEM] == NEW_TOTAL  # the LMS imports read the same total
+    # The LMS imports read the same total.
+    assert scores_from_run(run_dir, course=CourseDir.at(course_dir), course_id=COURSE_ID)[STUDENT][STEM] == NEW_TOTAL
