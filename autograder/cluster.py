@@ -237,8 +237,14 @@ def open_engine(spec: ClusterSpec) -> Iterator[DaskEngine]:
                     tls_ca_file=str(spec.tls.ca), tls_client_cert=str(spec.tls.cert), tls_client_key=str(spec.tls.key),
                     require_encryption=True,
                 )  # fmt: skip
-            client = stack.enter_context(Client(spec.scheduler, security=security, timeout="30s"))
-        client.wait_for_workers(1, timeout=120)
+            try:
+                client = stack.enter_context(Client(spec.scheduler, security=security, timeout="30s"))
+            except OSError as exc:  # refused, unreachable, a TLS handshake that failed
+                raise RuntimeError(f"cluster: cannot reach the scheduler at {spec.scheduler}: {exc}") from exc
+        try:
+            client.wait_for_workers(1, timeout=120)
+        except TimeoutError:
+            raise RuntimeError(f"cluster: no worker joined the scheduler at {client.scheduler.address} within 120 s") from None
         engine = DaskEngine(client)
         stack.callback(engine.close)
         yield engine

@@ -26,7 +26,8 @@ from autograder.cli import main  # noqa: E402
 from autograder.cluster import TlsFiles, admit, check_address, parse_local  # noqa: E402
 from autograder.export import export_grades  # noqa: E402
 from autograder.gradebook import Ledger  # noqa: E402
-from autograder.remote import HostReport, code_digest  # noqa: E402
+from autograder.intake import Job  # noqa: E402
+from autograder.remote import WORKER_DIR_ENV, HostReport, code_digest  # noqa: E402
 from autograder.sample import RECIPES  # noqa: E402
 from autograder.sandbox import Protections  # noqa: E402
 from tinycourse import FAST_LIMITS, SUPPORT, make_class  # noqa: E402
@@ -34,6 +35,12 @@ from tinycourse import FAST_LIMITS, SUPPORT, make_class  # noqa: E402
 pytestmark = pytest.mark.distributed
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "424242"  # one run secret for runs that must agree (it draws the hidden cases)
+
+
+@pytest.fixture(autouse=True)
+def _worker_dirs(tmp_path, monkeypatch) -> None:
+    """Workers keep their scratch under the test's folder (a killed one cannot clean up)."""
+    monkeypatch.setenv(WORKER_DIR_ENV, str(tmp_path / "workers"))
 
 
 def _options(**kw) -> GradeOptions:
@@ -104,6 +111,36 @@ def test_admit_refuses_a_worker_whose_code_differs() -> None:
     assert "--resources sandbox=N" in no_slot.refused
     broken = admit(ModuleNotFoundError("autograder.remote"), "tcp://x:1", coordinator="a" * 64, resources={"sandbox": 1})
     assert "could not report" in broken.refused
+
+
+def test_a_result_delivered_twice_is_merged_once(tiny_course) -> None:
+    from autograder.pipeline import SubmissionResult, grade_jobs
+    from autograder.results import Status
+
+    first = SubmissionResult("ann", "a1", Status.GRADED, score=1.0, digest="d1")
+    again = SubmissionResult("ann", "a1", Status.GRADED, score=1.0, digest="d1")  # a retried task's copy
+    other = SubmissionResult("bob", "a1", Status.GRADED, score=2.0, digest="d2")
+    merged: list[str] = []
+    jobs = [Job("ann", "a1", None), Job("bob", "a1", None)]
+    results = grade_jobs(jobs, None, workers=1, on_result=lambda r: merged.append(r.student),
+                         engine=lambda _jobs, _ctx: iter([first, again, other]))  # fmt: skip
+    assert merged == ["ann", "bob"]
+    assert [r.student for r in results] == ["ann", "bob"]
+
+
+def test_worker_writes_only_inside_its_task_folder(tmp_path) -> None:
+    from autograder.remote import HandedFile, _write
+
+    folder = tmp_path / "task"
+    folder.mkdir()
+    for rel in ("../escape.py", "/etc/evil", "a/../../b", "", ".", "x\0y"):
+        with pytest.raises(ValueError, match="unsafe relative path"):
+            _write(folder, HandedFile(rel, b"x", 1))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["task"]
+    written = _write(folder, HandedFile("sub/data.csv", b"1,2\n", 4))
+    assert written == folder / "sub" / "data.csv" and written.read_bytes() == b"1,2\n"
+    big = _write(folder, HandedFile("big.bin", None, 10**9))  # too large to carry: only its size
+    assert big.stat().st_size == 10**9 and big.stat().st_blocks * 512 < 10**6
 
 
 # ---------------------------------------------------------------------------------------
