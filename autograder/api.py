@@ -245,9 +245,13 @@ def _grade_class(
     jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
     jobs = _selected(jobs, options)
     _preload()
-    scratch_root = run_dir / "scratch"
-    scratch_root.mkdir(exist_ok=True)
-    remove_tree(scratch_root / "views")  # built anew each run, from the course_lib installed now
+    (run_dir / "scratch").mkdir(exist_ok=True)
+    os.chmod(run_dir / "scratch", 0o711)
+    # One folder per grading process (two graders may share a run folder: the gradebook
+    # lock allows it), so one never removes the other's views or job folders.
+    scratch_root = run_dir / "scratch" / f"run-{os.getpid()}"
+    remove_tree(scratch_root)  # views are built anew each run, from the course_lib installed now
+    scratch_root.mkdir()
     os.chmod(scratch_root, 0o711)
     ctx = GradingContext(
         course=course,
@@ -284,7 +288,7 @@ def _grade_class(
             engine=engine,
         )
     finally:
-        remove_tree(ctx.views)
+        remove_tree(scratch_root)
     if engine is not None:  # now with what each host graded
         hosts = engine.hosts()
         _write_protections(run_dir, protections, hosts)
