@@ -221,7 +221,7 @@ def open_engine(spec: ClusterSpec) -> Iterator[DaskEngine]:
                 cluster = stack.enter_context(
                     LocalCluster(
                         n_workers=spec.local_workers, threads_per_worker=1, processes=True, resources={SANDBOX: 1},
-                        host="127.0.0.1", dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR,
+                        host="127.0.0.1", dashboard_address=":0", memory_limit=0, silence_logs=logging.ERROR,  # dashboard on loopback, any port
                     )  # fmt: skip
                 )
             client = stack.enter_context(Client(cluster))

@@ -178,7 +178,7 @@ def local_cluster():
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, resources={"sandbox": 1},
-                               host="127.0.0.1", dashboard_address=None, memory_limit=0)  # fmt: skip
+                               host="127.0.0.1", dashboard_address=":0", memory_limit=0)  # fmt: skip
     client = Client(cluster)
     yield cluster, client
     client.close()
@@ -274,7 +274,7 @@ def test_worker_with_other_code_is_refused_and_grades_nothing(tiny_course, tiny_
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, resources={"sandbox": 1},
-                           host="127.0.0.1", dashboard_address=None, memory_limit=0)  # fmt: skip
+                           host="127.0.0.1", dashboard_address=":0", memory_limit=0)  # fmt: skip
     worker = _mismatched_worker(tmp_path, cluster.scheduler_address)
     try:
         with Client(cluster) as client:
