@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.course import CourseDir, assignment_stems, read_notebook
 from autograder.export import ExportResult, export_grades
@@ -28,8 +29,12 @@ from autograder.gradebook import Ledger, merge_result
 from autograder.intake import Job, Manifest, collect
 from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs
 from autograder.release import ReleaseResult, release_course
+from autograder.remote import HostReport
 from autograder.results import Status
 from autograder.sandbox import Limits, Protections, detect_protections, remove_tree
+
+if TYPE_CHECKING:
+    from autograder.cluster import ClusterSpec, DaskEngine
 
 __all__ = [
     "ExportResult",
@@ -67,6 +72,14 @@ class GradeOptions:
     # they are graded again even if unchanged, and nothing else in the gradebook is touched.
     students: tuple[str, ...] = ()
     assignments: tuple[str, ...] = ()
+    # Grading on a dask cluster (``autograder.cluster``): an existing scheduler's address,
+    # or "local:N" for a LocalCluster of N workers on this machine. Unset: local threads.
+    scheduler: str | None = None
+    cluster: str | None = None
+    insecure: bool = False  # allow plain tcp:// to a scheduler that is not loopback
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class GradeRun:
     run_dir: Path
     resumed: int  # results reused from an earlier run
     seconds: float
+    hosts: tuple[HostReport, ...] = ()  # cluster workers (accepted or refused) and what each graded
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -170,6 +184,43 @@ def _selected(jobs: list[Job], options: GradeOptions) -> list[Job]:
     return jobs
 
 
+def _cluster_spec(options: GradeOptions) -> ClusterSpec | None:
+    """The cluster ``options`` ask for (checked before anything is done), or None."""
+    from autograder.cluster import ClusterSpec, TlsFiles, check_address, parse_local
+
+    if options.scheduler and options.cluster:
+        raise ValueError("grade: give --scheduler or --cluster, not both")
+    tls_files = (options.tls_ca, options.tls_cert, options.tls_key)
+    if any(tls_files) and not all(tls_files):
+        raise ValueError("grade: TLS needs all three of --tls-ca, --tls-cert and --tls-key")
+    tls = TlsFiles(*tls_files) if all(tls_files) else None  # type: ignore[arg-type]
+    if options.cluster:
+        return ClusterSpec(local_workers=parse_local(options.cluster))
+    if options.scheduler:
+        check_address(options.scheduler, insecure=options.insecure, tls=tls)
+        return ClusterSpec(scheduler=options.scheduler, insecure=options.insecure, tls=tls)
+    return None
+
+
+def _scratch_root(run_dir: Path) -> Path:
+    """This grading process's own scratch folder, ``RUN/scratch/run-<pid>``, made empty.
+    Two graders may share a run folder (the gradebook lock allows it): each removes only
+    its own views and job folders. Views are built anew each run, from the course_lib
+    installed now."""
+    (run_dir / "scratch").mkdir(exist_ok=True)
+    os.chmod(run_dir / "scratch", 0o711)
+    scratch_root = run_dir / "scratch" / f"run-{os.getpid()}"
+    remove_tree(scratch_root)
+    scratch_root.mkdir()
+    os.chmod(scratch_root, 0o711)
+    return scratch_root
+
+
+def _write_protections(run_dir: Path, protections: Protections, hosts: tuple[HostReport, ...]) -> None:
+    lines = [f"coordinator: {protections.summary}" if hosts else protections.summary, *(h.line() for h in hosts)]
+    (run_dir / "protections.txt").write_text("\n".join(lines) + "\n")
+
+
 def grade_class(
     *,
     submissions: Path,
@@ -182,17 +233,35 @@ def grade_class(
     """Grade every submission in ``submissions`` (a folder or a zip)."""
     start = time.monotonic()
     run_dir, solutions_dir, submissions = Path(run_dir).resolve(), Path(solutions_dir).resolve(), Path(submissions).resolve()
+    spec = _cluster_spec(options)
+    if spec is None:
+        return _grade_class(submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=None)
+    from autograder.cluster import open_engine
+
+    with open_engine(spec) as engine:
+        return _grade_class(submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=engine)
+
+
+def _grade_class(
+    submissions: Path,
+    run_dir: Path,
+    solutions_dir: Path,
+    options: GradeOptions,
+    progress: Callable[[SubmissionResult], None] | None,
+    on_start: Callable[[int, Protections], None] | None,
+    start: float,
+    *,
+    engine: DaskEngine | None,
+) -> GradeRun:
     protections = detect_protections()
     _import_support(options.support)
     course, sources, releases = _prepare(run_dir, solutions_dir, options.db_url)
-    (run_dir / "protections.txt").write_text(protections.summary + "\n")
+    hosts = engine.hosts() if engine is not None else ()
+    _write_protections(run_dir, protections, hosts)
     jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
     jobs = _selected(jobs, options)
     _preload()
-    scratch_root = run_dir / "scratch"
-    scratch_root.mkdir(exist_ok=True)
-    remove_tree(scratch_root / "views")  # built anew each run, from the course_lib installed now
-    os.chmod(scratch_root, 0o711)
+    scratch_root = _scratch_root(run_dir)
     ctx = GradingContext(
         course=course,
         sources=sources,
@@ -209,11 +278,14 @@ def grade_class(
     try:
         results, resumed = _grade_resumable(
             jobs, ctx, run_dir=run_dir, options=options, merge=lambda r: merge_result(r, course=course, run_dir=run_dir),
-            progress=progress, on_start=on_start,
+            progress=progress, on_start=on_start, engine=engine,
         )  # fmt: skip
     finally:
-        remove_tree(ctx.views)
-    return GradeRun(tuple(results), protections, run_dir, resumed, time.monotonic() - start)
+        remove_tree(scratch_root)
+    if engine is not None:  # now with what each host graded
+        hosts = engine.hosts()
+        _write_protections(run_dir, protections, hosts)
+    return GradeRun(tuple(results), protections, run_dir, resumed, time.monotonic() - start, hosts)
 
 
 def _grade_resumable(
@@ -225,6 +297,7 @@ def _grade_resumable(
     merge: Callable[[SubmissionResult], None],
     progress: Callable[[SubmissionResult], None] | None,
     on_start: Callable[[int, Protections], None] | None,
+    engine: DaskEngine | None = None,
 ) -> tuple[list[SubmissionResult], int]:
     """Grade the jobs the ledger does not already hold unchanged (results in job order,
     how many were reused); ``merge`` saves each fresh result as it ends."""
@@ -240,7 +313,7 @@ def _grade_resumable(
             todo.append(job)
     if on_start is not None:
         on_start(len(todo), ctx.protections)
-    fresh = grade_jobs(todo, ctx, workers=options.workers, on_result=merge, progress=progress)
+    fresh = grade_jobs(todo, ctx, workers=options.workers, on_result=merge, progress=progress, engine=engine)
     order = {(j.student, j.key): i for i, j in enumerate(jobs)}
     return sorted([*done, *fresh], key=lambda r: order[(r.student, r.key)]), len(done)
 
@@ -258,7 +331,14 @@ def grade_course(
     folder defaults to ``COURSE_DIR/.autograder`` (see ``autograder.nbcourse``)."""
     from autograder.nbcourse import grade_course as grade
 
-    return grade(course_dir=Path(course_dir), run_dir=run_dir, options=options, progress=progress, on_start=on_start)
+    spec = _cluster_spec(options)
+    if spec is None:
+        return grade(course_dir=Path(course_dir), run_dir=run_dir, options=options, progress=progress, on_start=on_start)
+    from autograder.cluster import open_engine
+
+    with open_engine(spec) as engine:
+        return grade(course_dir=Path(course_dir), run_dir=run_dir, options=options, progress=progress, on_start=on_start,
+                     engine=engine)  # fmt: skip
 
 
 def course_status(*, run_dir: Path, submissions: Path | None = None, solutions_dir: Path | None = None) -> StatusReport:

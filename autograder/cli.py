@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--support", type=Path, action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--student", action="append", default=[], help="regrade only this student (repeatable)")
     p.add_argument("--assignment", action="append", default=[], help="regrade only this assignment (repeatable)")
+    _cluster_arguments(p)
     run_dir(p)
     course(p)
 
@@ -93,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     run_dir(p)
     return parser
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Grading on a dask cluster (``autograder.cluster``)."""
+    group = p.add_argument_group("cluster (dask.distributed)")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="send each submission to this dask scheduler (tls://host:8786)")
+    where.add_argument("--cluster", metavar="local:N", help="start a LocalCluster of N worker processes here")
+    group.add_argument("--insecure", action="store_true", help="allow plain tcp:// to a scheduler that is not loopback")
+    group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the scheduler's and workers' certificates")
+    group.add_argument("--tls-cert", type=Path, help="this coordinator's certificate")
+    group.add_argument("--tls-key", type=Path, help="this coordinator's private key")
 
 
 def format_table(results: Sequence[object]) -> str:
@@ -144,6 +157,12 @@ def _grade(args: argparse.Namespace) -> int:
         support=tuple(args.support),
         students=tuple(args.student),
         assignments=tuple(args.assignment),
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+        insecure=args.insecure,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     if args.course is not None:
         if args.submissions is not None:
@@ -200,6 +219,8 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(run.counts().items()))
     print(f"\n{len(run.results)} submissions ({counts}); {run.resumed} reused from an earlier run; {run.seconds:.1f} s")
     print(run.protections.summary)
+    for host in run.hosts:
+        print(terminal_text(host.line()))
     return run
 
 

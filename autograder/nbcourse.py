@@ -39,6 +39,7 @@ from autograder.results import Status
 from traitlets.config import Config
 
 if TYPE_CHECKING:
+    from autograder.cluster import DaskEngine
     from autograder.api import GradeOptions, GradeRun, StatusReport
     from autograder.sandbox import Protections
 
@@ -265,6 +266,7 @@ def grade_course(
     options: GradeOptions,
     progress: Callable[[SubmissionResult], None] | None = None,
     on_start: Callable[[int, Protections], None] | None = None,
+    engine: DaskEngine | None = None,
 ) -> GradeRun:
     """Grade ``COURSE_DIR/submitted/`` into the course's own gradebook and ``autograded/``
     (called through ``api.grade_course``)."""
@@ -284,14 +286,12 @@ def grade_course(
     keys = {item_key(a, nb if nb != a else ""): (a, nb) for a, nbs in manifest.items() for nb in nbs}
     sources = {k: read_notebook(course.dir.source(a, nb)) for k, (a, nb) in keys.items()}
     releases = {k: read_notebook(course.dir.release(a, nb)) for k, (a, nb) in keys.items()}
-    (course.run_dir / "protections.txt").write_text(protections.summary + "\n")
     jobs, stamps = course_jobs(course, manifest)
     jobs = api._selected(jobs, options)
     api._preload()
-    scratch_root = course.run_dir / "scratch"
-    scratch_root.mkdir(exist_ok=True)
-    remove_tree(scratch_root / "views")
-    os.chmod(scratch_root, 0o711)
+    hosts = engine.hosts() if engine is not None else ()
+    api._write_protections(course.run_dir, protections, hosts)
+    scratch_root = api._scratch_root(course.run_dir)
     hide = api._hidden_paths(course.run_dir, course.root / "source", course.submitted, course.db_url)
     hide += [p for p in (course.root, course.exchange_root) if p.is_dir() and p != Path("/") and p not in hide]
     ctx = GradingContext(
@@ -309,10 +309,13 @@ def grade_course(
 
     try:
         results, resumed = api._grade_resumable(jobs, ctx, run_dir=course.run_dir, options=options, merge=merge,
-                                                progress=progress, on_start=on_start)  # fmt: skip
+                                                progress=progress, on_start=on_start, engine=engine)  # fmt: skip
     finally:
-        remove_tree(ctx.views)
-    return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start)
+        remove_tree(scratch_root)
+    if engine is not None:  # now with what each host graded
+        hosts = engine.hosts()
+        api._write_protections(course.run_dir, protections, hosts)
+    return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start, hosts)
 
 
 def _assign_late_penalty(course: NbgraderCourse, result: SubmissionResult) -> None:

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ from autograder.verify import reverify, test_seeds
 
 __all__ = [
     "HIDDEN_PLACEHOLDER",
+    "Engine",
     "ExerciseScore",
     "GradingContext",
     "SubmissionResult",
@@ -59,6 +60,7 @@ __all__ = [
     "grade_jobs",
     "read_submission",
     "submission_seed",
+    "thread_engine",
 ]
 
 GRADER_VERSION = "2"
@@ -469,6 +471,23 @@ def _exercise_score(o: ExerciseOutcome) -> ExerciseScore:
     return ExerciseScore(o.name, o.score, o.max_score, o.nbgrader_score, verified, o.message, o.outcome, o.evidence, o.review)
 
 
+Engine = Callable[[list[Job], GradingContext], Iterable[SubmissionResult]]
+"""Grades jobs and yields each result as it ends (any order): local threads by default,
+``autograder.cluster.DaskEngine`` on a dask cluster."""
+
+
+def thread_engine(workers: int) -> Engine:
+    """The local engine: ``workers`` grading threads in this process."""
+
+    def run(jobs: list[Job], ctx: GradingContext) -> Iterator[SubmissionResult]:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(grade_job, job, ctx) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+
+    return run
+
+
 def grade_jobs(
     jobs: list[Job],
     ctx: GradingContext,
@@ -476,22 +495,27 @@ def grade_jobs(
     workers: int,
     on_result: Callable[[SubmissionResult], None],
     progress: Callable[[SubmissionResult], None] | None = None,
+    engine: Engine | None = None,
 ) -> list[SubmissionResult]:
-    """Grade in parallel; ``on_result`` (the gradebook merge) runs as each job ends."""
+    """Grade with ``engine`` (default: ``workers`` threads); ``on_result`` (the gradebook
+    merge) runs here, in the coordinator, as each job ends, once per (student, assignment,
+    digest) even if an engine delivers a result twice."""
     results: list[SubmissionResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(grade_job, job, ctx) for job in jobs]
-        for future in as_completed(futures):
-            res = future.result()
-            try:
-                on_result(res)
-            except Exception as exc:  # one failed merge must not stop the batch
-                res.status, res.score, res.retry = Status.FAILED, None, True
-                res.reason = f"could not save the result: {type(exc).__name__}: {exc}"[:300]
-                res.notebook = None
-                on_result(res)
-            results.append(res)
-            if progress is not None:
-                progress(res)
+    merged: set[tuple[str, str, str]] = set()
+    for res in (engine or thread_engine(workers))(jobs, ctx):
+        key = (res.student, res.key, res.digest)
+        if key in merged:  # a retried task that had already finished: merge once
+            continue
+        merged.add(key)
+        try:
+            on_result(res)
+        except Exception as exc:  # one failed merge must not stop the batch
+            res.status, res.score, res.retry = Status.FAILED, None, True
+            res.reason = f"could not save the result: {type(exc).__name__}: {exc}"[:300]
+            res.notebook = None
+            on_result(res)
+        results.append(res)
+        if progress is not None:
+            progress(res)
     order = {(j.student, j.key): i for i, j in enumerate(jobs)}
     return sorted(results, key=lambda r: order[(r.student, r.key)])

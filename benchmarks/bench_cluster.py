@@ -1,0 +1,73 @@
+"""Benchmark: ``--cluster local:2`` (dask LocalCluster, two worker processes) against
+``--workers 2`` (two grading threads) on this machine, on the same synthetic class.
+
+    python benchmarks/bench_cluster.py                 # 2 students x every notebook
+    python benchmarks/bench_cluster.py --students 1    # quick
+    python benchmarks/bench_cluster.py --rounds 2      # alternate the order, keep the best of each
+
+Prints, from one run: each engine's wall time (the cluster's includes starting its
+LocalCluster and every worker building its own course_lib views), the ratio cluster /
+threads (target <= 1.15), and whether the two gave the same status and score for every
+submission (they must). Both runs share one run secret, so they draw the same hidden cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from autograder.api import GradeOptions, GradeRun, grade_class  # noqa: E402
+from bench_autograder import build_class  # noqa: E402
+
+TARGET = 1.15
+SECRET = "777001"
+
+
+def _grade(class_dir: Path, run_dir: Path, solutions: Path, options: GradeOptions) -> tuple[GradeRun, float]:
+    run_dir.mkdir(parents=True)
+    (run_dir / ".secret-seed").write_text(SECRET)
+    start = time.perf_counter()
+    run = grade_class(submissions=class_dir, run_dir=run_dir, solutions_dir=solutions, options=options)
+    return run, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="each engine this many times, alternating who goes first")
+    parser.add_argument("--solutions", type=Path, default=REPO / "solutions")
+    args = parser.parse_args()
+
+    engines = {"threads (--workers 2)": GradeOptions(workers=2), "cluster (--cluster local:2)": GradeOptions(cluster="local:2")}
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        root = Path(tmp)
+        class_dir, _, sources, _ = build_class(args.solutions, root, args.students)
+        n = args.students * len(sources)
+        print(f"class: {args.students} students x {len(sources)} notebooks = {n} submissions")
+        best: dict[str, float] = {}
+        outcomes: dict[str, list[tuple[str, str, str, float | None]]] = {}
+        for r in range(args.rounds):
+            order = list(engines) if r % 2 == 0 else list(reversed(engines))
+            for name in order:
+                run, seconds = _grade(class_dir, root / f"run-{r}-{len(best)}-{name[:7]}", args.solutions, engines[name])
+                best[name] = min(seconds, best.get(name, seconds))
+                outcomes[name] = [(x.student, x.assignment, str(x.status), x.score) for x in run.results]
+                print(f"  round {r + 1}: {name}: {seconds:.1f} s")
+                for host in run.hosts:
+                    print(f"    {host.line()}")
+        threads, cluster = (best[name] for name in engines)
+        print(f"threads: {threads:.1f} s   cluster: {cluster:.1f} s   ratio cluster/threads: {cluster / threads:.2f} "
+              f"(target <= {TARGET:.2f}: {'met' if cluster / threads <= TARGET else 'NOT met'})")  # fmt: skip
+        same = len({tuple(v) for v in outcomes.values()}) == 1
+        print(f"same status and score for every submission: {same}")
+
+
+if __name__ == "__main__":
+    main()
