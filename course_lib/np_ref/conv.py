@@ -35,8 +35,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from course_lib.np_ref._scratch import scratch
 from course_lib.validation import (
+    check_conv,
+    check_pool,
     require_float,
-    require_ndim,
+    require_kernel_fits,
     require_nonnegative_int,
     require_positive_int,
     require_shape,
@@ -57,13 +59,8 @@ __all__ = [
 ]
 
 
-def _output_size(fn: str, name: str, size: int, kernel: int, stride: int, pad: int) -> int:
-    """conv_output_size with the error naming the caller's argument ('w' for conv2d, 'kernel' for pooling)."""
-    if size + 2 * pad < kernel:
-        raise ValueError(
-            f"{fn}: argument {name!r} (kernel size {kernel}) does not fit in the padded input: "
-            f"size + 2*pad = {size} + 2*{pad} = {size + 2 * pad} < {kernel}"
-        )
+def _output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """(size + 2 pad - kernel) // stride + 1, for arguments already checked."""
     return (size + 2 * pad - kernel) // stride + 1
 
 
@@ -78,7 +75,8 @@ def conv_output_size(size: int, kernel: int, *, stride: int = 1, pad: int = 0) -
     require_positive_int(fn, "kernel", kernel)
     require_positive_int(fn, "stride", stride)
     require_nonnegative_int(fn, "pad", pad)
-    return _output_size(fn, "kernel", size, kernel, stride, pad)
+    require_kernel_fits(fn, "kernel", size, kernel, pad)
+    return _output_size(size, kernel, stride, pad)
 
 
 class Conv2dCache(NamedTuple):
@@ -93,21 +91,8 @@ def _check_conv(
     fn: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int
 ) -> tuple[int, int]:
     """Validate conv2d arguments; return the output size (H', W')."""
-    for name, arr in (("x", x), ("w", w), ("b", b)):
-        require_float(fn, name, arr)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_ndim(fn, "w", w, 4, "(F, C, KH, KW)")
-    require_shape(fn, "w", w, [("F", None), ("C", x.shape[1]), ("KH", None), ("KW", None)])
-    require_shape(fn, "b", b, [("F", w.shape[0])])
-    require_positive_int(fn, "stride", stride)
-    require_nonnegative_int(fn, "pad", pad)
-    _, _, kh, kw = w.shape
-    if kh == 0 or kw == 0:
-        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {tuple(w.shape)}")
-    return (
-        _output_size(fn, "w", x.shape[2], kh, stride, pad),
-        _output_size(fn, "w", x.shape[3], kw, stride, pad),
-    )
+    check_conv(fn, x, w, b, stride, pad)
+    return _output_size(x.shape[2], w.shape[2], stride, pad), _output_size(x.shape[3], w.shape[3], stride, pad)
 
 
 def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> np.ndarray:
@@ -262,19 +247,9 @@ class MaxPool2dCache(NamedTuple):
     stride: int
 
 
-def _check_pool(fn: str, x: np.ndarray, kernel: int, stride: int) -> None:
-    """Validate pooling arguments (duck-typed: torch_ref uses it for tensors too)."""
-    require_float(fn, "x", x)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_positive_int(fn, "kernel", kernel)
-    require_positive_int(fn, "stride", stride)
-    _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
-    _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
-
-
 def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     """Validate pooling arguments; x (N, C, H, W) -> read-only view (N, C, H', W', K, K)."""
-    _check_pool(fn, x, kernel, stride)
+    check_pool(fn, x, kernel, stride)
     return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
 
 

@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.validation import require_float, require_ndim, require_shape
+from course_lib.validation import check_recurrent, require_float, require_shape
 
 __all__ = [
     "RNNStepCache",
@@ -69,32 +69,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     # sigmoid(z) = (1 + tanh(z / 2)) / 2 is an identity, and tanh never overflows, whereas
     # 1 / (1 + exp(-z)) overflows (with a warning) for z below about -88 in float32.
     return 0.5 * np.tanh(0.5 * z) + 0.5
-
-
-def _check_args(
-    fn: str, x: np.ndarray, h_prev: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray,
-    *, gates: int, h_name: str,
-) -> None:
-    """Validate x (N, D) or (N, T, D), h_prev (N, H), wx (D, G*H), wh (H, G*H), b (G*H,).
-
-    H is read off wh's rows, so a wrong wh is blamed on wh and not on everything else.
-    """
-    for name, arr in (("x", x), (h_name, h_prev), ("wx", wx), ("wh", wh), ("b", b)):
-        require_float(fn, name, arr)
-    g_label = "H" if gates == 1 else f"{gates}H"
-    require_ndim(fn, "wh", wh, 2, f"(H, {g_label})")
-    hidden = wh.shape[0]
-    require_shape(fn, "wh", wh, [("H", hidden), (g_label, gates * hidden)])
-    if h_name == "h0":
-        require_ndim(fn, "x", x, 3, "(N, T, D)")
-        if x.shape[1] == 0:
-            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}")
-    else:
-        require_ndim(fn, "x", x, 2, "(N, D)")
-    n, d = x.shape[0], x.shape[-1]
-    require_shape(fn, "wx", wx, [("D", d), (g_label, gates * hidden)])
-    require_shape(fn, "b", b, [(g_label, gates * hidden)])
-    require_shape(fn, h_name, h_prev, [("N", n), ("H", hidden)])
 
 
 _HUGE_PAGE = 2 << 20  # bytes
@@ -166,7 +140,7 @@ def rnn_step_forward(
 
     x (N, D), h_prev (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, H), cache.
     """
-    _check_args("rnn_step_forward", x, h_prev, wx, wh, b, gates=1, h_name="h_prev")
+    check_recurrent("rnn_step_forward", x, h_prev, wx, wh, b, gates=1, h_name="h_prev")
     h = np.tanh(x @ wx + h_prev @ wh + b)
     return h, RNNStepCache(x, h_prev, wx, wh, h)
 
@@ -195,7 +169,7 @@ def rnn_forward(
 
     x (N, T, D), h0 (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, T, H) every hidden state, cache.
     """
-    _check_args("rnn_forward", x, h0, wx, wh, b, gates=1, h_name="h0")
+    check_recurrent("rnn_forward", x, h0, wx, wh, b, gates=1, h_name="h0")
     n, steps, _ = x.shape
     hidden = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)
@@ -267,7 +241,7 @@ def lstm_step_forward(
     h (N, H), c (N, H), cache.
     """
     fn = "lstm_step_forward"
-    _check_args(fn, x, h_prev, wx, wh, b, gates=4, h_name="h_prev")
+    check_recurrent(fn, x, h_prev, wx, wh, b, gates=4, h_name="h_prev")
     require_float(fn, "c_prev", c_prev)
     require_shape(fn, "c_prev", c_prev, [("N", x.shape[0]), ("H", wh.shape[0])])
     a = x @ wx + h_prev @ wh + b
@@ -321,7 +295,7 @@ def lstm_forward(
 
     x (N, T, D), h0 (N, H), wx (D, 4H), wh (H, 4H), b (4H,) -> h (N, T, H) every hidden state, cache.
     """
-    _check_args("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
+    check_recurrent("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
     n, steps, d = x.shape
     hid = wh.shape[0]
     dtype = np.result_type(x, h0, wx, wh, b)

@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from course_lib.np_ref.conv import _check_conv as _np_check_conv
-from course_lib.np_ref.conv import _check_pool, conv_output_size
-from course_lib.validation import require_float, require_shape
+from course_lib.np_ref.conv import conv_output_size
+from course_lib.validation import check_conv, check_pool, require_float, require_shape
 
 __all__ = [
     "Conv2dCache",
@@ -45,14 +44,17 @@ class Conv2dCache(NamedTuple):
 def _check_conv(
     fn: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int, pad: int
 ) -> tuple[int, int]:
-    """The NumPy path's checks (they are duck-typed), plus one torch needs: a shared dtype."""
-    out_size = _np_check_conv(fn, x, w, b, stride, pad)
+    """The shared checks of ``course_lib.validation``, plus one torch needs: a shared dtype; -> (H', W')."""
+    check_conv(fn, x, w, b, stride, pad)
+    # The kernel fits (checked above), so the formula of conv_output_size is safe here.
+    ho = (x.shape[2] + 2 * pad - w.shape[2]) // stride + 1
+    wo = (x.shape[3] + 2 * pad - w.shape[3]) // stride + 1
     if not x.dtype == w.dtype == b.dtype:
         # NumPy would silently promote; torch's matmul refuses, so say which argument differs.
         raise ValueError(
             f"{fn}: arguments 'x', 'w', 'b' must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}"
         )
-    return out_size
+    return ho, wo
 
 
 def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> torch.Tensor:
@@ -170,8 +172,8 @@ class MaxPool2dCache(NamedTuple):
 
 
 def _windows(fn: str, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Validate pooling arguments (the NumPy path's checks); x (N, C, H, W) -> view (N, C, H', W', K, K)."""
-    _check_pool(fn, x, kernel, stride)
+    """Validate pooling arguments (``validation.check_pool``); x (N, C, H, W) -> view (N, C, H', W', K, K)."""
+    check_pool(fn, x, kernel, stride)
     return x.unfold(2, kernel, stride).unfold(3, kernel, stride)
 
 
