@@ -33,6 +33,7 @@ __all__ = [
     "check_conv",
     "check_pool",
     "check_recurrent",
+    "require_cache",
     "check_step_args",
     "check_optimizer_state",
     "resolve_optimizer",
@@ -256,6 +257,16 @@ def check_recurrent(
     require_shape(fn, "wx", wx, [("D", d), (g_label, gates * hidden)])
     require_shape(fn, "b", b, [(g_label, gates * hidden)])
     require_shape(fn, h_name, h_prev, [("N", n), ("H", hidden)])
+
+
+def require_cache(fn: str, cache: Any, kind: type, forward: str) -> None:
+    """``cache`` must be the ``kind`` that ``forward`` (a dotted name) returns: two modules with
+    the same layer (plain and speed-tuned) keep different caches."""
+    if not isinstance(cache, kind):
+        raise ValueError(
+            f"{fn}: argument 'cache' must be the {kind.__name__} returned by {forward}, got "
+            f"{type(cache).__name__} (a cache goes back to the backward of the module whose forward made it)"
+        )
 
 
 # --- optimizers ---------------------------------------------------------------------------

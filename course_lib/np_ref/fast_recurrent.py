@@ -23,19 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.validation import check_recurrent, require_shape
+from course_lib.validation import check_recurrent, require_cache, require_shape
 
 __all__ = ["FastRNNCache", "FastLSTMCache", "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward"]
-
-
-def _require_cache(fn: str, cache: object, kind: type) -> None:
-    """A sequence backward takes the cache of this module's forward (recurrent.py's differs)."""
-    if not isinstance(cache, kind):
-        raise ValueError(
-            f"{fn}: argument 'cache' must be the {kind.__name__} returned by course_lib.np_ref."
-            f"{fn.replace('backward', 'forward')}, got {type(cache).__name__} (a cache goes back to the "
-            "backward of the module whose forward made it)"
-        )
 
 
 _HUGE_PAGE = 2 << 20  # bytes
@@ -133,7 +123,7 @@ def rnn_backward(
     dh (N, T, H), the upstream gradient on every hidden state ->
     dx (N, T, D), dh0 (N, H), dwx (D, H), dwh (H, H), db (H,).
     """
-    _require_cache("rnn_backward", cache, FastRNNCache)
+    require_cache("rnn_backward", cache, FastRNNCache, "course_lib.np_ref.rnn_forward")
     xt, hs, wx, wh = cache
     steps, n, d = xt.shape
     hidden = wh.shape[0]
@@ -227,7 +217,7 @@ def lstm_backward(
     dh (N, T, H), the upstream gradient on every hidden state ->
     dx (N, T, D), dh0 (N, H), dwx (D, 4H), dwh (H, 4H), db (4H,).
     """
-    _require_cache("lstm_backward", cache, FastLSTMCache)
+    require_cache("lstm_backward", cache, FastLSTMCache, "course_lib.np_ref.lstm_forward")
     x1, hs, cs, gates, tanh_c, wx, wh = cache
     steps, n, d = x1.shape[0], x1.shape[1], x1.shape[2] - 1
     hid = wh.shape[0]

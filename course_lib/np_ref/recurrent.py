@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.validation import check_recurrent, require_float, require_shape
+from course_lib.validation import check_recurrent, require_cache, require_float, require_shape
 
 __all__ = [
     "RNNStepCache",
@@ -105,16 +105,6 @@ class RNNCache(NamedTuple):
     steps: tuple[RNNStepCache, ...]  # one per time step, t = 0 .. T-1
 
 
-def _require_cache(fn: str, cache: object, kind: type) -> None:
-    """A sequence backward takes the cache of this module's forward (fast_recurrent's differs)."""
-    if not isinstance(cache, kind):
-        raise ValueError(
-            f"{fn}: argument 'cache' must be the {kind.__name__} returned by course_lib.np_ref.recurrent."
-            f"{fn.replace('backward', 'forward')}, got {type(cache).__name__} (a cache goes back to the "
-            "backward of the module whose forward made it)"
-        )
-
-
 def rnn_forward(
     x: np.ndarray, h0: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, RNNCache]:
@@ -140,7 +130,7 @@ def rnn_backward(
     dx (N, T, D), dh0 (N, H), dwx (D, H), dwh (H, H), db (H,).
     """
     fn = "rnn_backward"
-    _require_cache(fn, cache, RNNCache)
+    require_cache(fn, cache, RNNCache, "course_lib.np_ref.recurrent.rnn_forward")
     first = cache.steps[0]
     n, hidden = first.h.shape
     require_shape(fn, "dh", dh, [("N", n), ("T", len(cache.steps)), ("H", hidden)])
@@ -248,7 +238,7 @@ def lstm_backward(
     dx (N, T, D), dh0 (N, H), dwx (D, 4H), dwh (H, 4H), db (4H,).
     """
     fn = "lstm_backward"
-    _require_cache(fn, cache, LSTMCache)
+    require_cache(fn, cache, LSTMCache, "course_lib.np_ref.recurrent.lstm_forward")
     first = cache.steps[0]
     n, hidden = first.tanh_c.shape
     require_shape(fn, "dh", dh, [("N", n), ("T", len(cache.steps)), ("H", hidden)])
