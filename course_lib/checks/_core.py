@@ -61,7 +61,6 @@ class Exercise:
     # Dotted paths of course_lib references that compute this very answer; the
     # autograder's re-verification replaces them with a trap so calling them earns nothing.
     references: tuple[str, ...] = ()
-    hint: str = ""
     # The typical mistakes the judge recognises; each must fail the visible cases (seed 0):
     # hidden seeds add inputs and edge cases, never a mistake the student could not see.
     mistakes: tuple[Mistake, ...] = ()

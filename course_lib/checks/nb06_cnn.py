@@ -15,6 +15,7 @@ import numpy as np
 
 from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
 from course_lib.checks._mistakes import Mistake, diagnosing_judge
+from course_lib._api import NP_FAST
 from course_lib.np_ref import conv
 
 __all__ = [
@@ -38,7 +39,11 @@ LECTURE_K = np.array([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])  # (C
 
 
 def _refs(name: str) -> tuple[str, ...]:
-    return (f"course_lib.np_ref.conv.{name}", f"course_lib.torch_ref.conv.{name}")
+    """Every implementation of ``name``: both back-ends, and np_ref's speed-tuned module
+    where it has one (``course_lib.np_ref.<name>`` resolves there)."""
+    fast = NP_FAST.get(name)
+    return (f"course_lib.np_ref.conv.{name}", f"course_lib.torch_ref.conv.{name}",
+            *((f"course_lib.np_ref.{fast}.{name}",) if fast else ()))
 
 
 # --- corr2d: one channel, one kernel, no padding ---------------------------------------

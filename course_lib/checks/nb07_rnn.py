@@ -17,6 +17,7 @@ import numpy as np
 
 from course_lib.checks._core import Case, Exercise, register, run_check, seeded_rng
 from course_lib.checks._mistakes import Mistake, diagnosing_judge, matches
+from course_lib._api import NP_FAST
 from course_lib.np_ref import recurrent
 from course_lib.testing import assert_close
 
@@ -26,7 +27,14 @@ NOTEBOOK = "07_rnn"
 
 
 def _refs(*names: str) -> tuple[str, ...]:
-    return tuple(f"course_lib.{lib}.recurrent.{name}" for name in names for lib in ("np_ref", "torch_ref"))
+    """Every implementation of ``names``: both back-ends, and np_ref's speed-tuned module
+    where it has one (``course_lib.np_ref.<name>`` resolves there)."""
+    return tuple(
+        f"course_lib.{lib}.{module}.{name}"
+        for name in names
+        for lib, module in (("np_ref", "recurrent"), ("torch_ref", "recurrent"), ("np_ref", NP_FAST.get(name)))
+        if module is not None
+    )
 
 
 def _rnn_params(rng: np.random.Generator, d: int, h: int, gates: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,10 +20,13 @@ Conventions, the same as ``torch.nn.functional``:
 column of a (C*KH*KW, P) matrix, after which the whole layer is one matrix product
 with the (F, C*KH*KW) weight matrix. The backward pass reuses that matrix for dw;
 dx is the sum of every weight times dout, added back onto the pixel it came from
-(col2im), computed as one more matrix product plus KW shifted adds. Python loops run
-only over kernel offsets, never over pixels or the batch. ``conv2d_forward_naive``
-spells the same sum out with explicit loops. Temporaries that never leave a function
-live in reusable buffers (``_scratch.py`` says why); results and caches are fresh arrays.
+(col2im). Python loops run only over kernel offsets, never over pixels or the batch.
+``conv2d_forward_naive`` spells the same sum out with explicit loops.
+
+This module is the reference to read. ``course_lib.np_ref.conv2d_forward`` and
+``conv2d_backward`` (the package-level names) are the speed-tuned versions of
+``fast_conv.py``: the same numbers and the same cache, computed in a cheaper order with
+reused buffers (the tests check that the two agree).
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from course_lib.np_ref._scratch import scratch
 from course_lib.validation import (
+    check_conv,
+    check_pool,
     require_float,
-    require_ndim,
+    require_kernel_fits,
     require_nonnegative_int,
     require_positive_int,
     require_shape,
@@ -57,13 +61,8 @@ __all__ = [
 ]
 
 
-def _output_size(fn: str, name: str, size: int, kernel: int, stride: int, pad: int) -> int:
-    """conv_output_size with the error naming the caller's argument ('w' for conv2d, 'kernel' for pooling)."""
-    if size + 2 * pad < kernel:
-        raise ValueError(
-            f"{fn}: argument {name!r} (kernel size {kernel}) does not fit in the padded input: "
-            f"size + 2*pad = {size} + 2*{pad} = {size + 2 * pad} < {kernel}"
-        )
+def _output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """(size + 2 pad - kernel) // stride + 1, for arguments already checked."""
     return (size + 2 * pad - kernel) // stride + 1
 
 
@@ -78,7 +77,8 @@ def conv_output_size(size: int, kernel: int, *, stride: int = 1, pad: int = 0) -
     require_positive_int(fn, "kernel", kernel)
     require_positive_int(fn, "stride", stride)
     require_nonnegative_int(fn, "pad", pad)
-    return _output_size(fn, "kernel", size, kernel, stride, pad)
+    require_kernel_fits(fn, "kernel", size, kernel, pad)
+    return _output_size(size, kernel, stride, pad)
 
 
 class Conv2dCache(NamedTuple):
@@ -93,41 +93,21 @@ def _check_conv(
     fn: str, x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int
 ) -> tuple[int, int]:
     """Validate conv2d arguments; return the output size (H', W')."""
-    for name, arr in (("x", x), ("w", w), ("b", b)):
-        require_float(fn, name, arr)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_ndim(fn, "w", w, 4, "(F, C, KH, KW)")
-    require_shape(fn, "w", w, [("F", None), ("C", x.shape[1]), ("KH", None), ("KW", None)])
-    require_shape(fn, "b", b, [("F", w.shape[0])])
-    require_positive_int(fn, "stride", stride)
-    require_nonnegative_int(fn, "pad", pad)
-    _, _, kh, kw = w.shape
-    if kh == 0 or kw == 0:
-        raise ValueError(f"{fn}: argument 'w' must have a positive kernel size, got shape {tuple(w.shape)}")
-    return (
-        _output_size(fn, "w", x.shape[2], kh, stride, pad),
-        _output_size(fn, "w", x.shape[3], kw, stride, pad),
-    )
+    check_conv(fn, x, w, b, stride, pad)
+    return _output_size(x.shape[2], w.shape[2], stride, pad), _output_size(x.shape[3], w.shape[3], stride, pad)
 
 
 def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> np.ndarray:
     """x (N, C, H, W) -> cols (C*KH*KW, P); row (c, i, j), column (n, h, w) holds xpad[n, c, h*s+i, w*s+j]."""
     n, c, h, w = x.shape
     s = stride
-    # Channel-major padded copy: each kernel offset below then writes one block of
-    # rows of `cols` whose columns run (n, h, w), exactly the order of the product.
-    xp = scratch("conv.xp", (c, n, h + 2 * pad, w + 2 * pad), x.dtype)
-    xp.fill(0)
-    xp[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
-    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)  # fresh: it is kept in the cache
-    xj = scratch("conv.xj", (c, n, h + 2 * pad, wo), x.dtype)
-    for j in range(kw):
-        # The columns kernel column j sees, packed to width W'. Now a window for row
-        # offset i is a run of H'*W' contiguous numbers (for stride 1), and copying
-        # long runs beats copying W'-long row pieces (about 1.5x for the benchmark).
-        np.copyto(xj, xp[:, :, :, j : j + s * (wo - 1) + 1 : s])
-        for i in range(kh):
-            cols[:, i, j] = xj[:, :, i : i + s * (ho - 1) + 1 : s]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # Kernel offset (i, j) sees one strided sub-image of every padded image.
+            window = xp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]  # (N, C, H', W')
+            cols[:, i, j] = window.transpose(1, 0, 2, 3)
     return cols.reshape(c * kh * kw, n * ho * wo)
 
 
@@ -136,46 +116,23 @@ def _input_grad(
 ) -> np.ndarray:
     """dx (N, C, H, W) of the convolution, from dout (N, F, H', W') and w (F, C, KH, KW).
 
-    Output pixel (r, q) sends w[f, c, i, j] * dout[n, f, r, q] back to input pixel
-    (r*s + i - pad, q*s + j - pad). The textbook route forms all C*KH*KW of these
-    products per position (dcols = W^T dout) and adds them back with KH*KW scattered
-    adds (col2im). Here the row offsets are handled before the matrix product instead:
-    ``rows[f, i, n, y, w]`` holds the dout value that kernel row i brings to input row y,
-    so one product with the weights sums over filters *and* kernel rows, and only the
-    KW column offsets are left to add back. Same sums, less memory traffic (about 1.4x
-    faster for the benchmark layer).
+    col2im(W^T @ dout): output pixel (r, q) sends w[f, c, i, j] * dout[n, f, r, q] back to
+    the input pixel (r*s + i - pad, q*s + j - pad) it was computed from, and all of these
+    contributions add up.
     """
     n, c, h, w_in = x_shape
     f, _, kh, kw = w.shape
     ho, wo = dout.shape[2:]
     s = stride
-    dout_t = dout.transpose(1, 0, 2, 3)  # (F, N, H', W')
-    rows = scratch("conv.rows", (f, kh, n, h, wo), dout.dtype)
+    dout_mat = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, P)
+    dcols = (w.reshape(f, -1).T @ dout_mat).reshape(c, kh, kw, n, ho, wo)
+    dxp = np.zeros((n, c, h + 2 * pad, w_in + 2 * pad), dtype=dcols.dtype)
     for i in range(kh):
-        # Output rows r whose kernel row i lands inside the image (not on the
-        # padding): y = r*s + i - pad must lie in [0, H).
-        first = max(0, -((i - pad) // s))  # ceil((pad - i) / s), at least 0
-        stop = max(first, min(ho, (h - 1 + pad - i) // s + 1))  # stop == first: none does
-        y0 = first * s + i - pad  # the first input row reached (>= 0)
-        y_end = y0 + s * (stop - first - 1) + 1 if stop > first else y0
-        # Input rows that no output row reaches through kernel row i get zero (scratch
-        # memory comes uncleared). With stride 1 these are only the edges.
-        if s > 1:
-            rows[:, i].fill(0)
-        else:
-            rows[:, i, :, :y0].fill(0)
-            rows[:, i, :, y_end:].fill(0)
-        rows[:, i, :, y0:y_end:s] = dout_t[:, :, first:stop]
-    w_t = w.transpose(1, 3, 0, 2).reshape(c * kw, f * kh)  # rows (c, j), columns (f, i)
-    per_col = scratch("conv.per_col", (c * kw, n * h * wo), dout.dtype)
-    np.matmul(w_t, rows.reshape(f * kh, -1), out=per_col)
-    per_col = per_col.reshape(c, kw, n, h, wo)
-    dxp = scratch("conv.dxp", (c, n, h, w_in + 2 * pad), dout.dtype)  # padded along W only
-    dxp.fill(0)
-    for j in range(kw):
-        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += per_col[:, j]
+        for j in range(kw):
+            # += : a pixel inside several windows (stride < kernel) collects from each.
+            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].transpose(1, 0, 2, 3)
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
-    return np.ascontiguousarray(dxp[:, :, :, pad : pad + w_in].transpose(1, 0, 2, 3))
+    return dxp[:, :, pad : pad + h, pad : pad + w_in]
 
 
 def conv2d_forward(
@@ -190,11 +147,9 @@ def conv2d_forward(
     n = x.shape[0]
     f, _, kh, kw = w.shape
     dtype = np.result_type(x, w, b)
-    cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)
-    out_fp = scratch("conv.out_fp", (f, cols.shape[1]), dtype)
-    np.matmul(w.reshape(f, -1).astype(dtype, copy=False), cols, out=out_fp)  # (F, P): one BLAS call does all the work
-    out = np.empty((n, f, ho, wo), dtype=dtype)
-    np.add(out_fp.reshape(f, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=out)
+    cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)  # (C*KH*KW, P)
+    out = w.reshape(f, -1).astype(dtype, copy=False) @ cols + b[:, None]  # (F, P): one matrix product
+    out = np.ascontiguousarray(out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3))
     return out, Conv2dCache(cols, w, x.shape, stride, pad)
 
 
@@ -232,27 +187,21 @@ def conv2d_backward(
     """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
 
     Forward was out = W @ cols + b with W (F, C*KH*KW) and cols (C*KH*KW, P), so
-    dW = dout @ cols^T and db sums dout over every position. dx = col2im(W^T @ dout)
-    in principle; ``_input_grad`` computes the same sum in a cheaper order.
+    dW = dout @ cols^T, db sums dout over every position, and dx = col2im(W^T @ dout).
     """
     cols, w, x_shape, stride, pad = cache
     n = x_shape[0]
     f, _, kh, kw = w.shape
-    ho = (x_shape[2] + 2 * pad - kh) // stride + 1
-    wo = (x_shape[3] + 2 * pad - kw) // stride + 1
+    ho = _output_size(x_shape[2], kh, stride, pad)
+    wo = _output_size(x_shape[3], kw, stride, pad)
     require_float("conv2d_backward", "dout", dout)
     require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
     dtype = cols.dtype
-    dout_fp = scratch("conv.dout_fp", (f, n, ho, wo), dtype)
-    np.copyto(dout_fp, dout.transpose(1, 0, 2, 3))
-    dout_fp = dout_fp.reshape(f, -1)  # (F, P)
-    db = dout_fp.sum(axis=1)
-    # cols @ dout_fp.T (C*KH*KW rows) rather than dout_fp @ cols.T (F rows): the same
-    # numbers, but OpenBLAS shares the larger row count out over its threads much
-    # better (about 1.7x faster on 2 threads for the benchmark layer).
-    dw = np.ascontiguousarray((cols @ dout_fp.T).T).reshape(w.shape)
+    dout_mat = dout.astype(dtype, copy=False).transpose(1, 0, 2, 3).reshape(f, -1)  # (F, P)
+    dw = (dout_mat @ cols.T).reshape(w.shape)
+    db = dout_mat.sum(axis=1)
     dx = _input_grad(dout.astype(dtype, copy=False), w.astype(dtype, copy=False), x_shape, stride, pad)
-    return dx, dw, db
+    return np.ascontiguousarray(dx), dw, db
 
 
 class MaxPool2dCache(NamedTuple):
@@ -262,19 +211,9 @@ class MaxPool2dCache(NamedTuple):
     stride: int
 
 
-def _check_pool(fn: str, x: np.ndarray, kernel: int, stride: int) -> None:
-    """Validate pooling arguments (duck-typed: torch_ref uses it for tensors too)."""
-    require_float(fn, "x", x)
-    require_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    require_positive_int(fn, "kernel", kernel)
-    require_positive_int(fn, "stride", stride)
-    _output_size(fn, "kernel", x.shape[2], kernel, stride, 0)
-    _output_size(fn, "kernel", x.shape[3], kernel, stride, 0)
-
-
 def _windows(fn: str, x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     """Validate pooling arguments; x (N, C, H, W) -> read-only view (N, C, H', W', K, K)."""
-    _check_pool(fn, x, kernel, stride)
+    check_pool(fn, x, kernel, stride)
     return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
 
 

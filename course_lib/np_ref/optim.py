@@ -25,18 +25,21 @@ oracle (the tests run both side by side):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from course_lib.validation import (
+    check_optimizer_state,
+    check_step_args,
+    require_bool,
     require_float,
+    require_in_range,
     require_nonnegative_int,
     require_positive_int,
-    require_same_shape,
     require_shape,
+    resolve_optimizer,
 )
 
 __all__ = [
@@ -83,49 +86,6 @@ class AdamState(NamedTuple):
     t: int  # steps taken so far, for the bias correction
 
 
-# --- argument checks, duck-typed so that torch_ref imports them too ---------------------
-
-
-def _require_in_range(
-    fn: str, name: str, value: Any, lo: float, hi: float = float("inf"), *, hi_open: bool = False
-) -> None:
-    """A real hyperparameter in [lo, hi] (or [lo, hi) with hi_open)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = lo <= v and (v < hi if hi_open else v <= hi)
-    if not ok:
-        interval = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ValueError(f"{fn}: argument {name!r} must be a number in {interval}, got {value!r}")
-
-
-def _require_bool(fn: str, name: str, value: Any) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{fn}: argument {name!r} must be True or False, got {value!r}")
-
-
-def _check_step_args(fn: str, param: Any, grad: Any, lr: Any, weight_decay: Any) -> None:
-    require_float(fn, "param", param)
-    require_float(fn, "grad", grad)
-    require_same_shape(fn, "param", param, "grad", grad)
-    _require_in_range(fn, "lr", lr, 0.0)
-    _require_in_range(fn, "weight_decay", weight_decay, 0.0)
-
-
-def _check_state(fn: str, state: Any, kind: type, param: Any) -> None:
-    """A state handed back must come from the same rule and match param's shape."""
-    if not isinstance(state, kind):
-        raise ValueError(
-            f"{fn}: argument 'state' must be None on the first step or the {kind.__name__} "
-            f"returned by the previous {fn} call, got {type(state).__name__}"
-        )
-    if tuple(state[0].shape) != tuple(param.shape):
-        raise ValueError(
-            f"{fn}: argument 'state' holds arrays of shape {tuple(state[0].shape)}, but 'param' "
-            f"has shape {tuple(param.shape)} (state of another parameter?)"
-        )
-
-
 # --- update rules ---------------------------------------------------------------------
 
 
@@ -138,7 +98,7 @@ def sgd_step(
     accepted for a uniform signature; SGD keeps none.
     """
     fn = "sgd_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
+    check_step_args(fn, param, grad, lr, weight_decay)
     if state is not None:
         raise ValueError(f"{fn}: argument 'state' must be None (SGD keeps no state), got {type(state).__name__}")
     if weight_decay != 0:
@@ -166,10 +126,10 @@ def momentum_step(
     With momentum=0 this is exactly ``sgd_step``.
     """
     fn = "momentum_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "momentum", momentum, 0.0)
-    _require_in_range(fn, "dampening", dampening, 0.0, 1.0)
-    _require_bool(fn, "nesterov", nesterov)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "momentum", momentum, 0.0)
+    require_in_range(fn, "dampening", dampening, 0.0, 1.0)
+    require_bool(fn, "nesterov", nesterov)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
                          f"momentum={momentum!r}, dampening={dampening!r}")
@@ -178,7 +138,7 @@ def momentum_step(
     if state is None:
         buf = grad.copy()  # torch starts the buffer at g, not at 0: no damping of the first step
     else:
-        _check_state(fn, state, MomentumState, param)
+        check_optimizer_state(fn, state, MomentumState, param)
         buf = momentum * state.velocity + (1.0 - dampening) * grad
     direction = grad + momentum * buf if nesterov else buf
     return param - lr * direction, MomentumState(buf)
@@ -203,14 +163,14 @@ def adagrad_step(
     param (any shape), grad (same shape) -> (new_param, AdagradState(sum_sq, step)).
     """
     fn = "adagrad_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "lr_decay", lr_decay, 0.0)
-    _require_in_range(fn, "initial_accumulator_value", initial_accumulator_value, 0.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "lr_decay", lr_decay, 0.0)
+    require_in_range(fn, "initial_accumulator_value", initial_accumulator_value, 0.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         state = AdagradState(np.full_like(param, initial_accumulator_value), 0)
     else:
-        _check_state(fn, state, AdagradState, param)
+        check_optimizer_state(fn, state, AdagradState, param)
     step = state.step + 1
     if weight_decay != 0:
         grad = grad + weight_decay * param
@@ -242,16 +202,16 @@ def rmsprop_step(
     param (any shape), grad (same shape) -> (new_param, RMSpropState).
     """
     fn = "rmsprop_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "alpha", alpha, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
-    _require_in_range(fn, "momentum", momentum, 0.0)
-    _require_bool(fn, "centered", centered)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
+    require_in_range(fn, "momentum", momentum, 0.0)
+    require_bool(fn, "centered", centered)
     if state is None:
         zeros = np.zeros_like(param)
         state = RMSpropState(zeros, zeros, zeros)  # never written in place, so sharing is safe
     else:
-        _check_state(fn, state, RMSpropState, param)
+        check_optimizer_state(fn, state, RMSpropState, param)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg = alpha * state.square_avg + (1 - alpha) * grad * grad
@@ -289,14 +249,14 @@ def adadelta_step(
     param (any shape), grad (same shape) -> (new_param, AdadeltaState).
     """
     fn = "adadelta_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "rho", rho, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "rho", rho, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         zeros = np.zeros_like(param)
         state = AdadeltaState(zeros, zeros)
     else:
-        _check_state(fn, state, AdadeltaState, param)
+        check_optimizer_state(fn, state, AdadeltaState, param)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg = rho * state.square_avg + (1 - rho) * grad * grad
@@ -324,15 +284,15 @@ def adam_step(
     param (any shape), grad (same shape) -> (new_param, AdamState(m, v, t)).
     """
     fn = "adam_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "beta1", beta1, 0.0, 1.0, hi_open=True)
-    _require_in_range(fn, "beta2", beta2, 0.0, 1.0, hi_open=True)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "beta1", beta1, 0.0, 1.0, hi_open=True)
+    require_in_range(fn, "beta2", beta2, 0.0, 1.0, hi_open=True)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         zeros = np.zeros_like(param)
         state = AdamState(zeros, zeros, 0)
     else:
-        _check_state(fn, state, AdamState, param)
+        check_optimizer_state(fn, state, AdamState, param)
     t = state.t + 1
     if weight_decay != 0:
         grad = grad + weight_decay * param
@@ -352,29 +312,6 @@ OPTIMIZERS: dict[str, Callable[..., tuple[Any, Any]]] = {
     "adadelta": adadelta_step,
     "adam": adam_step,
 }
-
-
-def _hyperparameters(step_fn: Callable[..., Any]) -> list[str]:
-    """The keyword-only hyperparameters of a step function, without lr and state."""
-    params = inspect.signature(step_fn).parameters.values()
-    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in ("lr", "state")]
-
-
-def _resolve_optimizer(fn: str, optimizer: Any, hyper: dict[str, Any], table: dict[str, Any]) -> Any:
-    """Look ``optimizer`` up in ``table``; reject unknown names and unknown hyperparameters."""
-    step_fn = table.get(optimizer) if isinstance(optimizer, str) else None
-    if step_fn is None:
-        raise ValueError(
-            f"{fn}: argument 'optimizer' must be one of {', '.join(map(repr, table))}, got {optimizer!r}"
-        )
-    valid = _hyperparameters(step_fn)
-    for key in hyper:
-        if key not in valid:
-            raise ValueError(
-                f"{fn}: optimizer {optimizer!r} has no hyperparameter {key!r} "
-                f"(valid: {', '.join(valid) or 'none'})"
-            )
-    return step_fn
 
 
 def gradient_descent(
@@ -400,7 +337,7 @@ def gradient_descent(
     nan) is kept and every later row is nan.
     """
     fn = "gradient_descent"
-    step_fn = _resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
+    step_fn = resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
     require_nonnegative_int(fn, "steps", steps)
     if not callable(grad_fn):
         raise ValueError(f"{fn}: argument 'grad_fn' must be a function w -> dL/dw, got {type(grad_fn).__name__}")
@@ -433,7 +370,7 @@ def iterate_minibatches(
     """
     fn = "iterate_minibatches"
     require_positive_int(fn, "batch_size", batch_size)
-    _require_bool(fn, "shuffle", shuffle)
+    require_bool(fn, "shuffle", shuffle)
     for name, arr in (("x", x), ("y", y)):
         if not hasattr(arr, "shape") or len(arr.shape) == 0:
             raise ValueError(f"{fn}: argument {name!r} must be an array with a sample axis (N, ...), got {arr!r}")

@@ -27,26 +27,22 @@ step. A loss on the last state only passes dh with dh[:, :-1] = 0.
 
 Gradient clipping by global norm, ``clip_grad_norm``, follows ``torch.nn.utils.clip_grad_norm_``.
 
-The step functions are written for reading. The sequence functions are written for speed
-(``benchmarks/bench_recurrent.py`` times them against torch); each trick is commented where
-it is used. In short: the input term x_t @ wx of every step is computed before the time
-loop in one call; the states live in preallocated arrays in a feature-major layout, step t
-holding h_t.T (H, N), because BLAS spreads (4H, H) @ (H, N) over its threads far better
-than (N, H) @ (H, 4H) when N is small, and each gate is then one contiguous block; backward
-computes everything that does not depend on the recurrence for all steps at once, and each
-weight gradient is a single matmul after the loop. The loop itself does one matmul and a
-few in-place element-wise updates per step.
+Everything here is written for reading: a sequence function is the step function in a
+loop over time, and its backward pass walks the same steps in reverse, carrying dh (and
+dc for the LSTM) from step t+1 to step t. The package-level ``course_lib.np_ref``
+``rnn_forward``/``rnn_backward``/``lstm_forward``/``lstm_backward`` are the speed-tuned
+versions of ``fast_recurrent.py`` (the same numbers; tested equal to these). A cache goes
+back to the backward of the module whose forward made it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.validation import require_float, require_ndim, require_shape
+from course_lib.validation import check_recurrent, require_cache, require_float, require_shape
 
 __all__ = [
     "RNNStepCache",
@@ -71,82 +67,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * z) + 0.5
 
 
-def _check_args(
-    fn: str, x: np.ndarray, h_prev: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray,
-    *, gates: int, h_name: str,
-) -> None:
-    """Validate x (N, D) or (N, T, D), h_prev (N, H), wx (D, G*H), wh (H, G*H), b (G*H,).
-
-    H is read off wh's rows, so a wrong wh is blamed on wh and not on everything else.
-    """
-    for name, arr in (("x", x), (h_name, h_prev), ("wx", wx), ("wh", wh), ("b", b)):
-        require_float(fn, name, arr)
-    g_label = "H" if gates == 1 else f"{gates}H"
-    require_ndim(fn, "wh", wh, 2, f"(H, {g_label})")
-    hidden = wh.shape[0]
-    require_shape(fn, "wh", wh, [("H", hidden), (g_label, gates * hidden)])
-    if h_name == "h0":
-        require_ndim(fn, "x", x, 3, "(N, T, D)")
-        if x.shape[1] == 0:
-            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}")
-    else:
-        require_ndim(fn, "x", x, 2, "(N, D)")
-    n, d = x.shape[0], x.shape[-1]
-    require_shape(fn, "wx", wx, [("D", d), (g_label, gates * hidden)])
-    require_shape(fn, "b", b, [(g_label, gates * hidden)])
-    require_shape(fn, h_name, h_prev, [("N", n), ("H", hidden)])
-
-
-_HUGE_PAGE = 2 << 20  # bytes
-
-
-def _workspace(dtype: np.dtype, *shapes: tuple[int, ...]) -> list[np.ndarray]:
-    """Uninitialised C-contiguous arrays of these shapes, carved out of ONE allocation.
-
-    Why: the kernel maps fresh memory on first touch, one page fault per 4 KiB page, and
-    for lstm_forward + lstm_backward those faults cost about a fifth of the run time.
-    NumPy asks for transparent huge pages on allocations of 4 MiB and more, so one block,
-    started on a 2 MiB boundary, is mapped with a handful of 2 MiB faults instead.
-    """
-    dtype = np.dtype(dtype)
-    sizes = [math.prod(shape) for shape in shapes]
-    nbytes = sum(sizes) * dtype.itemsize
-    pad = _HUGE_PAGE if nbytes >= _HUGE_PAGE else 0  # smaller blocks cannot hold a huge page anyway
-    raw = np.empty(nbytes + pad, np.uint8)
-    start = -raw.ctypes.data % _HUGE_PAGE if pad else 0
-    flat = raw[start:start + nbytes].view(dtype)
-    arrays, offset = [], 0
-    for shape, size in zip(shapes, sizes):
-        arrays.append(flat[offset:offset + size].reshape(shape))
-        offset += size
-    return arrays
-
-
-def _time_major(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """(N, T, K) -> contiguous (T, N, K): rows ordered by (t, n), as the weight gradients need."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2), dtype=dtype)
-
-
-def _feature_major(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """(N, T, K) -> contiguous (T, K, N): step t is one contiguous (K, N) block."""
-    return np.ascontiguousarray(a.transpose(1, 2, 0), dtype=dtype)
-
-
-def _batch_first(a: np.ndarray) -> np.ndarray:
-    """(T, K, N) -> contiguous (N, T, K), the layout callers see."""
-    return np.ascontiguousarray(a.transpose(2, 0, 1))
-
-
-def _rows_by_step(a: np.ndarray) -> np.ndarray:
-    """(T, K, N) -> contiguous (K, T*N): one column per (t, n) pair, for the summed-over-steps matmuls."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(a.shape[1], -1)
-
-
-def _sum_columns(a: np.ndarray) -> np.ndarray:
-    """(K, M) -> (K,) row sums, as a matrix-vector product: BLAS does it ~4x faster than .sum(axis=1)."""
-    return a @ np.ones(a.shape[1], a.dtype)
-
-
 # ---------------------------------------------------------------------------------------------
 # Vanilla RNN
 
@@ -166,7 +86,7 @@ def rnn_step_forward(
 
     x (N, D), h_prev (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, H), cache.
     """
-    _check_args("rnn_step_forward", x, h_prev, wx, wh, b, gates=1, h_name="h_prev")
+    check_recurrent("rnn_step_forward", x, h_prev, wx, wh, b, gates=1, h_name="h_prev")
     h = np.tanh(x @ wx + h_prev @ wh + b)
     return h, RNNStepCache(x, h_prev, wx, wh, h)
 
@@ -182,36 +102,23 @@ def rnn_step_backward(
 
 
 class RNNCache(NamedTuple):
-    x: np.ndarray   # (T, N, D) the input, time-major
-    hs: np.ndarray  # (T+1, H, N) the states, feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
-    wx: np.ndarray  # (D, H)
-    wh: np.ndarray  # (H, H)
+    steps: tuple[RNNStepCache, ...]  # one per time step, t = 0 .. T-1
 
 
 def rnn_forward(
     x: np.ndarray, h0: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, RNNCache]:
-    """Run the RNN over a sequence.
+    """Run the RNN over a sequence: the step function at t = 0, 1, ..., T-1.
 
     x (N, T, D), h0 (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, T, H) every hidden state, cache.
     """
-    _check_args("rnn_forward", x, h0, wx, wh, b, gates=1, h_name="h0")
-    n, steps, _ = x.shape
-    hidden = wh.shape[0]
-    dtype = np.result_type(x, h0, wx, wh, b)
-    wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
-    xt = _time_major(x, dtype)
-    # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
-    a = np.matmul(wx.T, xt.transpose(0, 2, 1))  # (T, H, N): a[t] = (x_t @ wx).T
-    a += np.repeat(b[:, None], n, axis=1)
-    wh_t = np.ascontiguousarray(wh.T)
-    hs = np.empty((steps + 1, hidden, n), dtype)
-    hs[0] = h0.T
-    for t in range(steps):
-        np.dot(wh_t, hs[t], out=hs[t + 1])  # np.dot: ~1 us less call overhead than np.matmul
-        hs[t + 1] += a[t]
-        np.tanh(hs[t + 1], out=hs[t + 1])
-    return _batch_first(hs[1:]), RNNCache(xt, hs, wx, wh)
+    check_recurrent("rnn_forward", x, h0, wx, wh, b, gates=1, h_name="h0")
+    h, hs, steps = h0, [], []
+    for t in range(x.shape[1]):
+        h, step = rnn_step_forward(x[:, t], h, wx, wh, b)
+        hs.append(h)
+        steps.append(step)
+    return np.stack(hs, axis=1), RNNCache(tuple(steps))
 
 
 def rnn_backward(
@@ -222,26 +129,23 @@ def rnn_backward(
     dh (N, T, H), the upstream gradient on every hidden state ->
     dx (N, T, D), dh0 (N, H), dwx (D, H), dwh (H, H), db (H,).
     """
-    xt, hs, wx, wh = cache
-    steps, n, d = xt.shape
-    hidden = wh.shape[0]
-    require_shape("rnn_backward", "dh", dh, [("N", n), ("T", steps), ("H", hidden)])
-    # da[t] starts as tanh'(a_t) = 1 - h_t^2 for all steps at once and becomes dL/da_t in the loop.
-    da = hs[1:] * hs[1:]
-    np.subtract(1, da, out=da)
-    dh_steps = _feature_major(dh, hs.dtype)
-    carry = np.zeros((hidden, n), hs.dtype)  # dL/dh_t arriving from step t+1 (transposed)
-    for t in range(steps - 1, -1, -1):
-        carry += dh_steps[t]
-        da[t] *= carry
-        np.dot(wh, da[t], out=carry)
-    # The weights are shared by all steps, so their gradients sum over steps: one matmul each.
-    da2 = _rows_by_step(da)  # (H, T*N)
-    dx = (da2.T @ wx.T).reshape(steps, n, d)
-    dwx = da2 @ xt.reshape(-1, d)
-    dwh = da2 @ _rows_by_step(hs[:-1]).T
-    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
-            np.ascontiguousarray(dwx.T), np.ascontiguousarray(dwh.T), _sum_columns(da2))
+    fn = "rnn_backward"
+    require_cache(fn, cache, RNNCache, "course_lib.np_ref.recurrent.rnn_forward")
+    first = cache.steps[0]
+    n, hidden = first.h.shape
+    require_shape(fn, "dh", dh, [("N", n), ("T", len(cache.steps)), ("H", hidden)])
+    dxs = []
+    dwx, dwh, db = np.zeros_like(first.wx), np.zeros_like(first.wh), np.zeros(hidden, first.h.dtype)
+    dh_prev = np.zeros_like(first.h)  # dL/dh_t arriving from step t+1 (none after the last step)
+    for t in range(len(cache.steps) - 1, -1, -1):
+        # h_t feeds the loss directly (dh[:, t]) and step t+1 (dh_prev): the two add up.
+        dx_t, dh_prev, dwx_t, dwh_t, db_t = rnn_step_backward(dh[:, t] + dh_prev, cache.steps[t])
+        dxs.append(dx_t)
+        # The weights are shared by all steps, so their gradients sum over steps.
+        dwx += dwx_t
+        dwh += dwh_t
+        db += db_t
+    return np.stack(dxs[::-1], axis=1), dh_prev, dwx, dwh, db
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +171,7 @@ def lstm_step_forward(
     h (N, H), c (N, H), cache.
     """
     fn = "lstm_step_forward"
-    _check_args(fn, x, h_prev, wx, wh, b, gates=4, h_name="h_prev")
+    check_recurrent(fn, x, h_prev, wx, wh, b, gates=4, h_name="h_prev")
     require_float(fn, "c_prev", c_prev)
     require_shape(fn, "c_prev", c_prev, [("N", x.shape[0]), ("H", wh.shape[0])])
     a = x @ wx + h_prev @ wh + b
@@ -305,62 +209,24 @@ def lstm_step_backward(
 
 
 class LSTMCache(NamedTuple):
-    x1: np.ndarray      # (T, N, D+1) the input, time-major, with a column of ones appended
-    hs: np.ndarray      # (T+1, H, N) feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
-    cs: np.ndarray      # (T+1, H, N) feature-major: cs[0] = c0.T = 0, cs[t+1] = c_t.T
-    gates: np.ndarray   # (T, 4H, N) activated gates i, f, g, o, feature-major
-    tanh_c: np.ndarray  # (T, H, N) tanh(c_t).T
-    wx: np.ndarray      # (D, 4H)
-    wh: np.ndarray      # (H, 4H)
+    steps: tuple[LSTMStepCache, ...]  # one per time step, t = 0 .. T-1
 
 
 def lstm_forward(
     x: np.ndarray, h0: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, LSTMCache]:
-    """Run the LSTM over a sequence from c_0 = 0.
+    """Run the LSTM over a sequence from c_0 = 0: the step function at t = 0, 1, ..., T-1.
 
     x (N, T, D), h0 (N, H), wx (D, 4H), wh (H, 4H), b (4H,) -> h (N, T, H) every hidden state, cache.
     """
-    _check_args("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
-    n, steps, d = x.shape
-    hid = wh.shape[0]
-    dtype = np.result_type(x, h0, wx, wh, b)
-    wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
-    x1, gates, hs, cs, tanh_c = _workspace(
-        dtype, (steps, n, d + 1), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
-    )
-    # The bias trick: with a column of ones appended to x, "+ b" is one more row of the
-    # weight matrix, and db comes out of the same matmul as dwx in backward.
-    np.copyto(x1[:, :, :d], x.transpose(1, 0, 2))
-    x1[:, :, d] = 1
-    # sigmoid(z) = (1 + tanh(z / 2)) / 2. Halving the i, f, o rows of the weights (exact: a
-    # power of two) lets ONE tanh call per step activate all four gates, without overflow.
-    half = np.full((4 * hid, 1), 0.5, dtype)
-    half[2 * hid:3 * hid] = 1
-    wxb_t = np.concatenate([wx.T, b[:, None]], axis=1)  # (4H, D+1)
-    wxb_t *= half
-    # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
-    np.matmul(wxb_t, x1.transpose(0, 2, 1), out=gates)  # gates[t] = (x_t @ wx + b).T, halved
-    wh_t = np.ascontiguousarray(half * wh.T)
-    hs[0] = h0.T
-    cs[0] = 0
-    rec = np.empty((4 * hid, n), dtype)
-    ig = np.empty((hid, n), dtype)
-    for t in range(steps):
-        a = gates[t]
-        np.dot(wh_t, hs[t], out=rec)  # np.dot: ~1 us less call overhead than np.matmul
-        a += rec
-        np.tanh(a, out=a)
-        for s in (a[:2 * hid], a[3 * hid:]):  # i, f and o: tanh(z/2) -> sigmoid(z)
-            s *= 0.5
-            s += 0.5
-        i, f, g, o = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
-        np.multiply(f, cs[t], out=cs[t + 1])
-        np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=hs[t + 1])
-    return _batch_first(hs[1:]), LSTMCache(x1, hs, cs, gates, tanh_c, wx, wh)
+    check_recurrent("lstm_forward", x, h0, wx, wh, b, gates=4, h_name="h0")
+    h, c = h0, np.zeros_like(h0)
+    hs, steps = [], []
+    for t in range(x.shape[1]):
+        h, c, step = lstm_step_forward(x[:, t], h, c, wx, wh, b)
+        hs.append(h)
+        steps.append(step)
+    return np.stack(hs, axis=1), LSTMCache(tuple(steps))
 
 
 def lstm_backward(
@@ -371,58 +237,23 @@ def lstm_backward(
     dh (N, T, H), the upstream gradient on every hidden state ->
     dx (N, T, D), dh0 (N, H), dwx (D, 4H), dwh (H, 4H), db (4H,).
     """
-    x1, hs, cs, gates, tanh_c, wx, wh = cache
-    steps, n, d = x1.shape[0], x1.shape[1], x1.shape[2] - 1
-    hid = wh.shape[0]
-    require_shape("lstm_backward", "dh", dh, [("N", n), ("T", steps), ("H", hid)])
-    dtype = gates.dtype
-    i, f, g, o = (gates[:, j * hid:(j + 1) * hid] for j in range(4))  # each (T, H, N)
-    # Everything in dL/da_t except the two sequential factors dc_t and dh_t depends only on
-    # forward values, so it is computed for all steps at once, before the loop:
-    #   da_i = dc * [g i (1-i)],  da_f = dc * [c_prev f (1-f)],  da_g = dc * [i (1-g^2)],
-    #   da_o = dh * [tanh_c o (1-o)]
-    # The bracketed factors go into `da`, which the loop then multiplies in place.
-    da, dtanh_c, dh_steps, da2, h_prev, dx_steps = _workspace(
-        dtype, gates.shape, tanh_c.shape, tanh_c.shape, (4 * hid, steps * n), (steps * n, hid), (steps * n, d)
-    )
-    np.subtract(1, gates, out=da)
-    da *= gates  # s (1 - s) in all four blocks; the g block is fixed next
-    da_i, da_f, da_g, da_o = (da[:, j * hid:(j + 1) * hid] for j in range(4))
-    np.multiply(g, g, out=da_g)
-    np.subtract(1, da_g, out=da_g)
-    da_i *= g
-    da_f *= cs[:-1]
-    da_g *= i
-    da_o *= tanh_c
-    # dc_t receives dh_t * [o_t (1 - tanh(c_t)^2)] through h_t = o_t tanh(c_t).
-    np.multiply(tanh_c, tanh_c, out=dtanh_c)
-    np.subtract(1, dtanh_c, out=dtanh_c)
-    dtanh_c *= o
-    np.copyto(dh_steps, dh.transpose(1, 2, 0))
-    dh_t = np.empty((hid, n), dtype)
-    dc = np.zeros((hid, n), dtype)  # dL/dc_t; holds dc_{t+1} * f_{t+1} between steps
-    tmp = np.empty((hid, n), dtype)
-    carry = np.zeros((hid, n), dtype)  # dL/dh_t arriving from step t+1
-    da3 = da.reshape(steps, 4, hid, n)[:, :3]  # the i, f, g blocks, all scaled by dc
-    for t in range(steps - 1, -1, -1):
-        np.add(dh_steps[t], carry, out=dh_t)
-        np.multiply(dh_t, dtanh_c[t], out=tmp)
-        dc += tmp
-        da3[t] *= dc
-        da_o[t] *= dh_t
-        dc *= f[t]
-        np.dot(wh, da[t], out=carry)
-    # The weights are shared by all steps, so their gradients sum over steps: one matmul each,
-    # with one column per (t, n) pair: da2 (4H, T*N), rows of x1 and h_prev (T*N, D+1 or H).
-    np.copyto(da2.reshape(4 * hid, steps, n), da.transpose(1, 0, 2))
-    np.copyto(h_prev.reshape(steps, n, hid), hs[:-1].transpose(0, 2, 1))
-    np.matmul(da2.T, wx.T, out=dx_steps)
-    dwxb = da2 @ x1.reshape(-1, d + 1)  # (4H, D+1): [dwx.T | db]
-    dwh = da2 @ h_prev
-    # dh0, dwx and dwh are returned as transposed views (Fortran-ordered, same values): copying
-    # them into C order would add ~0.1 ms, a few percent of the whole backward pass.
-    dx = np.ascontiguousarray(dx_steps.reshape(steps, n, d).transpose(1, 0, 2))
-    return dx, carry.T, dwxb[:, :d].T, dwh.T, dwxb[:, d].copy()
+    fn = "lstm_backward"
+    require_cache(fn, cache, LSTMCache, "course_lib.np_ref.recurrent.lstm_forward")
+    first = cache.steps[0]
+    n, hidden = first.tanh_c.shape
+    require_shape(fn, "dh", dh, [("N", n), ("T", len(cache.steps)), ("H", hidden)])
+    dxs = []
+    dwx, dwh = np.zeros_like(first.wx), np.zeros_like(first.wh)
+    db = np.zeros(4 * hidden, first.gates.dtype)
+    dh_prev = np.zeros_like(first.tanh_c)  # dL/dh_t arriving from step t+1
+    dc_prev = np.zeros_like(first.tanh_c)  # dL/dc_t arriving from step t+1 (c_t -> c_{t+1})
+    for t in range(len(cache.steps) - 1, -1, -1):
+        dx_t, dh_prev, dc_prev, dwx_t, dwh_t, db_t = lstm_step_backward(dh[:, t] + dh_prev, dc_prev, cache.steps[t])
+        dxs.append(dx_t)
+        dwx += dwx_t
+        dwh += dwh_t
+        db += db_t
+    return np.stack(dxs[::-1], axis=1), dh_prev, dwx, dwh, db
 
 
 # ---------------------------------------------------------------------------------------------

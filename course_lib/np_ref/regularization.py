@@ -21,8 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from course_lib.np_ref.optim import _require_bool, _require_in_range
-from course_lib.validation import require_float, require_positive_int, require_probability, require_shape
+from course_lib.validation import require_bool, require_float, require_in_range, require_positive_int, require_probability, require_shape
 
 __all__ = [
     "l2_penalty",
@@ -44,7 +43,7 @@ def _check_weights(fn: str, weights: Any, lam: Any) -> None:
         )
     for i, w in enumerate(weights):
         require_float(fn, f"weights[{i}]", w)
-    _require_in_range(fn, "lam", lam, 0.0)
+    require_in_range(fn, "lam", lam, 0.0)
 
 
 def l2_penalty(weights: Sequence[np.ndarray], *, lam: float) -> tuple[float, list[np.ndarray]]:
@@ -88,7 +87,7 @@ def dropout_forward(
     fn = "dropout_forward"
     require_float(fn, "x", x)
     require_probability(fn, "p_drop", p_drop)
-    _require_bool(fn, "train", train)
+    require_bool(fn, "train", train)
     if not train or p_drop == 0:
         return x.copy(), DropoutCache(None)
     if not isinstance(rng, np.random.Generator):
@@ -153,9 +152,9 @@ def batchnorm_forward(
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
         require_float(fn, name, v)
         require_shape(fn, name, v, [(letter, channels)])
-    _require_bool(fn, "train", train)
-    _require_in_range(fn, "momentum", momentum, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    require_bool(fn, "train", train)
+    require_in_range(fn, "momentum", momentum, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if train:
         n = x.size // channels
         if n < 2:
@@ -215,7 +214,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int, min_delta: float = 0.0) -> None:
         require_positive_int("EarlyStopping", "patience", patience)
-        _require_in_range("EarlyStopping", "min_delta", min_delta, 0.0)
+        require_in_range("EarlyStopping", "min_delta", min_delta, 0.0)
         self.patience = int(patience)
         self.min_delta = float(min_delta)
         self.best_loss = math.inf

@@ -1,7 +1,8 @@
 """The Torch path: the same API as ``course_lib.np_ref``, in torch ops, on any device.
 
 Backward passes are written out explicitly in torch operations (not autograd), so the
-two back-ends mirror each other line for line and ``torch.autograd`` stays an
+Torch path mirrors the plain NumPy references (``np_ref/<topic>.py``, not the speed-tuned
+``np_ref/fast_*.py``) and ``torch.autograd`` stays an
 independent oracle in the tests. Tensors stay on the device they arrive on; pick one
 with ``course_lib.device.get_device()``. Randomness arrives as ``rng: torch.Generator``
 on the same device as the data.

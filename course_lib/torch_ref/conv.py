@@ -3,7 +3,7 @@
 The same API, letters and conventions as ``course_lib.np_ref.conv`` (read its
 docstring): cross-correlation like F.conv2d, zero padding, int ``stride``/``pad``
 for both axes, im2col + one matrix product forward, two more products backward. The code
-mirrors the NumPy path line for line; backward passes are explicit tensor
+mirrors the plain NumPy reference (``np_ref/conv.py``) line for line; backward passes are explicit tensor
 arithmetic (no autograd), so torch.autograd and F.conv2d stay independent oracles.
 Tensors stay on the device they arrive on. ``conv_output_size`` is the NumPy path's
 function, re-exported (it handles plain ints only).
@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from course_lib.np_ref.conv import _check_conv as _np_check_conv
-from course_lib.np_ref.conv import _check_pool, conv_output_size
-from course_lib.validation import require_float, require_shape
+from course_lib.np_ref.conv import conv_output_size
+from course_lib.validation import check_conv, check_pool, require_float, require_shape
 
 __all__ = [
     "Conv2dCache",
@@ -45,27 +44,31 @@ class Conv2dCache(NamedTuple):
 def _check_conv(
     fn: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int, pad: int
 ) -> tuple[int, int]:
-    """The NumPy path's checks (they are duck-typed), plus one torch needs: a shared dtype."""
-    out_size = _np_check_conv(fn, x, w, b, stride, pad)
+    """The shared checks of ``course_lib.validation``, plus one torch needs: a shared dtype; -> (H', W')."""
+    check_conv(fn, x, w, b, stride, pad)
+    # The kernel fits (checked above), so the formula of conv_output_size is safe here.
+    ho = (x.shape[2] + 2 * pad - w.shape[2]) // stride + 1
+    wo = (x.shape[3] + 2 * pad - w.shape[3]) // stride + 1
     if not x.dtype == w.dtype == b.dtype:
         # NumPy would silently promote; torch's matmul refuses, so say which argument differs.
         raise ValueError(
             f"{fn}: arguments 'x', 'w', 'b' must share one dtype, got {x.dtype}, {w.dtype}, {b.dtype}"
         )
-    return out_size
+    return ho, wo
 
 
 def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> torch.Tensor:
     """x (N, C, H, W) -> cols (C*KH*KW, P); row (c, i, j), column (n, h, w) holds xpad[n, c, h*s+i, w*s+j]."""
     n, c, h, w = x.shape
     s = stride
-    xp = x.new_zeros((c, n, h + 2 * pad, w + 2 * pad))
-    xp[:, :, pad : pad + h, pad : pad + w] = x.permute(1, 0, 2, 3)
+    xp = x.new_zeros((n, c, h + 2 * pad, w + 2 * pad))
+    xp[:, :, pad : pad + h, pad : pad + w] = x
     cols = x.new_empty((c, kh, kw, n, ho, wo))
-    for j in range(kw):
-        xj = xp[:, :, :, j : j + s * (wo - 1) + 1 : s].contiguous()  # see np_ref: long contiguous runs
-        for i in range(kh):
-            cols[:, i, j] = xj[:, :, i : i + s * (ho - 1) + 1 : s]
+    for i in range(kh):
+        for j in range(kw):
+            # Kernel offset (i, j) sees one strided sub-image of every padded image.
+            window = xp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]  # (N, C, H', W')
+            cols[:, i, j] = window.permute(1, 0, 2, 3)
     return cols.reshape(c * kh * kw, n * ho * wo)
 
 
@@ -74,29 +77,23 @@ def _input_grad(
 ) -> torch.Tensor:
     """dx (N, C, H, W) of the convolution, from dout (N, F, H', W') and w (F, C, KH, KW).
 
-    col2im(W^T dout), with the kernel-row offsets applied to dout before one matrix
-    product and only the KW column offsets added back afterwards (see np_ref).
+    col2im(W^T @ dout): output pixel (r, q) sends w[f, c, i, j] * dout[n, f, r, q] back to
+    the input pixel (r*s + i - pad, q*s + j - pad) it was computed from, and all of these
+    contributions add up.
     """
     n, c, h, w_in = x_shape
     f, _, kh, kw = w.shape
     ho, wo = dout.shape[2:]
     s = stride
-    dout_t = dout.permute(1, 0, 2, 3)  # (F, N, H', W')
-    rows = dout.new_zeros((f, kh, n, h, wo))
+    dout_mat = dout.permute(1, 0, 2, 3).reshape(f, -1)  # (F, P)
+    dcols = (w.reshape(f, -1).T @ dout_mat).reshape(c, kh, kw, n, ho, wo)
+    dxp = dout.new_zeros((n, c, h + 2 * pad, w_in + 2 * pad))
     for i in range(kh):
-        # Output rows r whose kernel row i lands inside the image: y = r*s + i - pad in [0, H).
-        first = max(0, -((i - pad) // s))
-        stop = min(ho, (h - 1 + pad - i) // s + 1)
-        if first < stop:
-            y0 = first * s + i - pad
-            rows[:, i, :, y0 : y0 + s * (stop - first - 1) + 1 : s] = dout_t[:, :, first:stop]
-    w_t = w.permute(1, 3, 0, 2).reshape(c * kw, f * kh)  # rows (c, j), columns (f, i)
-    per_col = (w_t @ rows.reshape(f * kh, -1)).reshape(c, kw, n, h, wo)
-    dxp = dout.new_zeros((c, n, h, w_in + 2 * pad))  # padded along W only
-    for j in range(kw):
-        dxp[:, :, :, j : j + s * (wo - 1) + 1 : s] += per_col[:, j]
+        for j in range(kw):
+            # += : a pixel inside several windows (stride < kernel) collects from each.
+            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].permute(1, 0, 2, 3)
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
-    return dxp[:, :, :, pad : pad + w_in].permute(1, 0, 2, 3).contiguous()
+    return dxp[:, :, pad : pad + h, pad : pad + w_in]
 
 
 def conv2d_forward(
@@ -109,10 +106,10 @@ def conv2d_forward(
     ho, wo = _check_conv("conv2d_forward", x, w, b, stride, pad)
     n = x.shape[0]
     f, _, kh, kw = w.shape
-    cols = _im2col(x, kh, kw, stride, pad, ho, wo)
-    out_fp = w.reshape(f, -1) @ cols  # (F, P): one matrix product does all the work
-    out = out_fp.reshape(f, n, ho, wo).permute(1, 0, 2, 3) + b[:, None, None]
-    return out.contiguous(), Conv2dCache(cols, w, tuple(x.shape), stride, pad)
+    cols = _im2col(x, kh, kw, stride, pad, ho, wo)  # (C*KH*KW, P)
+    out = w.reshape(f, -1) @ cols + b[:, None]  # (F, P): one matrix product
+    out = out.reshape(f, n, ho, wo).permute(1, 0, 2, 3).contiguous()
+    return out, Conv2dCache(cols, w, tuple(x.shape), stride, pad)
 
 
 def conv2d_forward_naive(
@@ -145,8 +142,8 @@ def conv2d_backward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
 
-    dW = dout @ cols^T, db sums dout over every position, dx = col2im(W^T @ dout)
-    computed in the cheaper order of ``_input_grad``.
+    Forward was out = W @ cols + b with W (F, C*KH*KW) and cols (C*KH*KW, P), so
+    dW = dout @ cols^T, db sums dout over every position, and dx = col2im(W^T @ dout).
     """
     cols, w, x_shape, stride, pad = cache
     n = x_shape[0]
@@ -155,11 +152,11 @@ def conv2d_backward(
     wo = (x_shape[3] + 2 * pad - kw) // stride + 1
     require_float("conv2d_backward", "dout", dout)
     require_shape("conv2d_backward", "dout", dout, [("N", n), ("F", f), ("H'", ho), ("W'", wo)])
-    dout_fp = dout.permute(1, 0, 2, 3).reshape(f, -1)  # (F, P)
-    db = dout_fp.sum(dim=1)
-    dw = (dout_fp @ cols.T).reshape(w.shape)
+    dout_mat = dout.permute(1, 0, 2, 3).reshape(f, -1)  # (F, P)
+    dw = (dout_mat @ cols.T).reshape(w.shape)
+    db = dout_mat.sum(dim=1)
     dx = _input_grad(dout, w, x_shape, stride, pad)
-    return dx, dw, db
+    return dx.contiguous(), dw, db
 
 
 class MaxPool2dCache(NamedTuple):
@@ -170,8 +167,8 @@ class MaxPool2dCache(NamedTuple):
 
 
 def _windows(fn: str, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Validate pooling arguments (the NumPy path's checks); x (N, C, H, W) -> view (N, C, H', W', K, K)."""
-    _check_pool(fn, x, kernel, stride)
+    """Validate pooling arguments (``validation.check_pool``); x (N, C, H, W) -> view (N, C, H', W', K, K)."""
+    check_pool(fn, x, kernel, stride)
     return x.unfold(2, kernel, stride).unfold(3, kernel, stride)
 
 

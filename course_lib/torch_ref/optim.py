@@ -15,14 +15,17 @@ from typing import Any, NamedTuple
 import torch
 
 # The argument checks are duck-typed (shapes, dtypes, Python numbers): one copy serves both paths.
-from course_lib.np_ref.optim import (
-    _check_state,
-    _check_step_args,
-    _require_bool,
-    _require_in_range,
-    _resolve_optimizer,
+from course_lib.validation import (
+    check_optimizer_state,
+    check_step_args,
+    require_bool,
+    require_float,
+    require_in_range,
+    require_nonnegative_int,
+    require_positive_int,
+    require_shape,
+    resolve_optimizer,
 )
-from course_lib.validation import require_float, require_nonnegative_int, require_positive_int, require_shape
 
 __all__ = [
     "MomentumState",
@@ -77,7 +80,7 @@ def sgd_step(
     accepted for a uniform signature; SGD keeps none.
     """
     fn = "sgd_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
+    check_step_args(fn, param, grad, lr, weight_decay)
     if state is not None:
         raise ValueError(f"{fn}: argument 'state' must be None (SGD keeps no state), got {type(state).__name__}")
     if weight_decay != 0:
@@ -104,10 +107,10 @@ def momentum_step(
     param (any shape), grad (same shape) -> (new_param, MomentumState(velocity=buf)).
     """
     fn = "momentum_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "momentum", momentum, 0.0)
-    _require_in_range(fn, "dampening", dampening, 0.0, 1.0)
-    _require_bool(fn, "nesterov", nesterov)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "momentum", momentum, 0.0)
+    require_in_range(fn, "dampening", dampening, 0.0, 1.0)
+    require_bool(fn, "nesterov", nesterov)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
                          f"momentum={momentum!r}, dampening={dampening!r}")
@@ -116,7 +119,7 @@ def momentum_step(
     if state is None:
         buf = grad.clone()  # torch starts the buffer at g, not at 0: no damping of the first step
     else:
-        _check_state(fn, state, MomentumState, param)
+        check_optimizer_state(fn, state, MomentumState, param)
         buf = momentum * state.velocity + (1.0 - dampening) * grad
     direction = grad + momentum * buf if nesterov else buf
     return param - lr * direction, MomentumState(buf)
@@ -139,14 +142,14 @@ def adagrad_step(
     param (any shape), grad (same shape) -> (new_param, AdagradState(sum_sq, step)).
     """
     fn = "adagrad_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "lr_decay", lr_decay, 0.0)
-    _require_in_range(fn, "initial_accumulator_value", initial_accumulator_value, 0.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "lr_decay", lr_decay, 0.0)
+    require_in_range(fn, "initial_accumulator_value", initial_accumulator_value, 0.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         state = AdagradState(torch.full_like(param, initial_accumulator_value), 0)
     else:
-        _check_state(fn, state, AdagradState, param)
+        check_optimizer_state(fn, state, AdagradState, param)
     step = state.step + 1
     if weight_decay != 0:
         grad = grad + weight_decay * param
@@ -175,16 +178,16 @@ def rmsprop_step(
     param (any shape), grad (same shape) -> (new_param, RMSpropState).
     """
     fn = "rmsprop_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "alpha", alpha, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
-    _require_in_range(fn, "momentum", momentum, 0.0)
-    _require_bool(fn, "centered", centered)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "alpha", alpha, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
+    require_in_range(fn, "momentum", momentum, 0.0)
+    require_bool(fn, "centered", centered)
     if state is None:
         zeros = torch.zeros_like(param)
         state = RMSpropState(zeros, zeros, zeros)  # never written in place, so sharing is safe
     else:
-        _check_state(fn, state, RMSpropState, param)
+        check_optimizer_state(fn, state, RMSpropState, param)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg = alpha * state.square_avg + (1 - alpha) * grad * grad
@@ -220,14 +223,14 @@ def adadelta_step(
     param (any shape), grad (same shape) -> (new_param, AdadeltaState).
     """
     fn = "adadelta_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "rho", rho, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "rho", rho, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         zeros = torch.zeros_like(param)
         state = AdadeltaState(zeros, zeros)
     else:
-        _check_state(fn, state, AdadeltaState, param)
+        check_optimizer_state(fn, state, AdadeltaState, param)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg = rho * state.square_avg + (1 - rho) * grad * grad
@@ -253,15 +256,15 @@ def adam_step(
     param (any shape), grad (same shape) -> (new_param, AdamState(m, v, t)).
     """
     fn = "adam_step"
-    _check_step_args(fn, param, grad, lr, weight_decay)
-    _require_in_range(fn, "beta1", beta1, 0.0, 1.0, hi_open=True)
-    _require_in_range(fn, "beta2", beta2, 0.0, 1.0, hi_open=True)
-    _require_in_range(fn, "eps", eps, 0.0)
+    check_step_args(fn, param, grad, lr, weight_decay)
+    require_in_range(fn, "beta1", beta1, 0.0, 1.0, hi_open=True)
+    require_in_range(fn, "beta2", beta2, 0.0, 1.0, hi_open=True)
+    require_in_range(fn, "eps", eps, 0.0)
     if state is None:
         zeros = torch.zeros_like(param)
         state = AdamState(zeros, zeros, 0)
     else:
-        _check_state(fn, state, AdamState, param)
+        check_optimizer_state(fn, state, AdamState, param)
     t = state.t + 1
     if weight_decay != 0:
         grad = grad + weight_decay * param
@@ -302,7 +305,7 @@ def gradient_descent(
     stops; that iterate (inf or nan) is kept and every later row is nan.
     """
     fn = "gradient_descent"
-    step_fn = _resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
+    step_fn = resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
     require_nonnegative_int(fn, "steps", steps)
     if not callable(grad_fn):
         raise ValueError(f"{fn}: argument 'grad_fn' must be a function w -> dL/dw, got {type(grad_fn).__name__}")
@@ -334,7 +337,7 @@ def iterate_minibatches(
     """
     fn = "iterate_minibatches"
     require_positive_int(fn, "batch_size", batch_size)
-    _require_bool(fn, "shuffle", shuffle)
+    require_bool(fn, "shuffle", shuffle)
     for name, arr in (("x", x), ("y", y)):
         if not hasattr(arr, "shape") or len(arr.shape) == 0:
             raise ValueError(f"{fn}: argument {name!r} must be an array with a sample axis (N, ...), got {arr!r}")

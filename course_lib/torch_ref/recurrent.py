@@ -17,8 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from course_lib.np_ref.recurrent import _check_args as _np_check_args
-from course_lib.validation import require_float, require_shape
+from course_lib.validation import check_recurrent, require_float, require_shape
 
 __all__ = [
     "RNNStepCache",
@@ -42,8 +41,8 @@ Tensor = torch.Tensor
 def _check_args(
     fn: str, x: Tensor, h_prev: Tensor, wx: Tensor, wh: Tensor, b: Tensor, *, gates: int, h_name: str,
 ) -> None:
-    """The NumPy path's checks of x, h_prev, wx, wh, b, plus one torch needs: a shared dtype."""
-    _np_check_args(fn, x, h_prev, wx, wh, b, gates=gates, h_name=h_name)  # duck-typed: serves both paths
+    """The shared checks of x, h_prev, wx, wh, b (``validation.check_recurrent``), plus one torch needs: a shared dtype."""
+    check_recurrent(fn, x, h_prev, wx, wh, b, gates=gates, h_name=h_name)  # duck-typed: serves both paths
     named = (("x", x), (h_name, h_prev), ("wx", wx), ("wh", wh), ("b", b))
     if len({arr.dtype for _, arr in named}) > 1:
         # NumPy would silently promote; torch's matmul refuses, so say which arguments differ.

@@ -15,9 +15,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from course_lib.np_ref.optim import _require_bool, _require_in_range
 from course_lib.np_ref.regularization import EarlyStopping
-from course_lib.validation import require_float, require_probability, require_shape
+from course_lib.validation import require_bool, require_float, require_in_range, require_probability, require_shape
 
 __all__ = [
     "l2_penalty",
@@ -39,7 +38,7 @@ def _check_weights(fn: str, weights: Any, lam: Any) -> None:
         )
     for i, w in enumerate(weights):
         require_float(fn, f"weights[{i}]", w)
-    _require_in_range(fn, "lam", lam, 0.0)
+    require_in_range(fn, "lam", lam, 0.0)
 
 
 def _total(terms: list[torch.Tensor]) -> torch.Tensor:
@@ -86,7 +85,7 @@ def dropout_forward(
     fn = "dropout_forward"
     require_float(fn, "x", x)
     require_probability(fn, "p_drop", p_drop)
-    _require_bool(fn, "train", train)
+    require_bool(fn, "train", train)
     if not train or p_drop == 0:
         return x.clone(), DropoutCache(None)
     if not isinstance(rng, torch.Generator):
@@ -148,9 +147,9 @@ def batchnorm_forward(
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
         require_float(fn, name, v)
         require_shape(fn, name, v, [(letter, channels)])
-    _require_bool(fn, "train", train)
-    _require_in_range(fn, "momentum", momentum, 0.0, 1.0)
-    _require_in_range(fn, "eps", eps, 0.0)
+    require_bool(fn, "train", train)
+    require_in_range(fn, "momentum", momentum, 0.0, 1.0)
+    require_in_range(fn, "eps", eps, 0.0)
     if train:
         n = x.numel() // channels
         if n < 2:

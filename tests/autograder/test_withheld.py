@@ -74,7 +74,7 @@ AUDIT: dict[str, set[str]] = {
     "clip_grad_norm": _both("recurrent", "clip_grad_norm"),
     "rnn_cell": _both("recurrent", "rnn_step_forward", "rnn_forward"),
     "rnn_unroll": _both("recurrent", "rnn_step_forward", "rnn_forward"),
-    "rnn_bptt": _both("recurrent", "rnn_step_backward", "rnn_backward") | {"course_lib.np_ref.recurrent._sum_columns"},
+    "rnn_bptt": _both("recurrent", "rnn_step_backward", "rnn_backward") | {"course_lib.np_ref.fast_recurrent._sum_columns"},
     "lstm_cell": _both("recurrent", "lstm_step_forward", "lstm_forward") | {"course_lib.np_ref.recurrent._sigmoid"},
 }
 

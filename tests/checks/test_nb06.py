@@ -3,12 +3,10 @@ message that names the mistake."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
-from tests.checks.support import judge_after_wire_round_trip
+from tests.checks.support import answer_tests
 from course_lib.checks.nb06_cnn import (
     LECTURE_K,
     LECTURE_X,
@@ -86,17 +84,6 @@ CORRECT = [
 ]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
-def test_a_correct_answer_passes(check, answer, seed) -> None:
-    check(answer, seed=seed)
-
-
-@pytest.mark.parametrize(("check", "answer"), CORRECT, ids=[a.__name__ for _, a in CORRECT])
-def test_cases_and_outputs_cross_the_autograder_wire(check, answer) -> None:
-    judge_after_wire_round_trip(check, answer, SEEDS)
-
-
 def test_the_lecture_example_sums_to_56() -> None:
     # By hand: (0*0 + 1*1 + 3*2 + 4*3) + (1*1 + 2*2 + 4*3 + 5*4) = 19 + 37 = 56.
     out = conv2d(LECTURE_X[None], LECTURE_K[None], np.zeros(1))
@@ -130,10 +117,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("check", "answer", "message"), WRONG, ids=[m for _, _, m in WRONG])
-def test_a_typical_mistake_fails_with_a_hint(check, answer, message) -> None:
-    with pytest.raises(AssertionError, match=re.escape(message)):
-        check(answer)
+# the correct answers pass (also across the autograder wire); the typical mistakes fail with their hint
+(test_a_correct_answer_passes, test_cases_and_outputs_cross_the_autograder_wire,
+ test_a_typical_mistake_fails_with_a_hint) = answer_tests(CORRECT, WRONG, seeds=SEEDS)
 
 
 def test_a_zero_initialised_maximum_is_caught_in_the_visible_cases() -> None:

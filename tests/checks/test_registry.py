@@ -88,3 +88,19 @@ def test_no_check_module_exports_a_reference() -> None:
         module = importlib.import_module(ex.judge.__module__) if ex.judge.__module__.startswith("course_lib.checks") else None
         for name in getattr(module, "__all__", ()):
             assert "reference" not in name.lower(), f"{ex.notebook}: exports {name}"
+
+
+def test_a_withheld_np_ref_function_takes_its_speed_tuned_twin_along() -> None:
+    # course_lib.np_ref.<name> resolves to np_ref/fast_<topic>.py for these names: a view that
+    # withheld only the plain np_ref/<topic>.py function would leave the answer one import away.
+    from course_lib._api import NP_FAST
+
+    checked = 0
+    for exercise in exercises():
+        for dotted in exercise.references:
+            module, _, name = dotted.rpartition(".")
+            if module.startswith("course_lib.np_ref.") and name in NP_FAST and "fast_" not in module:
+                twin = f"course_lib.np_ref.{NP_FAST[name]}.{name}"
+                assert twin in exercise.references, f"{exercise.name}: references {dotted} but not {twin}"
+                checked += 1
+    assert checked >= 5  # conv2d, corr2d, conv2d_grads, rnn_unroll, rnn_bptt, lstm_cell ... all name one
