@@ -158,9 +158,6 @@ def _ref_call(name: str, kind: str, references: tuple[str, ...]) -> str | None:
     return f"def {name}(*args, **kwargs):\n    import importlib\n    return getattr(importlib.import_module({module!r}), {attr!r})(*args, **kwargs)\n"
 
 
-Recipe = Callable[[nbformat.NotebookNode, dict[str, str], dict[str, object]], nbformat.NotebookNode | bytes | None]
-
-
 def _exercise_kinds(exercises: dict[str, object], answers: dict[str, str]) -> dict[str, str]:
     return {gid: getattr(exercises.get(gid), "kind", "function" if answers[gid].lstrip().startswith("def") else "value") for gid in answers}
 

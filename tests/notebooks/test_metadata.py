@@ -2,7 +2,7 @@
 
 - no outputs or execution counts are committed;
 - nbgrader metadata is valid: current schema, unique grade_ids, points > 0 on graded
-  cells, the cell layout of notebooks.md (setup cell, answer + visible + hidden tests);
+  cells, the course's cell layout (setup cell; per exercise an answer, a visible and a hidden test);
 - the notebook's exercises and the check registry (course_lib.checks) agree both ways;
 - the points add up to the total the notebook's introduction states.
 """
