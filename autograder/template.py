@@ -50,7 +50,7 @@ from typing import Any
 
 from autograder.sandbox import Limits, Protections, sandbox_argv
 
-__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "launch", "site_paths", "warm_available"]
+__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "launch", "shutdown", "site_paths", "warm_available"]
 
 HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
@@ -201,9 +201,9 @@ class _Template:
         return WarmProcess(pid, status_ours, out_r, err_r)
 
     def close(self) -> None:
-        self._sock.close()  # the template's recv sees the end and it exits
+        self._sock.close()  # the template's recv sees the end; it waits for its wardens and exits
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -237,6 +237,16 @@ def _template() -> _Template:
             _TEMPLATE = _Template()
             atexit.register(_TEMPLATE.close)
         return _TEMPLATE
+
+
+def shutdown() -> None:
+    """Stop this process's template, once every sandbox it forked has ended (the next
+    ``launch`` starts a new one). Its CPU and theirs then count in RUSAGE_CHILDREN."""
+    global _TEMPLATE
+    with _TEMPLATE_LOCK:
+        if _TEMPLATE is not None:
+            _TEMPLATE.close()
+            _TEMPLATE = None
 
 
 # ---------------------------------------------------------------- the template's side
@@ -440,19 +450,28 @@ def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protecti
     return _Forked(pid).wait()
 
 
+def _reap(*, block: bool) -> None:
+    try:
+        while os.waitpid(-1, 0 if block else os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
 def serve(sock: socket.socket) -> int:
     """The template's loop: one fork per request, until the grader closes the socket."""
     _GRADER_ENV.update(os.environ)
     given = set(os.environ.get("PYTHONPATH", "").split(os.pathsep))
     _SITE_PATHS[:] = [p for p in sys.path[1:] if p not in given]
     _preload()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # wardens are reaped by the kernel
     while True:
+        _reap(block=False)  # wardens that ended (waited for, so their CPU counts for the grader)
         try:
             message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
         except InterruptedError:
             continue
         if not message:
+            _reap(block=True)
             return 0
         try:
             request = json.loads(message)
