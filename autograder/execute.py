@@ -40,7 +40,7 @@ import nbformat
 from autograder.beside import link_beside
 from autograder.cap import OutputBudget
 from autograder.sandbox import NOBODY, Limits, Protections, remove_tree
-from autograder.template import launch, warm_available
+from autograder.template import in_template_fork, launch
 
 __all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
 
@@ -99,8 +99,6 @@ def run_notebook(
         "--protections", json.dumps(asdict(protections)),
         *[a for path in hide for a in ("--hide", str(path))],
     ]  # fmt: skip
-    if warm_available(protections):
-        args.append("--fork-kernel")
     start = time.monotonic()
     proc = launch("autograder.execute", args, protections, stdout=subprocess.DEVNULL)
     killed = False
@@ -312,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--limits", required=True)
     parser.add_argument("--protections", required=True)
-    parser.add_argument("--fork-kernel", action="store_true", help="warm start: fork the kernel from this process")
     args = parser.parse_args(argv)
     limits = Limits(**json.loads(args.limits))
     protections = Protections(**json.loads(args.protections))
@@ -333,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
 
     nb = nbformat.read(str(private / "notebook.ipynb"), as_version=4)
     # Forked now, while this process has no zmq context and no thread (the manager below creates them).
-    forked = _ForkedKernel(jail / "work", limits, protections, sandbox_uid(protections)) if args.fork_kernel else None
+    warm = in_template_fork()
+    forked = _ForkedKernel(jail / "work", limits, protections, sandbox_uid(protections)) if warm else None
     manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections), forked)
     km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
     km.connection_file = str(private / "kernel.json")

@@ -50,7 +50,7 @@ from typing import Any
 
 from autograder.sandbox import Limits, Protections, sandbox_argv
 
-__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "launch", "shutdown", "site_paths", "warm_available"]
+__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "in_template_fork", "launch", "shutdown", "site_paths", "warm_available"]
 
 HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
@@ -60,6 +60,7 @@ _PR_SET_PDEATHSIG = 1
 _STATUS_FD = 3  # in the warden: the status socket to the grader
 _GRADER_ENV: dict[str, str] = {}  # the template's environment as the grader gave it, before ``_preload``
 _SITE_PATHS: list[str] = []  # the interpreter's own sys.path (without -m's cwd and PYTHONPATH)
+_IN_FORK = False  # set in each sandbox's pid 1 (``in_template_fork``)
 
 
 def warm_available(protections: Protections) -> bool:
@@ -76,7 +77,10 @@ def launch(
     if module not in HELPERS:
         raise ValueError(f"launch: {module!r} is not a sandbox helper ({', '.join(HELPERS)})")
     if warm_available(protections):
-        return _template().spawn(module, args, protections, env=env, stdout=stdout)
+        try:
+            return _template().spawn(module, args, protections, env=env, stdout=stdout)
+        except OSError as exc:  # the template could not start or fork: the cold start, said once
+            _warn_once(f"autograder: the warm start failed ({exc}); sandboxes start cold")
     return subprocess.Popen(
         sandbox_argv(module, args, protections),
         stdout=stdout,
@@ -84,6 +88,20 @@ def launch(
         env=env,
         start_new_session=True,
     )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
+
+
+def in_template_fork() -> bool:
+    """True in a sandbox forked from the template (its helper may fork the kernel)."""
+    return _IN_FORK
 
 
 # ---------------------------------------------------------------- the grader's side
@@ -272,12 +290,23 @@ def _preload() -> None:
     import numpy  # noqa: F401
     import zmq  # noqa: F401  (imported, never a context: forks must not share one)
     from IPython.core.inputtransformer2 import TransformerManager
-    from ipykernel import kernelapp  # noqa: F401
+    from ipykernel import ipkernel, kernelapp  # noqa: F401
 
+    # The kernel's debugger support imports debugpy (about 1 s) while the kernel starts;
+    # its import-time note about frozen modules would go to the grader's log.
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    from ipykernel import debugger  # noqa: F401
+
+    del os.environ["PYDEVD_DISABLE_FILE_VALIDATION"]
     TransformerManager().transform_cell("%matplotlib inline\n!ls\nx?\n")
     for module in HELPERS:
         importlib.import_module(module)
-    assert "course_lib" not in sys.modules, "the template must never hold course_lib"
+    if "course_lib" in sys.modules:
+        raise RuntimeError("the template must never hold course_lib")
+    # fork() copies only the calling thread: a thread started by an import would leave
+    # its locks and state half-copied in every sandbox.
+    if len(os.listdir("/proc/self/task")) != 1:
+        raise RuntimeError("the template must stay single-threaded: an import started a thread")
 
 
 def site_paths() -> list[str]:
@@ -407,6 +436,7 @@ def _warden(request: dict[str, Any], fds: list[int]) -> None:
 
 def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protections) -> int:
     """Step 2: new namespaces, then pid 1 in them (step 3); returns its exit code."""
+    global _IN_FORK
     libc = ctypes.CDLL(None, use_errno=True)
     if protections.namespaces:
         flags = _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWPID | (_CLONE_NEWIPC if protections.ipc_namespace else 0)
@@ -422,6 +452,7 @@ def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protecti
         code = 70
         try:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            _IN_FORK = True
             _reset_signals()
             forget_template(env)
             module, args = request["module"], list(request["args"])
