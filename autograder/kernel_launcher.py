@@ -50,9 +50,11 @@ def run_in_process(connection: Path, env: dict[str, str], site_paths: list[str])
     ``site_paths``: the interpreter's own ``sys.path`` entries (stdlib, site-packages,
     path hooks); before them PYTHONPATH's. The cwd is not there: ipykernel_launcher
     removes it while ipykernel loads, and IPython's ``init_path`` puts it back first."""
-    from autograder.template import forget_template
+    from autograder.template import forget_template, import_env
 
     forget_template(env)
+    for name, value in import_env().items():  # as the imports would have set them here
+        os.environ.setdefault(name, value)
     pythonpath = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [*pythonpath, *site_paths]
     sys.path_importer_cache.clear()

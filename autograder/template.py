@@ -50,7 +50,7 @@ from typing import Any
 
 from autograder.sandbox import Limits, Protections, sandbox_argv
 
-__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "in_template_fork", "launch", "shutdown", "site_paths", "warm_available"]
+__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "import_env", "in_template_fork", "launch", "shutdown", "site_paths", "warm_available"]
 
 HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
@@ -61,6 +61,7 @@ _STATUS_FD = 3  # in the warden: the status socket to the grader
 _GRADER_ENV: dict[str, str] = {}  # the template's environment as the grader gave it, before ``_preload``
 _SITE_PATHS: list[str] = []  # the interpreter's own sys.path (without -m's cwd and PYTHONPATH)
 _IN_FORK = False  # set in each sandbox's pid 1 (``in_template_fork``)
+_IMPORT_ENV: dict[str, str] = {}  # variables the preloaded imports set for themselves (debugpy's)
 
 
 def warm_available(protections: Protections) -> bool:
@@ -272,6 +273,7 @@ def shutdown() -> None:
 
 def _preload() -> None:
     """What the helpers and the kernel import anyway, once; never course_lib."""
+    before = dict(os.environ)
     os.environ["MPLBACKEND"] = "Agg"
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"  # as in jail_env; and a BLAS thread pool must not exist at fork
@@ -298,6 +300,8 @@ def _preload() -> None:
     from ipykernel import debugger  # noqa: F401
 
     del os.environ["PYDEVD_DISABLE_FILE_VALIDATION"]
+    ours = {"MPLBACKEND", "MPLCONFIGDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+    _IMPORT_ENV.update({k: v for k, v in os.environ.items() if k not in before and k not in ours})
     TransformerManager().transform_cell("%matplotlib inline\n!ls\nx?\n")
     for module in HELPERS:
         importlib.import_module(module)
@@ -313,6 +317,12 @@ def site_paths() -> list[str]:
     """In a fork of the template: the ``sys.path`` entries a fresh interpreter starts with
     before PYTHONPATH and the script's folder are added (stdlib, site-packages, hooks)."""
     return list(_SITE_PATHS)
+
+
+def import_env() -> dict[str, str]:
+    """Variables the template's imports set in its environment (debugpy sets
+    PYDEVD_USE_FRAME_EVAL when absent): a kernel that imported them itself would have them."""
+    return dict(_IMPORT_ENV)
 
 
 def forget_template(env: dict[str, str]) -> None:
