@@ -179,7 +179,7 @@ class _ForkedKernel:
     @staticmethod
     def _child(go_r: int, go_w: int, work: Path, limits: Limits, protections: Protections, uid: int | None) -> None:
         from autograder import kernel_launcher
-        from autograder.template import site_paths
+        from autograder.template import set_cmdline, site_paths
 
         os.close(go_w)
         os.setsid()  # as jupyter_client starts a kernel: interrupts go to its own group
@@ -198,6 +198,10 @@ class _ForkedKernel:
             # The environment jupyter_client gives the kernel command (jail_env, see main).
             os.environ.clear()
             os.environ.update(request["env"])
+            try:  # the cold kernel's command line, not the helper's (while still allowed to write it)
+                set_cmdline([sys.executable, "-m", "ipykernel_launcher", "-f", str(work / ".kernel.json")])
+            except (OSError, ValueError, IndexError):
+                pass
             connection, env = kernel_launcher.prepare(Path(request["connection"]), work, limits, protections, uid)
         except BaseException as exc:
             os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())

@@ -50,7 +50,7 @@ from typing import Any
 
 from autograder.sandbox import Limits, Protections, sandbox_argv
 
-__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "import_env", "in_template_fork", "launch", "shutdown", "site_paths", "warm_available"]
+__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "import_env", "in_template_fork", "launch", "set_cmdline", "shutdown", "site_paths", "warm_available"]
 
 HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
@@ -348,10 +348,11 @@ def forget_template(env: dict[str, str]) -> None:
 _CMDLINE_ROOM = 8192  # bytes of argv the template is started with, rewritten by each fork
 
 
-def _set_cmdline(argv: list[str]) -> None:
+def set_cmdline(argv: list[str]) -> None:
     """Make ``/proc/<pid>/cmdline`` read as the cold start's (``ps`` and the host's
     watchers see which helper and scratch this is): the template was started with
-    ``_CMDLINE_ROOM`` bytes of argv, rewritten here in place (as setproctitle does)."""
+    ``_CMDLINE_ROOM`` bytes of argv, rewritten here in place (as setproctitle does).
+    Raises OSError where /proc/self/mem cannot be written."""
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     arg_start, arg_end = int(fields[45]), int(fields[46])  # fields 48 and 49 of proc(5)
     room = arg_end - arg_start
@@ -472,7 +473,7 @@ def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protecti
             sys.path[:] = [os.getcwd(), *pythonpath, *_SITE_PATHS]
             sys.path_importer_cache.clear()
             try:
-                _set_cmdline([sys.executable, "-m", module, *args])
+                set_cmdline([sys.executable, "-m", module, *args])
             except (OSError, ValueError, IndexError):
                 pass  # only a name for people and watchers
 
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="autograder.template")
     parser.add_argument("--socket", type=int, required=True)
-    parser.add_argument("--room", default="", help="room for each fork's command line (``_set_cmdline``)")
+    parser.add_argument("--room", default="", help="room for each fork's command line (``set_cmdline``)")
     args = parser.parse_args(argv)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

@@ -108,3 +108,10 @@ def test_cold_env_turns_the_warm_start_off(monkeypatch: pytest.MonkeyPatch) -> N
     assert not template.warm_available(PROTECTIONS)
     monkeypatch.delenv(template.COLD_ENV)
     assert template.warm_available(PROTECTIONS) == (PROTECTIONS.namespaces and os.geteuid() == 0)
+
+
+@needs_warm
+def test_a_warm_kernel_names_itself_as_the_cold_one(tmp_path: Path) -> None:
+    # ps and the host's watchers tell the kernel from the helper by their command lines.
+    out = _out(_run(tmp_path, "argv", ["print(open('/proc/self/cmdline').read().split(chr(0))[1:3])"]))
+    assert out.strip() == "['-m', 'ipykernel_launcher']"
