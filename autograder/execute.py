@@ -140,9 +140,9 @@ def run_notebook(
 
 def _stages(start: float, marks: object, end: float) -> dict[str, float]:
     """Seconds of each stage of one run, from the helper's monotonic marks (one clock:
-    the jail has no time namespace): ``launch`` (warden, unshare, python and imports),
-    ``jail`` (enter_jail), ``kernel`` (kernel start), ``cells`` and ``exit`` (shutdown,
-    clean-up). Empty when the helper wrote no marks (it never started, or was killed)."""
+    the jail has no time namespace): ``launch`` (warden, unshare, python and imports;
+    warm: the forks), ``jail`` (enter_jail), ``kernel`` (kernel start), ``cells`` and
+    ``exit`` (kernel shutdown, the helper's exit, the warden's clean-up). Empty when the helper wrote no marks (it never started, or was killed)."""
     names = ("main", "jail", "kernel", "cells")
     if not isinstance(marks, dict) or not all(isinstance(marks.get(n), (int, float)) for n in names):
         return {}
@@ -403,11 +403,12 @@ def main(argv: list[str] | None = None) -> int:
                 save(nb)
             else:
                 status["completed"] = True
+            marks["cells"] = time.monotonic()
     except Exception as exc:  # kernel failed to start, or died between cells
         status["error"] = f"{type(exc).__name__}: {exc}"[:800]
     if forked is not None:
         forked.close()  # never started (the manager failed first): it exits
-    marks["cells"] = time.monotonic()
+    marks.setdefault("cells", time.monotonic())
     status["helper_peak_bytes"] = _peak_rss()
     save(nb)
     return 0

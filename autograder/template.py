@@ -58,6 +58,7 @@ _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_NEWIPC = 0x00020000, 0x200000
 _MS_REC, _MS_PRIVATE = 16384, 1 << 18
 _PR_SET_PDEATHSIG = 1
 _STATUS_FD = 3  # in the warden: the status socket to the grader
+_TEMPLATE_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "AUTOGRADER_TRACE")  # what the template inherits
 _GRADER_ENV: dict[str, str] = {}  # the template's environment as the grader gave it, before ``_preload``
 _SITE_PATHS: list[str] = []  # the interpreter's own sys.path (without -m's cwd and PYTHONPATH)
 _IN_FORK = False  # set in each sandbox's pid 1 (``in_template_fork``)
@@ -178,11 +179,16 @@ class _Template:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock, self._lock = ours, threading.Lock()
+        # Every kernel is a fork of the template, so its memory must hold nothing the
+        # student may not read: of the grader's environment (tokens, database URLs) it
+        # gets only what the helpers pass on to the jail (``jail_env``) or need to start.
+        env = {k: os.environ[k] for k in _TEMPLATE_ENV if k in os.environ}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.template", "--socket", str(theirs.fileno()), "--room", "x" * _CMDLINE_ROOM],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
         )
         theirs.close()
@@ -331,6 +337,7 @@ def forget_template(env: dict[str, str]) -> None:
     fixed at the template's import)."""
     os.environ.clear()
     os.environ.update(env)
+    _GRADER_ENV.clear()  # already little (``_TEMPLATE_ENV``); none of it in a jail's memory
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()

@@ -115,3 +115,21 @@ def test_a_warm_kernel_names_itself_as_the_cold_one(tmp_path: Path) -> None:
     # ps and the host's watchers tell the kernel from the helper by their command lines.
     out = _out(_run(tmp_path, "argv", ["print(open('/proc/self/cmdline').read().split(chr(0))[1:3])"]))
     assert out.strip() == "['-m', 'ipykernel_launcher']"
+
+
+@needs_warm
+def test_the_graders_environment_never_reaches_a_warm_kernels_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every kernel is a fork of the template: what the template holds, student code can read.
+    template.shutdown()  # the next launch starts a template that sees this environment
+    monkeypatch.setenv("GRADER_TOKEN_FOR_TEST", "tok-8e1f2a")
+    scan = (
+        "import gc, os, autograder.template as t\n"
+        "strings = [v for o in gc.get_objects() if isinstance(o, dict) for v in list(o.values()) if isinstance(v, str)]\n"
+        # The token is built only while searching: written whole, the cell's own source would hold it.
+        "print(any(('tok-' + '8e1f2a') in s for s in strings), 'GRADER_TOKEN_FOR_TEST' in os.environ, t._GRADER_ENV)"
+    )
+    try:
+        out = _out(_run(tmp_path, "env", [scan]))
+    finally:
+        template.shutdown()
+    assert out.strip() == "False False {}"
