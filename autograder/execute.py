@@ -32,14 +32,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from autograder.beside import link_beside
 from autograder.cap import OutputBudget
-from autograder.sandbox import NOBODY, Limits, Protections, remove_tree, sandbox_argv
+from autograder.sandbox import NOBODY, Limits, Protections, remove_tree
+from autograder.template import in_template_fork, launch
 
 __all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
 
@@ -56,6 +57,7 @@ class ExecutionResult:
     error: str  # why the run failed, "" if it did not
     seconds: float
     helper_peak_bytes: int = 0  # peak RSS of the root helper that drove the kernel (0 if unknown)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (``_stages``), for profiling
 
 
 def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections, beside: Path | None = None) -> None:
@@ -98,12 +100,7 @@ def run_notebook(
         *[a for path in hide for a in ("--hide", str(path))],
     ]  # fmt: skip
     start = time.monotonic()
-    proc = subprocess.Popen(
-        sandbox_argv("autograder.execute", args, protections),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = launch("autograder.execute", args, protections, stdout=subprocess.DEVNULL)
     killed = False
     try:
         _, err = proc.communicate(timeout=limits.notebook_budget + 20)
@@ -118,7 +115,8 @@ def run_notebook(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
-    seconds = time.monotonic() - start
+    end = time.monotonic()
+    seconds = end - start
     status_path, result_path = private / "status.json", private / "result.ipynb"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     executed = nbformat.read(str(result_path), as_version=4) if result_path.exists() else None
@@ -136,13 +134,123 @@ def run_notebook(
         error=error,
         seconds=seconds,
         helper_peak_bytes=int(status.get("helper_peak_bytes") or 0),
+        stages=_stages(start, status.get("marks"), end),
     )
+
+
+def _stages(start: float, marks: object, end: float) -> dict[str, float]:
+    """Seconds of each stage of one run, from the helper's monotonic marks (one clock:
+    the jail has no time namespace): ``launch`` (warden, unshare, python and imports;
+    warm: the forks), ``jail`` (enter_jail), ``kernel`` (kernel start), ``cells`` and
+    ``exit`` (kernel shutdown, the helper's exit, the warden's clean-up). Empty when the helper wrote no marks (it never started, or was killed)."""
+    names = ("main", "jail", "kernel", "cells")
+    if not isinstance(marks, dict) or not all(isinstance(marks.get(n), (int, float)) for n in names):
+        return {}
+    points = [start, *(float(marks[n]) for n in names), end]
+    labels = ("launch", "jail", "kernel", "cells", "exit")
+    return {label: max(0.0, b - a) for label, a, b in zip(labels, points, points[1:])}
 
 
 # ---------------------------------------------------------------- inside the jail
 
 
-def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: int | None):
+class _ForkedKernel:
+    """The warm kernel: forked from this helper before any zmq context or thread exists
+    (the helper is itself a fork of the pre-imported template, ``autograder.template``),
+    it waits for the connection file jupyter_client writes, then does what
+    ``kernel_launcher`` does (``prepare``: the sandbox uid, rlimits, keyrings) and runs
+    ipykernel in-process. Popen-like, for jupyter_client's LocalProvisioner."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, work: Path, limits: Limits, protections: Protections, uid: int | None) -> None:
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._child(go_r, go_w, work, limits, protections, uid)
+            except BaseException as exc:  # the grader's own failure, before any student code
+                os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
+            finally:
+                os._exit(70)
+        os.close(go_r)
+        self.pid, self.returncode, self._go = pid, None, go_w
+
+    @staticmethod
+    def _child(go_r: int, go_w: int, work: Path, limits: Limits, protections: Protections, uid: int | None) -> None:
+        from autograder import kernel_launcher
+        from autograder.template import set_cmdline, site_paths
+
+        os.close(go_w)
+        os.setsid()  # as jupyter_client starts a kernel: interrupts go to its own group
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(go_r, 3)
+        os.closerange(4, 1 << 16)
+        data = b""
+        while chunk := os.read(3, 1 << 16):
+            data += chunk
+        os.close(3)
+        if not data:  # the helper never started it
+            os._exit(0)
+        try:
+            request = json.loads(data)
+            # The environment jupyter_client gives the kernel command (jail_env, see main).
+            os.environ.clear()
+            os.environ.update(request["env"])
+            try:  # the cold kernel's command line, not the helper's (while still allowed to write it)
+                set_cmdline([sys.executable, "-m", "ipykernel_launcher", "-f", str(work / ".kernel.json")])
+            except (OSError, ValueError, IndexError):
+                pass
+            connection, env = kernel_launcher.prepare(Path(request["connection"]), work, limits, protections, uid)
+        except BaseException as exc:
+            os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
+            os._exit(70)
+        kernel_launcher.run_in_process(connection, env, site_paths())
+
+    def go(self, connection_file: str, env: dict[str, str]) -> None:
+        """Start, with the connection file and environment jupyter_client made for it."""
+        data = json.dumps({"connection": connection_file, "env": env}).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._go, view) :]
+        self.close()
+
+    def close(self) -> None:
+        if self._go >= 0:
+            os.close(self._go)
+            self._go = -1
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: int | None, forked: _ForkedKernel | None = None):
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbformat.v4 import new_output
@@ -159,6 +267,17 @@ def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: i
                 "--protections", json.dumps(asdict(protections)),
                 *(["--uid", str(uid)] if uid is not None else []),
             ]  # fmt: skip
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+            if forked is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            provisioner = self.provisioner
+            assert provisioner is not None
+            forked.go(self.connection_file, dict(kw.get("env") or {}))
+            provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, forked.pid
+            provisioner.cwd = kw.get("cwd", str(jail / "work"))
+            self._reconcile_connection_info(provisioner.connection_info)
+            return None
 
     class CappedClient(NotebookClient):
         """Charges every iopub message to ``self.budget`` (an OutputBudget) as it
@@ -189,6 +308,7 @@ def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: i
 def main(argv: list[str] | None = None) -> int:
     from autograder.sandbox import enter_jail, fill_work, jail_env, sandbox_uid
 
+    started = time.monotonic()
     parser = argparse.ArgumentParser()
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--hide", type=Path, action="append", default=[])
@@ -201,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     private = jail / "private"
     fill_work(jail / "beside", jail / "work", sandbox_uid(protections))
     status: dict[str, object] = {"completed": False, "timed_out": False, "kernel_died": False, "stopped_at": None}
+    marks: dict[str, float] = {"main": started, "jail": time.monotonic()}
+    status["marks"] = marks
 
     def save(nb: nbformat.NotebookNode) -> None:
         nbformat.write(nb, str(private / "result.tmp"))
@@ -211,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     from nbformat.v4 import new_output
 
     nb = nbformat.read(str(private / "notebook.ipynb"), as_version=4)
-    manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections))
+    # Forked now, while this process has no zmq context and no thread (the manager below creates them).
+    warm = in_template_fork()
+    forked = _ForkedKernel(jail / "work", limits, protections, sandbox_uid(protections)) if warm else None
+    manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections), forked)
     km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
     km.connection_file = str(private / "kernel.json")
     # zmq queues up to 1000 messages per socket by default: 1 GB of 1 MB messages
@@ -234,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     lib = str(jail / "lib")
     try:
         with client.setup_kernel(env=jail_env(jail / "work", [lib]), cwd=str(jail / "work")):
+            marks["kernel"] = time.monotonic()
             # Started: from here the helper only relays messages, so its address space
             # is capped (the kernel, already running, keeps its own limits).
             resource.setrlimit(resource.RLIMIT_AS, (limits.helper_memory_bytes, limits.helper_memory_bytes))
@@ -277,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
                 save(nb)
             else:
                 status["completed"] = True
+            marks["cells"] = time.monotonic()
     except Exception as exc:  # kernel failed to start, or died between cells
         status["error"] = f"{type(exc).__name__}: {exc}"[:800]
+    if forked is not None:
+        forked.close()  # never started (the manager failed first): it exits
+    marks.setdefault("cells", time.monotonic())
     status["helper_peak_bytes"] = _peak_rss()
     save(nb)
     return 0

@@ -97,6 +97,9 @@ class SubmissionResult:
     seconds: float = 0.0
     execute_seconds: float = 0.0
     verify_seconds: float = 0.0
+    # Seconds per stage of the notebook run (launch, jail, kernel, cells, exit: see
+    # ``execute.ExecutionResult.stages``), for profiling; empty when it never ran.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     notebook: Any = None  # the graded notebook (not stored in the ledger)
     display: str = ""  # the student's name as the LMS gave it (``student`` is the safe key)
     notebook_name: str = ""  # the nbgrader notebook when not named after the assignment (``grade --course``)
@@ -293,6 +296,7 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
                 verdicts = pending.result()
                 result.verify_seconds = time.monotonic() - t0
         result.execute_seconds = run.seconds
+        result.stage_seconds = dict(run.stages)
     finally:
         remove_tree(scratch)
         remove_tree(beside)

@@ -42,7 +42,8 @@ from autograder import wire
 from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
-from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env, sandbox_argv
+from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env
+from autograder.template import launch
 from autograder.verify_jail import exercise_seconds
 from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
@@ -203,13 +204,7 @@ def _run_sandbox(
     base = Path(JAIL_DIR) if protections.namespaces else scratch
     env = jail_env(base / "work", [str(base / "lib")])
     budget = exercise_seconds(limits) * len(items) + START_SECONDS
-    proc = subprocess.Popen(
-        sandbox_argv("autograder.verify_jail", args, protections),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-    )
+    proc = launch("autograder.verify_jail", args, protections, env=env, stdout=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=budget)
     except subprocess.TimeoutExpired:

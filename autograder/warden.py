@@ -27,11 +27,16 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from autograder import cgroups, keyrings
 
-__all__ = ["LEASE_DIR", "SANDBOX_UID_ENV", "UID_BASE", "UidLease", "main"]
+if TYPE_CHECKING:
+    from autograder.sandbox import Limits, Protections
+
+__all__ = ["LEASE_DIR", "SANDBOX_UID_ENV", "UID_BASE", "Child", "UidLease", "guard", "main"]
 
 UID_BASE = 2_000_000_000  # far above any real account, below the 2**32-1 "no uid"
 UID_COUNT = 4096
@@ -85,26 +90,29 @@ class UidLease:
         os.close(self.fd)  # closing the fd drops the flock
 
 
-def main(argv: list[str] | None = None) -> int:
-    from autograder.sandbox import Limits, Protections
+class Child(Protocol):
+    """The jail's process as the warden sees it (a ``subprocess.Popen`` or a fork)."""
 
-    parser = argparse.ArgumentParser(prog="autograder.warden")
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command to run after --")
+    def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
+    def kill(self) -> None: ...
 
+
+def guard(limits: Limits, protections: Protections, start: Callable[[dict[str, str], list[int]], Child]) -> int:
+    """Steps 1-4 above around ``start(env, procs_fds)``, which starts the jail's first
+    process with ``env`` (``SANDBOX_UID_ENV`` set when a uid is leased) and must make it
+    write ``b"0"`` to each of ``procs_fds`` (open ``cgroup.procs`` files) before it runs
+    anything else, so that the whole tree starts inside the cgroup. Returns its exit code.
+
+    One copy of the warden's logic for both starts: the cold one (``main``: ``start``
+    runs ``unshare`` through Popen) and the warm one (``autograder.template``: ``start``
+    forks the pre-imported template, which joins, unshares and forks itself)."""
     lease = UidLease.acquire() if protections.own_uid else None
     group = None
     env = dict(os.environ)
     if lease is not None:
         env[SANDBOX_UID_ENV] = str(lease.uid)
-    child: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
 
     def stop(signum: int, frame: object) -> None:
         # The grader's hard kill: take the jail down now, then clean up below.
@@ -119,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             if lease is not None:
                 lease.record(group.paths)
         fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in group.procs_files()] if group else []
-
-        def join() -> None:  # in the child, before exec: the whole tree starts inside
-            for fd in fds:
-                os.write(fd, b"0")
-
-        child = subprocess.Popen(command, env=env, preexec_fn=join if fds else None)
+        child = start(env, fds)
         for fd in fds:
             os.close(fd)
         return child.wait()
@@ -136,6 +139,30 @@ def main(argv: list[str] | None = None) -> int:
             cgroups.remove(group.paths)
         if lease is not None:
             lease.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from autograder.sandbox import Limits, Protections
+
+    parser = argparse.ArgumentParser(prog="autograder.warden")
+    parser.add_argument("--limits", required=True)
+    parser.add_argument("--protections", required=True)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    limits = Limits(**json.loads(args.limits))
+    protections = Protections(**json.loads(args.protections))
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command to run after --")
+
+    def start(env: dict[str, str], fds: list[int]) -> subprocess.Popen[bytes]:
+        def join() -> None:  # in the child, before exec: the whole tree starts inside
+            for fd in fds:
+                os.write(fd, b"0")
+
+        return subprocess.Popen(command, env=env, preexec_fn=join if fds else None)
+
+    return guard(limits, protections, start)
 
 
 if __name__ == "__main__":
