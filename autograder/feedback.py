@@ -185,7 +185,7 @@ def write_feedback(
                 if show_hidden:
                     source = course.source(r.assignment, r.notebook_name)
                     nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
-                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb)))
+                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb), seconds=RENDER_SECONDS))
             parts.append("</div>")
         page = out_dir / f"{student}.html"
         page.write_text("\n".join(parts), encoding="utf-8", errors="replace")

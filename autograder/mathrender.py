@@ -51,6 +51,7 @@ MAX_MATH_SECONDS = 20.0  # per notebook, wall clock: past it, the remaining form
 MAX_ENV_CELLS = 256  # cells of one matrix/cases/aligned environment (the course's largest has 17)
 MAX_MATH_HTML_CHARS = 4 * 1024**2  # HTML of a notebook's math (a course notebook makes ~1 MB at most)
 MAX_CACHE_CHARS = 32 * 1024**2  # HTML kept by render_formula's cache across notebooks
+MAX_CACHED_FORMULA_CHARS = 512 * 1024  # a larger formula is not cached (it would push out hundreds)
 # A formula's box past these is refused (shown as source): \hspace{1e29} or a huge \genfrac rule
 # would otherwise ask the browser for an image of 1e30 px. The widest honest formula of
 # MAX_FORMULA_CHARS characters is ~36,000 px wide.
@@ -455,7 +456,7 @@ class _FormulaRenderer:
         finally:
             outer.renders -= granted - mine.renders
         with self._lock:
-            if len(rendered.html) <= MAX_CACHE_CHARS // 16 and key not in self._cache:
+            if len(rendered.html) <= MAX_CACHED_FORMULA_CHARS and key not in self._cache:
                 self._cache[key] = rendered
                 self._chars += len(rendered.html)
                 while self._chars > MAX_CACHE_CHARS:

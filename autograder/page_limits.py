@@ -35,7 +35,7 @@ __all__ = [
 # The course's largest markdown cell is ~2,500 characters and its largest notebook holds
 # ~12,500 of markdown. At these caps the worst markdown the parser sees costs ~0.2 s a cell.
 MAX_MARKDOWN_CELL_CHARS = 10_000
-MAX_MARKDOWN_CHARS = 200_000
+MAX_MARKDOWN_CHARS = 100_000
 MAX_TEXT_SHOWN = 1_000_000  # characters of a notebook shown as text (overflow, or a notebook past its time)
 RENDER_SECONDS = 60.0  # nbconvert + sanitizer for one notebook (a course notebook takes ~1 s)
 MAX_CHILD_OUTPUT = 64 * 1024**2  # bytes of HTML the child may hand back (the sanitizer's cap is 8 M characters)
