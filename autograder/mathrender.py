@@ -61,6 +61,9 @@ MAX_IMAGE_HEIGHT_PX = 5_000
 MATH_CSS = (
     "span.math{white-space:nowrap}"  # no line break between a formula's images and tables
     "img.math{display:inline;max-width:none}"
+    # an inline formula wider than its paragraph is shrunk to fit (display formulas scroll, and
+    # matrix cells keep their size: a percentage max-width in a table cell collapses it)
+    "span.math>img.math{max-width:100%;height:auto}"
     ".math-display{display:block;text-align:center;margin:.6em 0;overflow-x:auto;overflow-y:hidden}"
     "span.math-env{display:inline-block;position:relative;vertical-align:middle;margin:0 .2em;padding:0 .3em}"
     # rows and cells are spans shown as a table: a <table> would close the paragraph it sits in
