@@ -63,7 +63,7 @@ MATH_CSS = (
     "img.math{display:inline;max-width:none}"
     # an inline formula wider than its paragraph is shrunk to fit (display formulas scroll, and
     # matrix cells keep their size: a percentage max-width in a table cell collapses it)
-    "span.math>img.math{max-width:100%;height:auto}"
+    ":not(.math-cell)>span.math>img.math{max-width:100%;height:auto}"
     ".math-display{display:block;text-align:center;margin:.6em 0;overflow-x:auto;overflow-y:hidden}"
     "span.math-env{display:inline-block;position:relative;vertical-align:middle;margin:0 .2em;padding:0 .3em}"
     # rows and cells are spans shown as a table: a <table> would close the paragraph it sits in
