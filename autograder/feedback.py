@@ -10,6 +10,11 @@ instructor's source from the course. Instructor-only review notes are not shown.
 Math in markdown cells is typeset here (``autograder.mathrender``: SVG images made by
 matplotlib's mathtext), so a page shows its formulas opened from disk with no network and
 no script; the page loads nothing from elsewhere.
+
+A notebook is the student's, so showing it is bounded (``autograder.page_limits``):
+markdown past its size caps is shown as text, nbconvert and the sanitizer run in a forked
+child with RENDER_SECONDS (past them, the notebook's cells are shown as text), and the
+math has its budget. One student's notebook cannot stall the feedback run of the class.
 """
 
 from __future__ import annotations

@@ -11,9 +11,18 @@ no script, so a formula a student wrote can only ever become a picture of itself
   (``\\bigl(`` -> ``\\left(``, ``\\lVert`` -> ``\\Vert``, ``\\frac1N`` -> ``\\frac{1}{N}``, ...).
 - ``render_formula``: one formula as inline HTML; ``matrix``/``bmatrix``/``pmatrix``/
   ``cases``/``aligned`` environments are laid out as HTML tables of rendered cells.
-  A formula mathtext still cannot read is shown as its TeX source in ``<code>``, escaped.
+  A formula mathtext still cannot read is shown as its TeX source in ``<code>``, escaped
+  (``page_text``: the page's rule for control and bidi characters, as ``safe_output``).
 - ``MathSlots``: markdown cells' formulas swapped for unforgeable placeholders before
   nbconvert and the sanitizer run, and the rendered images put back after.
+
+The work and size of a student's math are bounded, since the page is built in the
+instructor's run: each formula may use MAX_RENDERS_PER_FORMULA mathtext renders (~10 ms
+each), an environment MAX_ENV_CELLS cells, a box MAX_IMAGE_WIDTH_PX x MAX_IMAGE_HEIGHT_PX;
+each notebook (``MathBudget``) MAX_MATH_RENDERS renders, MAX_MATH_HTML_CHARS of HTML and
+MAX_MATH_SECONDS. Past a bound, a formula is shown as its source. The cache of rendered
+formulas (shared by the students of a class, who mostly carry the course's formulas) holds
+at most MAX_CACHE_CHARS of HTML.
 
 The HTML uses the classes of ``MATH_CSS`` (vertical offsets are classes, never ``style``
 attributes, so pages keep their no-inline-style rule).
@@ -502,7 +511,8 @@ class MathSlots:
     cannot name a slot; it is letters and digits only, so markdown leaves it alone. It is
     filled only where it stands in text: in an attribute (a link's title, an image's alt
     text) the formula goes back as the student wrote it, escaped. A notebook's formulas are rendered up to
-    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's); past that, as source.
+    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's) and within a ``MathBudget``;
+    past either, as source.
     """
 
     key: str = field(default_factory=lambda: "mathslot" + secrets.token_hex(8))
