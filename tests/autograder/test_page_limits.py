@@ -9,6 +9,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -27,7 +28,7 @@ _FAKE_SVG = "<svg xmlns='http://www.w3.org/2000/svg'/>"
 
 
 @pytest.fixture
-def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def renders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every mathtext render, counted with a stub that draws nothing (the cache emptied)."""
     calls: list[str] = []
 
