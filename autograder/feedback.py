@@ -10,14 +10,20 @@ instructor's source from the course. Instructor-only review notes are not shown.
 Math in markdown cells is typeset here (``autograder.mathrender``: SVG images made by
 matplotlib's mathtext), so a page shows its formulas opened from disk with no network and
 no script; the page loads nothing from elsewhere.
+
+A notebook is the student's, so showing it is bounded (``autograder.page_limits``):
+markdown past its size caps is shown as text, nbconvert and the sanitizer run in a forked
+child with RENDER_SECONDS (past them, the notebook's cells are shown as text), and the
+math has its budget. One student's notebook cannot stall the feedback run of the class.
 """
 
 from __future__ import annotations
 
-
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
@@ -25,9 +31,13 @@ from autograder.canonical import nbgrader_meta
 from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger
-from autograder.mathrender import MATH_CSS, MathSlots
+from autograder.mathrender import MATH_CSS, MathSlots, page_text
+from autograder.page_limits import MARKDOWN_CSS, MAX_TEXT_SHOWN, RENDER_SECONDS, cap_markdown, run_with_time_limit
 from autograder.pipeline import HIDDEN_PLACEHOLDER
 from autograder.safe_output import html_text, sanitize_html
+
+if TYPE_CHECKING:
+    from nbconvert import HTMLExporter
 
 __all__ = ["FeedbackResult", "hide_hidden_tests", "show_hidden_tests", "write_feedback"]
 
@@ -60,48 +70,91 @@ def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) 
     return nb
 
 
-def _render(nb: nbformat.NotebookNode, slots: MathSlots | None = None) -> str:
-    """The graded notebook as an inert HTML fragment: the notebook is the student's, so
-    its markdown, HTML and JavaScript outputs are sanitized like any untrusted page. The
-    formulas of its markdown cells (swapped for ``slots``' placeholders, here when no
-    ``slots`` are given) are put back after the sanitizer, as images we rendered: never
-    as the student's markup."""
-    from nbconvert import HTMLExporter
-
-    if slots is None:
-        slots = MathSlots()
-        slots.take(nb)
-
+def _convert(nb: nbformat.NotebookNode) -> str:
+    """The notebook through nbconvert and the sanitizer: an inert HTML fragment, its
+    placeholders (math, long markdown) still in place. The notebook is the student's, so
+    its markdown, HTML and JavaScript outputs are sanitized like any untrusted page."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             for mime in [m for m in data if "javascript" in m or m.startswith("application/vnd.jupyter.widget")]:
                 del data[mime]
+    body, _ = _exporter().from_notebook_node(nb)
+    return sanitize_html(body)
+
+
+@functools.cache
+def _exporter() -> HTMLExporter:
+    """nbconvert's exporter, its templates loaded and compiled once in this process (by an
+    empty notebook of ours), so each forked child starts with them: ~0.4 s saved a notebook."""
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(template_name="basic")
-    body, _ = exporter.from_notebook_node(nb)
-    return slots.fill(sanitize_html(body))
+    exporter.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*a*")]))
+    return exporter
+
+
+def _render(nb: nbformat.NotebookNode, slots: MathSlots | None = None) -> str:
+    """The graded notebook as an inert HTML fragment, in this process and with no time
+    bound (``_render_safely`` bounds it). The formulas of its markdown cells (swapped for
+    ``slots``' placeholders, here when no ``slots`` are given) are put back after the
+    sanitizer, as images we rendered: never as the student's markup."""
+    if slots is None:
+        slots = MathSlots()
+        slots.take(nb)
+    return slots.fill(_convert(nb))
 
 
 _ATTACHMENT = re.compile(r"\(attachment:[^)]*\)")
 
 
-def _render_safely(nb: nbformat.NotebookNode) -> str:
-    """``_render``, never failing for the whole class: a markdown cell naming an attachment
-    it does not carry (left by copying a cell between notebooks) is rendered without the
-    image; a notebook nbconvert still cannot render is said so on the page."""
-    slots = MathSlots()
-    slots.take(nb)
+def _convert_safely(nb: nbformat.NotebookNode) -> str:
+    """``_convert``, never failing: a markdown cell naming an attachment it does not carry
+    (left by copying a cell between notebooks) is converted without the image; a notebook
+    nbconvert still cannot convert is said so."""
     try:
-        return _render(nb, slots)
+        return _convert(nb)
     except Exception:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = _ATTACHMENT.sub("()", cell.source)
                 cell.pop("attachments", None)
     try:
-        return _render(nb, slots)
+        return _convert(nb)
     except Exception as exc:
         return f"<p><em>This notebook could not be shown ({html_text(type(exc).__name__)}); its scores above stand.</em></p>"
+
+
+def _as_text(sources: list[str], seconds: float | None) -> str:
+    """The page of a notebook nbconvert did not convert in ``seconds`` (None: its child
+    process failed): its cells as escaped text."""
+    shown, left = [], MAX_TEXT_SHOWN
+    for source in sources:
+        piece = source[: max(0, left)]
+        left -= len(piece)
+        shown.append(f"<pre>{page_text(piece)}</pre>")
+        if left <= 0:
+            shown.append("<p><em>(the rest of the notebook is not shown)</em></p>")
+            break
+    why = "could not be shown" if seconds is None else f"took longer than {seconds:g} s to show"
+    return f"<p><em>This notebook {why}; its cells follow as text. Its scores above stand.</em></p>" + "".join(shown)
+
+
+def _render_safely(nb: nbformat.NotebookNode, *, seconds: float = RENDER_SECONDS) -> str:
+    """The notebook as an inert HTML fragment, in bounded time: markdown past the size caps
+    is shown as text (``cap_markdown``), nbconvert and the sanitizer run in a forked child
+    given ``seconds`` (past them, the notebook's cells are shown as text), and the math is
+    typeset here within its budget (``MathSlots.fill``; rendered formulas stay cached for
+    the next student)."""
+    sources = [cell.source for cell in nb.cells]
+    overflow = cap_markdown(nb)
+    slots = MathSlots()
+    slots.take(nb)
+    _exporter()  # loaded here, before the fork: every child shares it
+    child = run_with_time_limit(lambda: _convert_safely(nb), seconds=seconds)
+    if child.text is None:
+        return _as_text(sources, seconds if child.timed_out else None)
+    return overflow.fill(slots.fill(child.text))
 
 
 _STYLE = """<style>
@@ -109,7 +162,7 @@ body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
 .flagged{color:#a00}.graded{color:#060}.nb{border-top:2px solid #888;margin-top:2rem}
 pre{white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%}
-.nb table{display:block;overflow-x:auto}""" + MATH_CSS + "</style>"
+.nb table{display:block;overflow-x:auto}""" + MATH_CSS + MARKDOWN_CSS + "</style>"
 
 
 def write_feedback(
@@ -151,7 +204,7 @@ def write_feedback(
                 if show_hidden:
                     source = course.source(r.assignment, r.notebook_name)
                     nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
-                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb)))
+                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb), seconds=RENDER_SECONDS))
             parts.append("</div>")
         page = out_dir / f"{student}.html"
         page.write_text("\n".join(parts), encoding="utf-8", errors="replace")

@@ -11,9 +11,18 @@ no script, so a formula a student wrote can only ever become a picture of itself
   (``\\bigl(`` -> ``\\left(``, ``\\lVert`` -> ``\\Vert``, ``\\frac1N`` -> ``\\frac{1}{N}``, ...).
 - ``render_formula``: one formula as inline HTML; ``matrix``/``bmatrix``/``pmatrix``/
   ``cases``/``aligned`` environments are laid out as HTML tables of rendered cells.
-  A formula mathtext still cannot read is shown as its TeX source in ``<code>``, escaped.
+  A formula mathtext still cannot read is shown as its TeX source in ``<code>``, escaped
+  (``page_text``: the page's rule for control and bidi characters, as ``safe_output``).
 - ``MathSlots``: markdown cells' formulas swapped for unforgeable placeholders before
   nbconvert and the sanitizer run, and the rendered images put back after.
+
+The work and size of a student's math are bounded, since the page is built in the
+instructor's run: each formula may use MAX_RENDERS_PER_FORMULA mathtext renders (~10 ms
+each), an environment MAX_ENV_CELLS cells, a box MAX_IMAGE_WIDTH_PX x MAX_IMAGE_HEIGHT_PX;
+each notebook (``MathBudget``) MAX_MATH_RENDERS renders, MAX_MATH_HTML_CHARS of HTML and
+MAX_MATH_SECONDS. Past a bound, a formula is shown as its source. The cache of rendered
+formulas (shared by the students of a class, who mostly carry the course's formulas) holds
+at most MAX_CACHE_CHARS of HTML.
 
 The HTML uses the classes of ``MATH_CSS`` (vertical offsets are classes, never ``style``
 attributes, so pages keep their no-inline-style rule).
@@ -21,26 +30,49 @@ attributes, so pages keep their no-inline-style rule).
 
 from __future__ import annotations
 
-import html
+import math
 import re
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from urllib.parse import quote
 
 import nbformat
 
-__all__ = ["MATH_CSS", "MathSlots", "MathSpan", "RenderedMath", "find_math", "render_formula", "to_mathtext"]
+from autograder.safe_output import html_text
+
+__all__ = [
+    "MATH_CSS", "MathBudget", "MathSlots", "MathSpan", "RenderedMath", "find_math", "page_text", "render_formula",
+    "split_tags", "to_mathtext",
+]  # fmt: skip
 
 FONT_PX = 18  # Computer Modern at the body text's 16 px looks a size smaller than the sans-serif around it
 MAX_FORMULA_CHARS = 2000  # a longer "formula" is shown as source (mathtext's parser is slow on huge input)
 MAX_MATH_CHARS = 50_000  # TeX rendered per notebook (a course notebook holds under 2000): up to ~1 ms a character
 MAX_DEPTH_CLASS = 60  # descents are classes .md0 .. .md60 (px below the baseline)
+# Each mathtext render builds a parser and converts glyphs to paths (~10 ms): the work a
+# formula or a notebook may ask for is counted in renders, not only in TeX characters.
+MAX_RENDERS_PER_FORMULA = 40  # a course formula needs at most ~20 (a matrix of 17 cells)
+MAX_MATH_RENDERS = 1000  # per notebook (a course notebook needs ~150): ~10 s at most
+MAX_MATH_SECONDS = 20.0  # per notebook, wall clock: past it, the remaining formulas are shown as source
+MAX_ENV_CELLS = 256  # cells of one matrix/cases/aligned environment (the course's largest has 17)
+MAX_MATH_HTML_CHARS = 4 * 1024**2  # HTML of a notebook's math (a course notebook makes ~1 MB at most)
+MAX_CACHE_CHARS = 32 * 1024**2  # HTML kept by render_formula's cache across notebooks
+MAX_CACHED_FORMULA_CHARS = 512 * 1024  # a larger formula is not cached (it would push out hundreds)
+# A formula's box past these is refused (shown as source): \hspace{1e29} or a huge \genfrac rule
+# would otherwise ask the browser for an image of 1e30 px. The widest honest formula of
+# MAX_FORMULA_CHARS characters is ~36,000 px wide.
+MAX_IMAGE_WIDTH_PX = 50_000
+MAX_IMAGE_HEIGHT_PX = 5_000
 
 MATH_CSS = (
     "span.math{white-space:nowrap}"  # no line break between a formula's images and tables
     "img.math{display:inline;max-width:none}"
+    # an inline formula wider than its paragraph is shrunk to fit (display formulas scroll, and
+    # matrix cells keep their size: a percentage max-width in a table cell collapses it)
+    ":not(.math-cell)>span.math>img.math{max-width:100%;height:auto}"
     ".math-display{display:block;text-align:center;margin:.6em 0;overflow-x:auto;overflow-y:hidden}"
     "span.math-env{display:inline-block;position:relative;vertical-align:middle;margin:0 .2em;padding:0 .3em}"
     # rows and cells are spans shown as a table: a <table> would close the paragraph it sits in
@@ -205,6 +237,51 @@ class _Glyphs:
     depth: float
 
 
+class _TooLarge(ValueError):
+    """A formula's box is past MAX_IMAGE_WIDTH_PX x MAX_IMAGE_HEIGHT_PX (or not finite)."""
+
+
+class _OutOfRenders(Exception):
+    """The formula (or its notebook) has used its mathtext renders or its time."""
+
+
+def _check_size(width: float, height: float, depth: float) -> None:
+    if not all(math.isfinite(v) for v in (width, height, depth)):
+        raise _TooLarge(f"box {width} x {height} px")
+    if abs(width) > MAX_IMAGE_WIDTH_PX or abs(height) > MAX_IMAGE_HEIGHT_PX or abs(depth) > MAX_IMAGE_HEIGHT_PX:
+        raise _TooLarge(f"box {width:.0f} x {height:.0f} px")
+
+
+@dataclass
+class MathBudget:
+    """What a notebook's formulas may still cost: mathtext renders, HTML characters, and
+    wall-clock time (``deadline`` on ``time.monotonic``). Spent as formulas are rendered."""
+
+    renders: int = MAX_MATH_RENDERS
+    html_chars: int = MAX_MATH_HTML_CHARS
+    deadline: float = math.inf
+
+    @classmethod
+    def per_notebook(cls) -> MathBudget:
+        """The budget of one notebook, its clock started now."""
+        return cls(renders=MAX_MATH_RENDERS, html_chars=MAX_MATH_HTML_CHARS, deadline=time.monotonic() + MAX_MATH_SECONDS)
+
+    def spend_render(self) -> None:
+        if self.renders <= 0 or time.monotonic() > self.deadline:
+            raise _OutOfRenders()
+        self.renders -= 1
+
+
+def page_text(text: str) -> str:
+    """``text`` for a page, its lines kept: each line through ``safe_output.html_text`` (escaped,
+    control and bidi characters shown as escapes)."""
+    return "\n".join(html_text(line) for line in text.split("\n"))
+
+
+def _source(tex: str) -> RenderedMath:
+    return RenderedMath(f"<code class=math-source>{page_text(tex)}</code>", False)
+
+
 def _path_data(verts, codes) -> str:
     """SVG path data for matplotlib path vertices (y flipped: SVG's y grows downwards)."""
     from matplotlib.path import Path as MplPath
@@ -233,6 +310,8 @@ def _svg_path(mathtext: str) -> _Glyphs:
         to_path = TextToPath()
         prop = FontProperties(size=to_path.FONT_SCALE)
         box = MathTextParser("path").parse(f"${mathtext}$", 72, prop)
+        _check_size(box.width * FONT_PX / to_path.FONT_SCALE, box.height * FONT_PX / to_path.FONT_SCALE,
+                    box.depth * FONT_PX / to_path.FONT_SCALE)  # fmt: skip
         placed, glyph_map, rects = to_path.get_glyphs_mathtext(prop, f"${mathtext}$")
     ids = {name: f"g{i}" for i, name in enumerate(glyph_map)}
     defs = "".join(f'<path id="{ids[name]}" d="{_path_data(*glyph_map[name])}"/>' for name in glyph_map)
@@ -248,23 +327,27 @@ def _svg_path(mathtext: str) -> _Glyphs:
     return _Glyphs(svg, width * px, height * px, depth * px)
 
 
-def _image(tex: str) -> RenderedMath:
+
+def _image(tex: str, budget: MathBudget) -> RenderedMath:
     if not tex.strip():
         return RenderedMath("", True)
     glyphs = None
     for sized in (True, False):
+        budget.spend_render()
         try:
             with _LOCK:
                 glyphs = _svg_path(to_mathtext(tex, sized_delimiters=sized))
             break
+        except _TooLarge:
+            break
         except Exception:  # mathtext raises ValueError/ParseException variants: the source is shown
             continue
     if glyphs is None:
-        return RenderedMath(f"<code class=math-source>{html.escape(tex)}</code>", False)
+        return _source(tex)
     data = quote(glyphs.svg, safe=" =/:.,-")  # percent-encoded: a third smaller than base64
     depth = min(MAX_DEPTH_CLASS, max(0, round(glyphs.depth)))
     return RenderedMath(
-        f"<img class='math md{depth}' alt='{html.escape(tex, quote=True)}' width='{glyphs.width:.0f}' "
+        f"<img class='math md{depth}' alt='{page_text(tex)}' width='{glyphs.width:.0f}' "
         f"height='{glyphs.height:.0f}' src='data:image/svg+xml,{data}'>",
         True,
     )
@@ -296,15 +379,20 @@ def _split_top(tex: str, sep: str) -> list[str]:
     return out
 
 
-def _environment(name: str, body: str) -> RenderedMath:
+
+
+def _environment(name: str, body: str, budget: MathBudget) -> RenderedMath | None:
+    """An environment's cells laid out as a grid, or None when it has over MAX_ENV_CELLS cells."""
     if name == "array":
         body = re.sub(r"^\s*\{[^{}]*\}", "", body)  # the column spec
-    rows = [r for r in _split_top(body, r"\\") if r.strip()]
+    rows = [[cell.strip() for cell in _split_top(row, "&")] for row in _split_top(body, r"\\") if row.strip()]
+    if sum(map(len, rows)) > MAX_ENV_CELLS:
+        return None
     ok, out = True, []
     for row in rows:
         cells = []
-        for col, cell in enumerate(_split_top(row, "&")):
-            rendered = render_formula(cell.strip(), display=False)
+        for col, cell in enumerate(row):
+            rendered = _render(cell, False, budget)
             ok &= rendered.ok
             side = (" r" if col % 2 == 0 else " l") if name.startswith("align") else ""
             cells.append(f"<span class='math-cell{side}'>{rendered.html}</span>")
@@ -313,11 +401,10 @@ def _environment(name: str, body: str) -> RenderedMath:
     return RenderedMath(f"<span class='math-env math-{kind}'><span class=math-grid>{''.join(out)}</span></span>", ok)
 
 
-@lru_cache(maxsize=4096)
-def render_formula(tex: str, *, display: bool = False) -> RenderedMath:
-    """One formula (without its dollars) as inline HTML, or a centred block when ``display``."""
+def _render(tex: str, display: bool, budget: MathBudget) -> RenderedMath:
+    """``render_formula``'s work, each mathtext call spent from ``budget`` (raises _OutOfRenders)."""
     if len(tex) > MAX_FORMULA_CHARS:
-        return RenderedMath(f"<code class=math-source>{html.escape(tex)}</code>", False)
+        return _source(tex)
     parts, ok, pos = [], True, 0
     while m := _BEGIN.search(tex, pos):
         name = m.group(1)
@@ -333,22 +420,68 @@ def render_formula(tex: str, *, display: bool = False) -> RenderedMath:
                 depth, i = depth - 1, nxt_end + len(end_tag)
         if depth:
             break  # unclosed: the rest goes to mathtext, which says it cannot read it
-        before = _image(tex[pos : m.start()])
-        env = _environment(name, tex[m.end() : i - len(end_tag)])
+        env = _environment(name, tex[m.end() : i - len(end_tag)], budget)
+        if env is None:
+            return _source(tex)
+        before = _image(tex[pos : m.start()], budget)
         parts += [before.html, env.html]
         ok &= before.ok and env.ok
         pos = i
-    rest = _image(tex[pos:])
+    rest = _image(tex[pos:], budget)
     parts.append(rest.html)
     ok &= rest.ok
     inner = "".join(parts)
     return RenderedMath(f"<span class=math-display>{inner}</span>" if display else f"<span class=math>{inner}</span>", ok)
 
 
+class _FormulaRenderer:
+    """``render_formula``: a function with a cache of whole formulas, bounded by the HTML it
+    holds (MAX_CACHE_CHARS), least recently used dropped first. A formula cut short by its
+    budget is shown as source and not cached (a later notebook may have the budget)."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[tuple[str, bool], RenderedMath] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._chars = 0
+
+    def __call__(self, tex: str, *, display: bool = False, budget: MathBudget | None = None) -> RenderedMath:
+        """One formula (without its dollars) as inline HTML, or a centred block when ``display``.
+        At most MAX_RENDERS_PER_FORMULA mathtext renders, and those ``budget`` still has (no
+        budget: only the per-formula bound); past either, the formula is shown as source."""
+        key = (tex, display)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        outer = budget if budget is not None else MathBudget()
+        granted = max(0, min(MAX_RENDERS_PER_FORMULA, outer.renders))
+        mine = MathBudget(renders=granted, deadline=outer.deadline)
+        try:
+            rendered = _render(tex, display, mine)
+        except _OutOfRenders:
+            return _source(tex)
+        finally:
+            outer.renders -= granted - mine.renders
+        with self._lock:
+            if len(rendered.html) <= MAX_CACHED_FORMULA_CHARS and key not in self._cache:
+                self._cache[key] = rendered
+                self._chars += len(rendered.html)
+                while self._chars > MAX_CACHE_CHARS:
+                    _, dropped = self._cache.popitem(last=False)
+                    self._chars -= len(dropped.html)
+        return rendered
+
+
+render_formula = _FormulaRenderer()
 # --- markdown cells ------------------------------------------------------------------
 
 
-def _text_runs(page_html: str) -> list[tuple[bool, str]]:
+def split_tags(page_html: str) -> list[tuple[bool, str]]:
     """``page_html`` cut into (is_text, piece): text between tags, and tags with their
     attributes (quotes followed, so a ``>`` inside a quoted value stays in its tag). The
     input is the sanitizer's serialized output: no comments, no raw-text elements."""
@@ -378,7 +511,8 @@ class MathSlots:
     cannot name a slot; it is letters and digits only, so markdown leaves it alone. It is
     filled only where it stands in text: in an attribute (a link's title, an image's alt
     text) the formula goes back as the student wrote it, escaped. A notebook's formulas are rendered up to
-    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's); past that, as source.
+    ``MAX_MATH_CHARS`` of TeX (25 times a course notebook's) and within a ``MathBudget``;
+    past either, as source.
     """
 
     key: str = field(default_factory=lambda: "mathslot" + secrets.token_hex(8))
@@ -397,27 +531,36 @@ class MathSlots:
             cell.source = "".join(out) + source[pos:]
         return nb
 
-    def fill(self, page_html: str) -> str:
-        """The rendered formulas in place of their placeholders (in sanitized HTML)."""
+    def fill(self, page_html: str, budget: MathBudget | None = None) -> str:
+        """The rendered formulas in place of their placeholders (in sanitized HTML), within
+        ``budget`` (default: a notebook's, its clock started now) and MAX_MATH_CHARS of TeX:
+        past either, formulas are shown as source. Each formula's HTML is charged to the
+        budget, so the math cannot make the page larger than the sanitizer allows."""
         slot = re.compile(re.escape(self.key) + r"n(\d+)x")
-        budget = MAX_MATH_CHARS
+        budget = budget if budget is not None else MathBudget.per_notebook()
+        tex_left = MAX_MATH_CHARS
 
         def one(m: re.Match[str]) -> str:
-            nonlocal budget
+            nonlocal tex_left
             index = int(m.group(1))
             if index >= len(self.spans):
                 return m.group()
             span = self.spans[index]
-            budget -= len(span.tex)
-            if budget < 0:
-                return f"<code class=math-source>{html.escape(span.tex)}</code>"
-            return render_formula(span.tex, display=span.display).html
+            tex_left -= len(span.tex)
+            if tex_left < 0 or budget.html_chars <= 0:
+                return _source(span.tex).html
+            rendered = render_formula(span.tex, display=span.display, budget=budget)
+            if len(rendered.html) > budget.html_chars:
+                budget.html_chars = 0  # later formulas too are shown as source: the page stays in order
+                return _source(span.tex).html
+            budget.html_chars -= len(rendered.html)
+            return rendered.html
 
         def as_written(m: re.Match[str]) -> str:  # inside an attribute: the TeX as the student wrote it, escaped
             index = int(m.group(1))
             if index >= len(self.spans):
                 return m.group()
             span = self.spans[index]
-            return html.escape(f"$${span.tex}$$" if span.display else f"${span.tex}$", quote=True)
+            return page_text(f"$${span.tex}$$" if span.display else f"${span.tex}$")
 
-        return "".join(slot.sub(one if is_text else as_written, piece) for is_text, piece in _text_runs(page_html))
+        return "".join(slot.sub(one if is_text else as_written, piece) for is_text, piece in split_tags(page_html))
