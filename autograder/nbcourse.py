@@ -214,11 +214,15 @@ def course_jobs(
             why = f"{shown}: not a folder ({'symbolic link' if entry.is_symlink() else 'a file'}): not read"
             jobs.extend(_refused_all(entry.name, manifest, why))
             continue
+        theirs: list[Job] = []
         try:
             for folder in _visible_entries(entry):
-                jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
-        except OSError as exc:  # an unlistable folder costs its student only
-            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({exc.strerror or type(exc).__name__})"))
+                theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+            jobs.extend(theirs)
+        except (OSError, RecursionError, ValueError) as exc:  # one student's tree costs that student only
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            log.warning("grade --course: %s cannot be read: %r", shown, exc)
+            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({why})"))
     return jobs, stamps
 
 
