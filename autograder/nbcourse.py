@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 RUN_SUBDIR = ".autograder"
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-_TIMESTAMP_BYTES = 1024
+_TIMESTAMP_FILE_BYTES = 1024**2  # the whole file, whitespace included (stock strips any amount)
+_TIMESTAMP_CHARS = 1024  # the time itself, once stripped
 _NBGRADER_IGNORED = frozenset({".ipynb_checkpoints", "__pycache__", "feedback"})  # CourseDirectory.ignore
 
 
@@ -169,18 +170,29 @@ def is_student_id(name: str) -> bool:
 
 
 def read_timestamp(folder: Path) -> tuple[datetime | None, str]:
-    """The submission time in ``folder/timestamp.txt`` (read without following a link,
-    bounded) as nbgrader parses it, or None and why not ("" when there is no file)."""
+    """The submission time in ``folder/timestamp.txt`` as nbgrader parses it (surrounding
+    whitespace stripped first, as ``CourseDirectory.get_existing_timestamp`` does), or None
+    and why not. ``(None, "")``: no file, or an empty one (nbgrader: no timestamp either).
+    ``(None, why)``: the file is there but is no timestamp — the submission must not be
+    graded (see ``_assignment_jobs``): nbgrader refuses the garbage and the folder too
+    ("Invalid timestamp string"); a link or a hard link, which nbgrader would follow, is
+    never followed here, so it is refused rather than read as on time."""
     from nbgrader.utils import parse_utc
 
     path = folder / "timestamp.txt"
     if not os.path.lexists(path):
         return None, ""
     try:
-        text = read_capped(path, _TIMESTAMP_BYTES).decode("utf-8", errors="replace").strip()
-        return parse_utc(text), ""
+        # Bounded read, then strip, then the cap on the time itself: padding costs nothing.
+        text = read_capped(path, _TIMESTAMP_FILE_BYTES).decode("utf-8", errors="replace").strip()
     except SubmissionError as exc:
         return None, f"timestamp.txt: {exc}"
+    if not text:
+        return None, ""
+    if len(text) > _TIMESTAMP_CHARS:
+        return None, f"timestamp.txt: not a time nbgrader can read (over {_TIMESTAMP_CHARS} characters)"
+    try:
+        return parse_utc(text), ""
     except (ValueError, OverflowError):
         return None, "timestamp.txt: not a time nbgrader can read"
 
@@ -241,11 +253,13 @@ def _assignment_jobs(
     handed = _Handed(folder=folder)
     _walk(folder, shown, handed, zips=False)
     timestamp, stamp_note = read_timestamp(folder)
+    if stamp_note:  # there but no time: graded, it would count as on time; nbgrader refuses it
+        why = f"{shown}/{stamp_note}: not graded (replace it by the time of the submission, or delete it)"
+        return [_refused(student, assignment, why, nb) for nb in notebooks]
     problems = dict(handed.problems)
     known = {folder / f"{nb}.ipynb" for nb in notebooks}
     notes = [f"{p.relative_to(folder)}: not a notebook of {assignment} (nbgrader skips it)" for p in handed.notebooks if p not in known]
     notes += [f"{where}: {why}" for where, why in handed.problems if not where.endswith(".ipynb")]
-    notes += [stamp_note] if stamp_note else []
     jobs = []
     for nb in notebooks:
         name = nb if nb != assignment else ""

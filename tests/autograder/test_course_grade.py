@@ -283,6 +283,36 @@ def test_timestamp_file_read_safely(tmp_path: Path) -> None:
     assert read_timestamp(tmp_path) == (None, "timestamp.txt: not a time nbgrader can read")
 
 
+def test_a_timestamp_that_is_there_but_no_time_refuses_the_submission(tmp_path: Path) -> None:
+    """nbgrader's get_existing_timestamp strips the text (padding is read), treats an empty
+    file as no timestamp, and fails autograde on anything else it cannot parse."""
+    from autograder.nbcourse import course_jobs, load_course, read_timestamp, source_manifest
+
+    (tmp_path / "timestamp.txt").write_text("\n  " + STAMP + " " * 5000 + "\n")
+    assert read_timestamp(tmp_path) == (datetime(2026, 11, 20, 10, 0), "")
+    (tmp_path / "timestamp.txt").write_text(" \n")
+    assert read_timestamp(tmp_path) == (None, "")
+    (tmp_path / "timestamp.txt").write_text("9" * 2000)
+    assert read_timestamp(tmp_path)[0] is None and "over 1024 characters" in read_timestamp(tmp_path)[1]
+
+    root = make_course(tmp_path / "course", notebooks=("00_tiny",))
+    for name in ("alice", "bob", "carol"):
+        folder = root / "submitted" / name / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(tinycourse.solution_notebook(), str(folder / "00_tiny.ipynb"))
+    (root / "submitted" / "alice" / ASSIGNMENT / "timestamp.txt").write_text("")
+    (root / "submitted" / "bob" / ASSIGNMENT / "timestamp.txt").mkdir()
+    (root / "submitted" / "carol" / ASSIGNMENT / "timestamp.txt").write_text("yesterday-ish")
+    course = load_course(root)
+    jobs, stamps = course_jobs(course, source_manifest(course))
+    by = {j.student: j for j in jobs}
+    assert by["alice"].status == "pending" and stamps == {}
+    assert by["bob"].status is Status.UNREADABLE and by["carol"].status is Status.UNREADABLE
+    assert by["bob"].notes[0] == (f"submitted/bob/{ASSIGNMENT}/timestamp.txt: not a regular file (folder): not graded"
+                                  " (replace it by the time of the submission, or delete it)")  # fmt: skip
+    assert by["carol"].notes[0].startswith(f"submitted/carol/{ASSIGNMENT}/timestamp.txt: not a time nbgrader can read")
+
+
 def test_stale_release_is_regenerated(tmp_path: Path) -> None:
     from autograder.nbcourse import ensure_released, load_course, source_manifest
 
