@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     from autograder.sandbox import Protections
 
 __all__ = [
+    "NOT_AN_ASSIGNMENT",
     "NbgraderCourse",
+    "column_keys",
     "course_jobs",
     "ensure_released",
     "grade_course",
@@ -61,6 +63,11 @@ RUN_SUBDIR = ".autograder"
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _TIMESTAMP_FILE_BYTES = 1024**2  # the whole file, whitespace included (stock strips any amount)
 _TIMESTAMP_CHARS = 1024  # the time itself, once stripped
+_SHOWN_NAMES = 10  # of a student's entries that are not assignments, in the one row that lists them
+_SHOWN_NAME_CHARS = 64
+# The key of that row: no folder under source/ can have it (hidden names are skipped, as
+# nbgrader's own listing does), so no export ever takes it for an assignment column.
+NOT_AN_ASSIGNMENT = ".not-an-assignment"
 _NBGRADER_IGNORED = frozenset({".ipynb_checkpoints", "__pycache__", "feedback"})  # CourseDirectory.ignore
 
 
@@ -228,8 +235,14 @@ def course_jobs(
             continue
         theirs: list[Job] = []
         try:
+            unknown = []
             for folder in _visible_entries(entry):
-                theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+                if folder.name in manifest:
+                    theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+                else:
+                    unknown.append(folder.name)
+            if unknown:  # one row however many: a student's junk never widens the class's exports
+                theirs.append(_refused(entry.name, NOT_AN_ASSIGNMENT, _not_assignments(shown, unknown)))
             jobs.extend(theirs)
         except (OSError, RecursionError, ValueError) as exc:  # one student's tree costs that student only
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
@@ -238,14 +251,26 @@ def course_jobs(
     return jobs, stamps
 
 
+def _not_assignments(shown: str, names: list[str]) -> str:
+    """The reason of a student's one row for the entries of ``submitted/<student>/`` that
+    are no assignment of ``source/``: how many, and the first few names (each cut short)."""
+    listed = [repr(n if len(n) <= _SHOWN_NAME_CHARS else n[:_SHOWN_NAME_CHARS] + "...") for n in names[:_SHOWN_NAMES]]
+    more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    what = "an entry" if len(names) == 1 else f"{len(names)} entries"
+    return f"{shown}: {what} with no assignment of that name in source/ (nbgrader skips them): {', '.join(listed)}{more}: not graded"
+
+
+def column_keys(records: Iterable[SubmissionResult]) -> list[str]:
+    """The keys that are columns of the class's exports (grades.csv, the report, the LMS
+    files): every ``SubmissionResult.key`` but the row of entries that are not assignments."""
+    return sorted({r.key for r in records if r.assignment != NOT_AN_ASSIGNMENT})
+
+
 def _assignment_jobs(
     student: str, folder: Path, manifest: dict[str, tuple[str, ...]], stamps: dict[tuple[str, str], datetime]
 ) -> list[Job]:
     shown = f"submitted/{student}/{folder.name}"
     assignment = folder.name
-    if assignment not in manifest:
-        key = safe_key(Identity(assignment))
-        return [_refused(student, key, f"{shown}: no assignment {assignment!r} in source/: not graded")]
     notebooks = manifest[assignment]
     if folder.is_symlink() or not folder.is_dir():
         why = f"{shown}: not a folder ({'symbolic link' if folder.is_symlink() else 'a file'}): not read"
