@@ -718,6 +718,10 @@ class Job:
     alongside: tuple[tuple[Path, PurePosixPath], ...] = ()
     # The nbgrader notebook (stem) when it is not named after the assignment (``grade --course``).
     notebook_name: str = ""
+    # The instructor's files of the assignment (``grade --course``: ``source/<assignment>/``'s
+    # other files), each with its path relative to the notebook: put next to it over the
+    # student's, as ``nbgrader autograde`` does. Trusted; never scanned as the student's.
+    provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
     @property
     def notebook_id(self) -> str:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from autograder.course import CourseDir, read_notebook, run_nbgrader
@@ -47,6 +47,7 @@ __all__ = [
     "NOT_AN_ASSIGNMENT",
     "NbgraderCourse",
     "column_keys",
+    "assignment_files",
     "course_jobs",
     "ensure_released",
     "grade_course",
@@ -222,6 +223,7 @@ def course_jobs(
     status and reason; nothing stops the batch and nothing is followed."""
     jobs: list[Job] = []
     stamps: dict[tuple[str, str], datetime] = {}
+    provided = {a: assignment_files(course, a) for a in manifest}
     for entry in _visible_entries(course.submitted):
         shown = f"submitted/{entry.name}"
         if not is_student_id(entry.name):
@@ -238,7 +240,7 @@ def course_jobs(
             unknown = []
             for folder in _visible_entries(entry):
                 if folder.name in manifest:
-                    theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
+                    theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps, provided[folder.name]))
                 else:
                     unknown.append(folder.name)
             if unknown:  # one row however many: a student's junk never widens the class's exports
@@ -266,8 +268,49 @@ def column_keys(records: Iterable[SubmissionResult]) -> list[str]:
     return sorted({r.key for r in records if r.assignment != NOT_AN_ASSIGNMENT})
 
 
+def _ignored(rel: PurePosixPath) -> bool:
+    """What nbgrader's ``CourseDirectory.ignore`` leaves out of an assignment's files."""
+    return any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts)
+
+
+def _not_overwritten(course: NbgraderCourse, assignment: str) -> frozenset[str]:
+    """``Autograde.exclude_overwriting[assignment]`` of the course's config: paths relative to
+    ``source/<assignment>/`` whose student copy is kept (nbgrader's own option)."""
+    table = course.config.Autograde.exclude_overwriting if "exclude_overwriting" in course.config.Autograde else {}
+    if not isinstance(table, dict):
+        raise ValueError(f"grade --course: Autograde.exclude_overwriting must be a dict, not {type(table).__name__}")
+    names = table.get(assignment, [])
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"grade --course: Autograde.exclude_overwriting[{assignment!r}] must be a list of file names")
+    return frozenset(PurePosixPath(os.path.normpath(n)).as_posix() for n in names)
+
+
+def assignment_files(course: NbgraderCourse, assignment: str) -> tuple[tuple[Path, PurePosixPath], ...]:
+    """The instructor's files of ``assignment`` that ``nbgrader autograde`` copies over the
+    student's: every regular file under ``source/<assignment>/`` but notebooks, what
+    nbgrader ignores and ``Autograde.exclude_overwriting``; each with its path relative to
+    the assignment folder (where the notebooks are). Links and special files are skipped,
+    never followed; the walk is bounded as a student's is (``intake._walk``)."""
+    folder = course.root / "source" / assignment
+    handed = _Handed(folder=folder)
+    _walk(folder, f"source/{assignment}", handed, zips=False)
+    for where, why in handed.problems:
+        log.warning("grade --course: %s not put beside the notebooks: %s", where, why)
+    keep = _not_overwritten(course, assignment)
+    out = []
+    for path in handed.beside:
+        rel = PurePosixPath(path.relative_to(folder).as_posix())
+        if not _ignored(rel) and rel.as_posix() not in keep:
+            out.append((path, rel))
+    return tuple(out)
+
+
 def _assignment_jobs(
-    student: str, folder: Path, manifest: dict[str, tuple[str, ...]], stamps: dict[tuple[str, str], datetime]
+    student: str,
+    folder: Path,
+    manifest: dict[str, tuple[str, ...]],
+    stamps: dict[tuple[str, str], datetime],
+    provided: tuple[tuple[Path, PurePosixPath], ...] = (),
 ) -> list[Job]:
     shown = f"submitted/{student}/{folder.name}"
     assignment = folder.name
@@ -291,7 +334,7 @@ def _assignment_jobs(
         path, where = folder / f"{nb}.ipynb", f"{shown}/{nb}.ipynb"
         if path in handed.notebooks:
             job = Job(student, assignment, path, notes=list(notes), beside=tuple(handed.beside), folder=folder,
-                      alongside=_alongside(path, handed), notebook_name=name)  # fmt: skip
+                      alongside=_alongside(path, handed), notebook_name=name, provided=provided)  # fmt: skip
         elif where in problems:
             job = Job(student, assignment, None, Status.UNREADABLE, [f"{where}: {problems[where]}", *notes], notebook_name=name)
         else:
@@ -379,17 +422,15 @@ def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> 
     copies them: every regular file the student's folder holds (``timestamp.txt``, which
     ``generate_feedback`` reads, and ``submission_secret.txt``, which ``release_feedback``
     needs), links and special files never followed, then the instructor's own files from
-    ``source/<assignment>/`` over them."""
+    ``source/<assignment>/`` over them (but ``Autograde.exclude_overwriting``'s)."""
     folder = course.submitted / result.student / result.assignment
     dest = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent
     handed = _Handed(folder=folder)
     _walk(folder, str(folder), handed, zips=False)
     copies = [(path, dest / path.relative_to(folder)) for path in handed.beside]
-    source = course.root / "source" / result.assignment
-    copies += [(p, dest / p.relative_to(source)) for p in source.rglob("*") if p.is_file() and not p.is_symlink()]
+    copies += [(path, dest.joinpath(*rel.parts)) for path, rel in assignment_files(course, result.assignment)]
     for src, target in copies:
-        rel = target.relative_to(dest)
-        if src.suffix == ".ipynb" or any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts):
+        if src.suffix == ".ipynb" or _ignored(PurePosixPath(target.relative_to(dest).as_posix())):
             continue
         try:
             data = read_capped(src, MAX_NOTEBOOK_BYTES)

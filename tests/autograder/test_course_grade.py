@@ -316,6 +316,22 @@ def test_a_timestamp_that_is_there_but_no_time_refuses_the_submission(tmp_path: 
     assert by["carol"].notes[0].startswith(f"submitted/carol/{ASSIGNMENT}/timestamp.txt: not a time nbgrader can read")
 
 
+def test_assignment_files_are_the_sources_but_what_nbgrader_leaves_alone(tmp_path: Path) -> None:
+    """``nbgrader autograde`` copies source/<assignment>/'s files but notebooks, its ignore
+    list and ``Autograde.exclude_overwriting``; a link in source/ is never followed."""
+    from autograder.nbcourse import assignment_files, load_course
+
+    extra = f'c.Autograde.exclude_overwriting = {{"{ASSIGNMENT}": ["helpers.py", "data/./mine.csv"]}}\n'
+    root = make_course(tmp_path / "course", notebooks=("00_tiny",), extra=extra)
+    folder = root / "source" / ASSIGNMENT
+    for rel in ("expected.json", "helpers.py", "data/table.csv", "data/mine.csv", "__pycache__/x.pyc", "y.pyc", "notes.ipynb"):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text("x")
+    os.symlink("/etc/hostname", folder / "host.txt")
+    got = {rel.as_posix(): path for path, rel in assignment_files(load_course(root), ASSIGNMENT)}
+    assert got == {"expected.json": folder / "expected.json", "data/table.csv": folder / "data" / "table.csv"}
+
+
 def test_stale_release_is_regenerated(tmp_path: Path) -> None:
     from autograder.nbcourse import ensure_released, load_course, source_manifest
 
