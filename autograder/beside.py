@@ -40,6 +40,7 @@ class LeftOut(Enum):
     TOO_MANY = "beyond the limit on the number of files"
     TOO_LARGE = "beyond the limit on their total size"
     HIDDEN = "a hidden system file"
+    REPLACED = "the instructor's copy from source/ is used"
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,17 @@ def prepare_beside(
     root: Path,
     course_modules: frozenset[str] = frozenset(),
     limits: BesideLimits = BesideLimits(),
+    provided: Sequence[tuple[Path, PurePosixPath]] = (),
 ) -> BesideCopy:
     """Copy ``files`` (each: a file handed in, its path relative to the notebook) into the
     fresh folder ``into`` (root-only), within ``limits``, in a stable order.
 
     ``root`` is the student's folder, as the tampering scan sees names;
     ``course_modules`` the top-level names of the course's support modules (``tiny_checks``).
-    Re-running replaces ``into`` as a whole."""
+    ``provided`` are the instructor's files (``Job.provided``): copied first, within the same
+    caps, and a student's file of the same path is left out (``LeftOut.REPLACED``) — nbgrader
+    autograde overwrites the submission with them. They are trusted: no name rule applies
+    but a safe path. Re-running replaces ``into`` as a whole."""
     shutil.rmtree(into, ignore_errors=True)
     into.mkdir(mode=0o700, parents=True)
     os.chmod(into, 0o700)
@@ -113,9 +118,15 @@ def prepare_beside(
     left: list[tuple[PurePosixPath, LeftOut]] = []
     taken: set[str] = set()
     budget = limits.max_bytes
-    # Shallow paths first, then by name: the caps keep the files nearest the notebook.
-    for path, dest in sorted(files, key=lambda f: (len(f[1].parts), f[1].as_posix())):
-        why = _why_not(path, dest, root, course_modules)
+    mine = {dest.as_posix().casefold() for _, dest in provided}
+    # The instructor's first; then shallow paths first, then by name: the caps keep the files nearest the notebook.
+    ordered = [(p, d, True) for p, d in sorted(provided, key=lambda f: (len(f[1].parts), f[1].as_posix()))]
+    ordered += [(p, d, False) for p, d in sorted(files, key=lambda f: (len(f[1].parts), f[1].as_posix()))]
+    for path, dest, trusted in ordered:
+        unsafe = _why_not(path, dest, root, course_modules)
+        why = (unsafe if unsafe is LeftOut.UNSAFE_PATH else None) if trusted else unsafe
+        if why is None and not trusted and dest.as_posix().casefold() in mine:
+            why = LeftOut.REPLACED
         if why is None and dest.as_posix().casefold() in taken:
             why = LeftOut.SAME_PATH
         if why is None and len(copied) >= limits.max_files:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from autograder.course import CourseDir
 from autograder.gradebook import Ledger
+from autograder.nbcourse import column_keys
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
 from autograder.report import write_report
@@ -100,7 +101,7 @@ def export_grades(
     if not protections_summary and saved.exists():
         protections_summary = saved.read_text().strip()
     scores = gradebook_scores(course, records, course_id=course_id)
-    assignments = sorted({r.key for r in records})
+    assignments = column_keys(records)  # never a column for entries that are not assignments
     students = sorted({r.student for r in records})
     by_key = {(r.student, r.key): r for r in records}
     names = {r.student: r.display for r in records if r.display}

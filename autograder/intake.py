@@ -454,27 +454,42 @@ def _is_zip(path: Path) -> bool:
     return path.name.lower().endswith(".zip") and not path.name.startswith(".")
 
 
+MAX_WALK_DEPTH = 64  # folders below a hand-in; far past any honest one, far under the recursion limit
+
+
 def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> None:
     """Regular files under ``folder``; links and special files become problems, never followed.
-    Zips are also noted for unpacking when ``zips`` (the student's own files, not a zip's)."""
+    Zips are also noted for unpacking when ``zips`` (the student's own files, not a zip's).
 
-    def onerror(exc: OSError) -> None:
-        where = Path(exc.filename).relative_to(folder.parent) if exc.filename else shown
-        handed.problems.append((str(where), f"cannot list folder ({exc.strerror or type(exc).__name__})"))
-
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=onerror):
-        here = Path(dirpath)
-        kept = []
-        for name in sorted(dirnames):
-            rel = f"{shown}/{(here / name).relative_to(folder)}"
-            if (here / name).is_symlink():
-                handed.problems.append((rel, "not a regular file (symbolic link): not read"))
-            elif name not in _SKIP_DIRS:
-                kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = here / name
+    An explicit stack, not ``os.walk`` (recursive: a deep enough chain of folders raises
+    RecursionError), and no deeper than ``MAX_WALK_DEPTH``: a deeper folder is a problem.
+    Order as ``os.walk`` top-down with sorted names: a folder's files, then its folders."""
+    stack: list[tuple[Path, int]] = [(folder, 0)]
+    while stack:
+        here, depth = stack.pop()
+        try:
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            where = here.relative_to(folder.parent)  # as os.walk's onerror named it
+            handed.problems.append((str(where), f"cannot list folder ({exc.strerror or type(exc).__name__})"))
+            continue
+        folders = []
+        for entry in entries:
+            path = here / entry.name
             rel = f"{shown}/{path.relative_to(folder)}"
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name in _SKIP_DIRS:
+                    continue
+                if depth + 1 > MAX_WALK_DEPTH:
+                    handed.problems.append((rel, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read"))
+                else:
+                    folders.append(path)
+                continue
             try:
                 info = path.lstat()
             except OSError as exc:
@@ -485,7 +500,7 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
                 handed.problems.append((rel, f"not a regular file ({_kind(mode)}): not read"))
             elif info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
                 handed.problems.append((rel, "not a regular file of its own (it has other hard links): not read"))
-            elif name.endswith(".ipynb"):
+            elif entry.name.endswith(".ipynb"):
                 hidden = any(p.startswith(".") for p in path.relative_to(folder).parts)
                 if not hidden:  # "._x.ipynb" resource forks and hidden copies are not hand-ins
                     handed.notebooks.append(path)
@@ -493,6 +508,7 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
                 handed.beside.append(path)
                 if zips and _is_zip(path):
                     handed.zips.append((path, rel))
+        stack.extend((sub, depth + 1) for sub in reversed(folders))
 
 
 def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> None:
@@ -702,6 +718,10 @@ class Job:
     alongside: tuple[tuple[Path, PurePosixPath], ...] = ()
     # The nbgrader notebook (stem) when it is not named after the assignment (``grade --course``).
     notebook_name: str = ""
+    # The instructor's files of the assignment (``grade --course``: ``source/<assignment>/``'s
+    # other files), each with its path relative to the notebook: put next to it over the
+    # student's, as ``nbgrader autograde`` does. Trusted; never scanned as the student's.
+    provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
     @property
     def notebook_id(self) -> str:

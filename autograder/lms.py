@@ -251,6 +251,7 @@ def scores_from_run(
     """
     from autograder.export import gradebook_scores
     from autograder.gradebook import Ledger
+    from autograder.nbcourse import NOT_AN_ASSIGNMENT
 
     run_dir = Path(run_dir).resolve()
     needed = ("ledger",) if course is not None else ("ledger", "course")
@@ -261,6 +262,8 @@ def scores_from_run(
     grades = gradebook_scores(course or CourseDir.at(run_dir / "course"), records, course_id=course_id)
     out: dict[str, dict[str, float | None]] = {}
     for record in records:
+        if record.assignment == NOT_AN_ASSIGNMENT:  # no grade item for entries that are not assignments
+            continue
         total: float | None = None
         if record.score is not None:
             per_grade = grades.get((record.student, record.key))

@@ -25,10 +25,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from autograder.course import CourseDir, read_notebook, run_nbgrader
@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from autograder.sandbox import Protections
 
 __all__ = [
+    "NOT_AN_ASSIGNMENT",
     "NbgraderCourse",
+    "column_keys",
+    "assignment_files",
     "course_jobs",
     "ensure_released",
     "grade_course",
@@ -59,7 +62,13 @@ log = logging.getLogger(__name__)
 
 RUN_SUBDIR = ".autograder"
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-_TIMESTAMP_BYTES = 1024
+_TIMESTAMP_FILE_BYTES = 1024**2  # the whole file, whitespace included (stock strips any amount)
+_TIMESTAMP_CHARS = 1024  # the time itself, once stripped
+_SHOWN_NAMES = 10  # of a student's entries that are not assignments, in the one row that lists them
+_SHOWN_NAME_CHARS = 64
+# The key of that row: no folder under source/ can have it (hidden names are skipped, as
+# nbgrader's own listing does), so no export ever takes it for an assignment column.
+NOT_AN_ASSIGNMENT = ".not-an-assignment"
 _NBGRADER_IGNORED = frozenset({".ipynb_checkpoints", "__pycache__", "feedback"})  # CourseDirectory.ignore
 
 
@@ -169,18 +178,29 @@ def is_student_id(name: str) -> bool:
 
 
 def read_timestamp(folder: Path) -> tuple[datetime | None, str]:
-    """The submission time in ``folder/timestamp.txt`` (read without following a link,
-    bounded) as nbgrader parses it, or None and why not ("" when there is no file)."""
+    """The submission time in ``folder/timestamp.txt`` as nbgrader parses it (surrounding
+    whitespace stripped first, as ``CourseDirectory.get_existing_timestamp`` does), or None
+    and why not. ``(None, "")``: no file, or an empty one (nbgrader: no timestamp either).
+    ``(None, why)``: the file is there but is no timestamp — the submission must not be
+    graded (see ``_assignment_jobs``): nbgrader refuses the garbage and the folder too
+    ("Invalid timestamp string"); a link or a hard link, which nbgrader would follow, is
+    never followed here, so it is refused rather than read as on time."""
     from nbgrader.utils import parse_utc
 
     path = folder / "timestamp.txt"
     if not os.path.lexists(path):
         return None, ""
     try:
-        text = read_capped(path, _TIMESTAMP_BYTES).decode("utf-8", errors="replace").strip()
-        return parse_utc(text), ""
+        # Bounded read, then strip, then the cap on the time itself: padding costs nothing.
+        text = read_capped(path, _TIMESTAMP_FILE_BYTES).decode("utf-8", errors="replace").strip()
     except SubmissionError as exc:
         return None, f"timestamp.txt: {exc}"
+    if not text:
+        return None, ""
+    if len(text) > _TIMESTAMP_CHARS:
+        return None, f"timestamp.txt: not a time nbgrader can read (over {_TIMESTAMP_CHARS} characters)"
+    try:
+        return parse_utc(text), ""
     except (ValueError, OverflowError):
         return None, "timestamp.txt: not a time nbgrader can read"
 
@@ -203,6 +223,7 @@ def course_jobs(
     status and reason; nothing stops the batch and nothing is followed."""
     jobs: list[Job] = []
     stamps: dict[tuple[str, str], datetime] = {}
+    provided = {a: assignment_files(course, a) for a in manifest}
     for entry in _visible_entries(course.submitted):
         shown = f"submitted/{entry.name}"
         if not is_student_id(entry.name):
@@ -214,22 +235,85 @@ def course_jobs(
             why = f"{shown}: not a folder ({'symbolic link' if entry.is_symlink() else 'a file'}): not read"
             jobs.extend(_refused_all(entry.name, manifest, why))
             continue
+        theirs: list[Job] = []
         try:
+            unknown = []
             for folder in _visible_entries(entry):
-                jobs.extend(_assignment_jobs(entry.name, folder, manifest, stamps))
-        except OSError as exc:  # an unlistable folder costs its student only
-            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({exc.strerror or type(exc).__name__})"))
+                if folder.name in manifest:
+                    theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps, provided[folder.name]))
+                else:
+                    unknown.append(folder.name)
+            if unknown:  # one row however many: a student's junk never widens the class's exports
+                theirs.append(_refused(entry.name, NOT_AN_ASSIGNMENT, _not_assignments(shown, unknown)))
+            jobs.extend(theirs)
+        except (OSError, RecursionError, ValueError) as exc:  # one student's tree costs that student only
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            log.warning("grade --course: %s cannot be read: %r", shown, exc)
+            jobs.extend(_refused_all(entry.name, manifest, f"{shown}: cannot read ({why})"))
     return jobs, stamps
 
 
+def _not_assignments(shown: str, names: list[str]) -> str:
+    """The reason of a student's one row for the entries of ``submitted/<student>/`` that
+    are no assignment of ``source/``: how many, and the first few names (each cut short)."""
+    listed = [repr(n if len(n) <= _SHOWN_NAME_CHARS else n[:_SHOWN_NAME_CHARS] + "...") for n in names[:_SHOWN_NAMES]]
+    more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    what = "an entry" if len(names) == 1 else f"{len(names)} entries"
+    return f"{shown}: {what} with no assignment of that name in source/ (nbgrader skips them): {', '.join(listed)}{more}: not graded"
+
+
+def column_keys(records: Iterable[SubmissionResult]) -> list[str]:
+    """The keys that are columns of the class's exports (grades.csv, the report, the LMS
+    files): every ``SubmissionResult.key`` but the row of entries that are not assignments."""
+    return sorted({r.key for r in records if r.assignment != NOT_AN_ASSIGNMENT})
+
+
+def _ignored(rel: PurePosixPath) -> bool:
+    """What nbgrader's ``CourseDirectory.ignore`` leaves out of an assignment's files."""
+    return any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts)
+
+
+def _not_overwritten(course: NbgraderCourse, assignment: str) -> frozenset[str]:
+    """``Autograde.exclude_overwriting[assignment]`` of the course's config: paths relative to
+    ``source/<assignment>/`` whose student copy is kept (nbgrader's own option)."""
+    table = course.config.Autograde.exclude_overwriting if "exclude_overwriting" in course.config.Autograde else {}
+    if not isinstance(table, dict):
+        raise ValueError(f"grade --course: Autograde.exclude_overwriting must be a dict, not {type(table).__name__}")
+    names = table.get(assignment, [])
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"grade --course: Autograde.exclude_overwriting[{assignment!r}] must be a list of file names")
+    return frozenset(PurePosixPath(os.path.normpath(n)).as_posix() for n in names)
+
+
+def assignment_files(course: NbgraderCourse, assignment: str) -> tuple[tuple[Path, PurePosixPath], ...]:
+    """The instructor's files of ``assignment`` that ``nbgrader autograde`` copies over the
+    student's: every regular file under ``source/<assignment>/`` but notebooks, what
+    nbgrader ignores and ``Autograde.exclude_overwriting``; each with its path relative to
+    the assignment folder (where the notebooks are). Links and special files are skipped,
+    never followed; the walk is bounded as a student's is (``intake._walk``)."""
+    folder = course.root / "source" / assignment
+    handed = _Handed(folder=folder)
+    _walk(folder, f"source/{assignment}", handed, zips=False)
+    for where, why in handed.problems:
+        log.warning("grade --course: %s not put beside the notebooks: %s", where, why)
+    keep = _not_overwritten(course, assignment)
+    out = []
+    for path in handed.beside:
+        rel = PurePosixPath(path.relative_to(folder).as_posix())
+        if not _ignored(rel) and rel.as_posix() not in keep:
+            out.append((path, rel))
+    return tuple(out)
+
+
 def _assignment_jobs(
-    student: str, folder: Path, manifest: dict[str, tuple[str, ...]], stamps: dict[tuple[str, str], datetime]
+    student: str,
+    folder: Path,
+    manifest: dict[str, tuple[str, ...]],
+    stamps: dict[tuple[str, str], datetime],
+    provided: tuple[tuple[Path, PurePosixPath], ...] = (),
 ) -> list[Job]:
     shown = f"submitted/{student}/{folder.name}"
     assignment = folder.name
-    if assignment not in manifest:
-        key = safe_key(Identity(assignment))
-        return [_refused(student, key, f"{shown}: no assignment {assignment!r} in source/: not graded")]
     notebooks = manifest[assignment]
     if folder.is_symlink() or not folder.is_dir():
         why = f"{shown}: not a folder ({'symbolic link' if folder.is_symlink() else 'a file'}): not read"
@@ -237,18 +321,20 @@ def _assignment_jobs(
     handed = _Handed(folder=folder)
     _walk(folder, shown, handed, zips=False)
     timestamp, stamp_note = read_timestamp(folder)
+    if stamp_note:  # there but no time: graded, it would count as on time; nbgrader refuses it
+        why = f"{shown}/{stamp_note}: not graded (replace it by the time of the submission, or delete it)"
+        return [_refused(student, assignment, why, nb) for nb in notebooks]
     problems = dict(handed.problems)
     known = {folder / f"{nb}.ipynb" for nb in notebooks}
     notes = [f"{p.relative_to(folder)}: not a notebook of {assignment} (nbgrader skips it)" for p in handed.notebooks if p not in known]
     notes += [f"{where}: {why}" for where, why in handed.problems if not where.endswith(".ipynb")]
-    notes += [stamp_note] if stamp_note else []
     jobs = []
     for nb in notebooks:
         name = nb if nb != assignment else ""
         path, where = folder / f"{nb}.ipynb", f"{shown}/{nb}.ipynb"
         if path in handed.notebooks:
             job = Job(student, assignment, path, notes=list(notes), beside=tuple(handed.beside), folder=folder,
-                      alongside=_alongside(path, handed), notebook_name=name)  # fmt: skip
+                      alongside=_alongside(path, handed), notebook_name=name, provided=provided)  # fmt: skip
         elif where in problems:
             job = Job(student, assignment, None, Status.UNREADABLE, [f"{where}: {problems[where]}", *notes], notebook_name=name)
         else:
@@ -336,17 +422,15 @@ def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> 
     copies them: every regular file the student's folder holds (``timestamp.txt``, which
     ``generate_feedback`` reads, and ``submission_secret.txt``, which ``release_feedback``
     needs), links and special files never followed, then the instructor's own files from
-    ``source/<assignment>/`` over them."""
+    ``source/<assignment>/`` over them (but ``Autograde.exclude_overwriting``'s)."""
     folder = course.submitted / result.student / result.assignment
     dest = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent
     handed = _Handed(folder=folder)
     _walk(folder, str(folder), handed, zips=False)
     copies = [(path, dest / path.relative_to(folder)) for path in handed.beside]
-    source = course.root / "source" / result.assignment
-    copies += [(p, dest / p.relative_to(source)) for p in source.rglob("*") if p.is_file() and not p.is_symlink()]
+    copies += [(path, dest.joinpath(*rel.parts)) for path, rel in assignment_files(course, result.assignment)]
     for src, target in copies:
-        rel = target.relative_to(dest)
-        if src.suffix == ".ipynb" or any(part in _NBGRADER_IGNORED or part.endswith(".pyc") for part in rel.parts):
+        if src.suffix == ".ipynb" or _ignored(PurePosixPath(target.relative_to(dest).as_posix())):
             continue
         try:
             data = read_capped(src, MAX_NOTEBOOK_BYTES)

@@ -147,7 +147,7 @@ class GradingContext:
         source = self.sources.get(job.key)  # None for a row refused at intake (no such assignment)
         h.update(nbformat.writes(source).encode() if source is not None else b"")
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
-        for path in (job.path, *job.beside):
+        for path in (job.path, *job.beside, *(p for p, _ in job.provided)):  # a changed data file of the instructor's re-grades
             if path is None:
                 continue
             try:  # never follows a link, never reads more than a notebook may hold
@@ -285,7 +285,8 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
     to_verify = [ex for name, ex in registry.items() if name in layout.answered and name in layout.tests]
     try:
         course_modules = frozenset(p.name.split(".")[0] for p in ctx.support)
-        handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules)
+        handed = prepare_beside(job.alongside, beside, root=job.folder or job.path.parent, course_modules=course_modules,
+                                provided=job.provided)  # fmt: skip
         result.notes.extend(handed.notes())
         prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
         with ThreadPoolExecutor(max_workers=1) as side:

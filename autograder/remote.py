@@ -100,6 +100,7 @@ class SubmissionTask:
     verify: bool
     code_digest: str  # the coordinator's ``code_digest()``
     notebook_name: str = ""  # the notebook, when the assignment holds several (``Job.notebook_name``)
+    provided: tuple[HandedFile, ...] = ()  # ``Job.provided``: rel is the path relative to the notebook
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -203,6 +204,7 @@ def task_for(job: Job, ctx: GradingContext, *, code: str) -> SubmissionTask | No
         notebook=_handed(job.path, _rel(job.path, root, -1)), beside=beside, alongside=alongside,
         seed=ctx.seed_for(job), digest=ctx.digest(job), limits=ctx.limits, drop_demo=ctx.drop_demo,
         verify=ctx.verify, code_digest=code, notebook_name=job.notebook_name,
+        provided=tuple(_handed(p, rel.as_posix()) for p, rel in job.provided),
     )  # fmt: skip
 
 
@@ -331,13 +333,17 @@ def run_task(task: SubmissionTask, bundle: CourseBundle) -> TaskDone:
     folder = state.root / "intake" / str(next(state.counter))
     remove_tree(folder)
     folder.mkdir(parents=True, mode=0o700)
+    theirs = folder.with_name(f"{folder.name}.provided")  # the instructor's files, apart from the student's
+    remove_tree(theirs)
+    theirs.mkdir(mode=0o700)
     try:
         beside = [_write(folder, f) for f in task.beside]
+        provided = tuple((_write(theirs, f), PurePosixPath(f.rel)) for f in task.provided)
         notebook = _write(folder, task.notebook)
         job = Job(
             task.student, task.assignment, notebook, notes=list(task.notes), display=task.display,
             beside=tuple(beside), folder=folder, notebook_name=task.notebook_name,
-            alongside=tuple((beside[i], PurePosixPath(rel)) for i, rel in task.alongside),
+            alongside=tuple((beside[i], PurePosixPath(rel)) for i, rel in task.alongside), provided=provided,
         )  # fmt: skip
         ctx = _TaskContext(
             **{f.name: getattr(base, f.name) for f in dataclasses.fields(GradingContext)},
@@ -348,6 +354,7 @@ def run_task(task: SubmissionTask, bundle: CourseBundle) -> TaskDone:
         result = grade_job(job, ctx)
     finally:
         remove_tree(folder)
+        remove_tree(theirs)
     return TaskDone(result, get_worker().address, socket.gethostname())
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.nbcourse import column_keys
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
 from autograder.safe_output import html_text
@@ -235,7 +236,7 @@ def write_report(
     """``report_dir/index.html`` and one histogram PNG per assignment; ``score_of`` gives a
     submission's score (None: not graded), ``describe`` why it has its status."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    assignments = sorted({r.key for r in records})
+    assignments = column_keys(records)  # never a column for entries that are not assignments
     hists = _histograms(report_dir, records, assignments, score_of)
     counts: dict[str, int] = {}
     for r in records:

@@ -33,14 +33,19 @@ __all__ = ["csv_cell", "csv_row", "html_text", "sanitize_html", "terminal_text"]
 # C0 controls (tab and newline included: a table cell must stay on its line), DEL,
 # C1 controls (0x9b is a one-byte CSI on some terminals), and the bidi overrides and
 # isolates that reorder what the eye reads ("Trojan Source").
-_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates too: a name that is not UTF-8 reaches Python as U+DC80..U+DCFF (PEP 383),
+# and any surrogate makes a strict UTF-8 terminal or file refuse the whole line.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def terminal_text(text: object) -> str:
-    """``text`` as one printable line: every unsafe character shown as ``\\xNN``/``\\uNNNN``."""
+    """``text`` as one printable line: every unsafe character shown as ``\\xNN``/``\\uNNNN``;
+    a raw byte of a non-UTF-8 name (U+DC80..U+DCFF) as ``\\xNN`` of that byte."""
 
     def escape(match: re.Match[str]) -> str:
         code = ord(match.group())
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte the file name held
+            return f"\\x{code - 0xDC00:02x}"
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     return _UNSAFE_CHARS.sub(escape, str(text))

@@ -370,3 +370,26 @@ def test_grading_again_with_force_gives_the_same_results(graded, tiny_solutions)
     rerun = {r.student: r for r in again.results if r.assignment == STEM}
     assert {s: (r.status, r.score) for s, r in rerun.items()} == {s: (r.status, r.score) for s, r in results.items()}
     assert not any(p.name.endswith("__beside") for p in (root / "run").rglob("*__beside"))
+
+
+def test_the_instructors_files_go_over_the_students_and_keep_their_names(tmp_path: Path) -> None:
+    """nbgrader autograde copies source/<assignment>/'s files over the submission: the
+    student's same-named file is left out; the instructor's helper module is not subject to
+    the shadowing rule (it is the course's own), but an unsafe path still is."""
+    student, source, into = tmp_path / "student", tmp_path / "source", tmp_path / "beside"
+    student.mkdir()
+    source.mkdir()
+    (student / "expected.json").write_text("forged")
+    (student / "mine.csv").write_text("1,2")
+    (source / "expected.json").write_text("true")
+    (source / "json.py").write_text("# the instructor's")  # shadows a module: a student's would be left out
+    files = [(student / "expected.json", P("expected.json")), (student / "mine.csv", P("mine.csv"))]
+    provided = [(source / "expected.json", P("expected.json")), (source / "json.py", P("json.py")),
+                (source / "expected.json", P("../escape.json"))]  # fmt: skip
+    copy = prepare_beside(files, into, root=student, provided=provided)
+    assert (into / "expected.json").read_text() == "true"
+    assert (into / "json.py").read_text() == "# the instructor's"
+    assert (into / "mine.csv").read_text() == "1,2"
+    assert sorted(copy.copied) == [P("expected.json"), P("json.py"), P("mine.csv")]
+    assert sorted(copy.left_out) == [(P("../escape.json"), LeftOut.UNSAFE_PATH), (P("expected.json"), LeftOut.REPLACED)]
+    assert not (tmp_path / "escape.json").exists()

@@ -143,6 +143,30 @@ def test_worker_writes_only_inside_its_task_folder(tmp_path) -> None:
     assert big.stat().st_size == 10**9 and big.stat().st_blocks * 512 < 10**6
 
 
+def test_a_task_carries_the_instructors_files_apart_from_the_students(tmp_path) -> None:
+    """``Job.provided`` (grade --course: source/<assignment>/'s files) travels with the task,
+    each with its path relative to the notebook, never mixed into the student's files."""
+    from pathlib import PurePosixPath
+    from types import SimpleNamespace
+
+    from autograder.intake import Job
+    from autograder.remote import HandedFile, task_for
+
+    student, source = tmp_path / "alice", tmp_path / "source"
+    (source / "data").mkdir(parents=True)
+    student.mkdir()
+    (student / "nb.ipynb").write_text("{}")
+    (student / "expected.json").write_text("forged")
+    (source / "data" / "expected.json").write_text("true")
+    job = Job("alice", "week1", student / "nb.ipynb", beside=(student / "expected.json",), folder=student,
+              alongside=((student / "expected.json", PurePosixPath("expected.json")),),
+              provided=((source / "data" / "expected.json", PurePosixPath("data/expected.json")),))  # fmt: skip
+    ctx = SimpleNamespace(seed_for=lambda j: 1, digest=lambda j: "d", limits=None, drop_demo=True, verify=True)
+    task = task_for(job, ctx, code="c")
+    assert task.provided == (HandedFile("data/expected.json", b"true", 4),)
+    assert task.beside == (HandedFile("expected.json", b"forged", 6),) and task.alongside == ((0, "expected.json"),)
+
+
 # ---------------------------------------------------------------------------------------
 # Real clusters on this machine.
 

@@ -182,8 +182,11 @@ def test_hostile_submitted_tree_is_rows_never_a_stop(course_run) -> None:
     link = _row(run, "bob", "week1/00_tiny")
     assert link.status is Status.UNREADABLE and "symbolic link" in link.reason
     assert _row(run, "bob", "week1/01_tiny").status is Status.MISSING
-    week9 = _row(run, "bob", "week9")
-    assert week9.status is Status.UNREADABLE and "no assignment 'week9' in source/" in week9.reason
+    from autograder.nbcourse import NOT_AN_ASSIGNMENT
+
+    week9 = _row(run, "bob", NOT_AN_ASSIGNMENT)  # one row for all of bob's entries that are not assignments
+    assert week9.status is Status.UNREADABLE
+    assert week9.reason == "submitted/bob: an entry with no assignment of that name in source/ (nbgrader skips them): 'week9': not graded"
     empty = _row(run, "carol", "week1/00_tiny")
     assert empty.status is Status.UNREADABLE and "empty file" in empty.reason
     linked = [r for r in run.results if r.student == "dave"]
@@ -281,6 +284,52 @@ def test_timestamp_file_read_safely(tmp_path: Path) -> None:
     (tmp_path / "timestamp.txt").unlink()
     (tmp_path / "timestamp.txt").write_text("not a time")
     assert read_timestamp(tmp_path) == (None, "timestamp.txt: not a time nbgrader can read")
+
+
+def test_a_timestamp_that_is_there_but_no_time_refuses_the_submission(tmp_path: Path) -> None:
+    """nbgrader's get_existing_timestamp strips the text (padding is read), treats an empty
+    file as no timestamp, and fails autograde on anything else it cannot parse."""
+    from autograder.nbcourse import course_jobs, load_course, read_timestamp, source_manifest
+
+    (tmp_path / "timestamp.txt").write_text("\n  " + STAMP + " " * 5000 + "\n")
+    assert read_timestamp(tmp_path) == (datetime(2026, 11, 20, 10, 0), "")
+    (tmp_path / "timestamp.txt").write_text(" \n")
+    assert read_timestamp(tmp_path) == (None, "")
+    (tmp_path / "timestamp.txt").write_text("9" * 2000)
+    assert read_timestamp(tmp_path)[0] is None and "over 1024 characters" in read_timestamp(tmp_path)[1]
+
+    root = make_course(tmp_path / "course", notebooks=("00_tiny",))
+    for name in ("alice", "bob", "carol"):
+        folder = root / "submitted" / name / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(tinycourse.solution_notebook(), str(folder / "00_tiny.ipynb"))
+    (root / "submitted" / "alice" / ASSIGNMENT / "timestamp.txt").write_text("")
+    (root / "submitted" / "bob" / ASSIGNMENT / "timestamp.txt").mkdir()
+    (root / "submitted" / "carol" / ASSIGNMENT / "timestamp.txt").write_text("yesterday-ish")
+    course = load_course(root)
+    jobs, stamps = course_jobs(course, source_manifest(course))
+    by = {j.student: j for j in jobs}
+    assert by["alice"].status == "pending" and stamps == {}
+    assert by["bob"].status is Status.UNREADABLE and by["carol"].status is Status.UNREADABLE
+    assert by["bob"].notes[0] == (f"submitted/bob/{ASSIGNMENT}/timestamp.txt: not a regular file (folder): not graded"
+                                  " (replace it by the time of the submission, or delete it)")  # fmt: skip
+    assert by["carol"].notes[0].startswith(f"submitted/carol/{ASSIGNMENT}/timestamp.txt: not a time nbgrader can read")
+
+
+def test_assignment_files_are_the_sources_but_what_nbgrader_leaves_alone(tmp_path: Path) -> None:
+    """``nbgrader autograde`` copies source/<assignment>/'s files but notebooks, its ignore
+    list and ``Autograde.exclude_overwriting``; a link in source/ is never followed."""
+    from autograder.nbcourse import assignment_files, load_course
+
+    extra = f'c.Autograde.exclude_overwriting = {{"{ASSIGNMENT}": ["helpers.py", "data/./mine.csv"]}}\n'
+    root = make_course(tmp_path / "course", notebooks=("00_tiny",), extra=extra)
+    folder = root / "source" / ASSIGNMENT
+    for rel in ("expected.json", "helpers.py", "data/table.csv", "data/mine.csv", "__pycache__/x.pyc", "y.pyc", "notes.ipynb"):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text("x")
+    os.symlink("/etc/hostname", folder / "host.txt")
+    got = {rel.as_posix(): path for path, rel in assignment_files(load_course(root), ASSIGNMENT)}
+    assert got == {"expected.json": folder / "expected.json", "data/table.csv": folder / "data" / "table.csv"}
 
 
 def test_stale_release_is_regenerated(tmp_path: Path) -> None:

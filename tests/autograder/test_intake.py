@@ -183,3 +183,41 @@ def test_files_beside_the_notebook_are_listed_for_the_scan(tiny_course, manifest
     assert job.folder == subs / "ann"
     found = scan_files(job.beside, job.folder)  # what the pipeline does with them
     assert sorted(e.where for e in found) == ["file lib/course_lib/__init__.py", "file numpy.py"]
+
+
+def test_walk_is_iterative_and_bounded_in_depth(tmp_path: Path) -> None:
+    """A chain of folders deeper than the recursion limit is walked without RecursionError;
+    past MAX_WALK_DEPTH the folder is a problem named, not read; order is os.walk's."""
+    import os
+    import sys
+
+    from autograder.intake import MAX_WALK_DEPTH, _Handed, _walk
+
+    root = tmp_path / "hw"
+    (root / "b").mkdir(parents=True)
+    (root / "z.csv").write_text("z")
+    (root / "a.csv").write_text("a")
+    (root / "b" / "c.csv").write_text("c")
+    deep = root / "d"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(sys.getrecursionlimit() + 100):
+            os.mkdir("a", dir_fd=fd)
+            nxt = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open("x.csv", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "w") as fh:
+            fh.write("too deep")
+    finally:
+        os.close(fd)
+    handed = _Handed(folder=root)
+    try:
+        _walk(root, "hw", handed)
+        deepest = "hw/d" + "/a" * MAX_WALK_DEPTH  # d is at depth 1: this folder is at MAX_WALK_DEPTH + 1
+        assert [p.relative_to(root).as_posix() for p in handed.beside] == ["a.csv", "z.csv", "b/c.csv"]
+        assert handed.problems == [(deepest, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read")]
+    finally:
+        from autograder.removal import remove_tree
+
+        remove_tree(deep)

@@ -131,3 +131,13 @@ def test_a_pathologically_nested_fragment_is_shown_as_text_in_linear_time() -> N
     assert time.perf_counter() - start < 5.0  # the fallback is one linear scan, not a parse
     nested = "<div>" * MAX_NESTING + "ok" + "</div>" * MAX_NESTING
     assert sanitize_html(nested) == nested  # up to the limit, sanitized as usual
+
+
+def test_a_name_that_is_not_utf8_is_shown_by_its_bytes_and_encodes_strictly() -> None:
+    # os.fsdecode(b"\xff") is "\udcff" (PEP 383); a strict UTF-8 encoder refuses it.
+    name = "mall\udcffory\ud800"
+    assert terminal_text(name) == "mall\\xffory\\ud800"
+    assert csv_cell("=" + name) == "'=mall\\xffory\\ud800"
+    assert html_text("<" + name) == "&lt;mall\\xffory\\ud800"
+    for shown in (terminal_text(name), csv_cell(name), html_text(name)):
+        shown.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
