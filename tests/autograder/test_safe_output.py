@@ -141,3 +141,10 @@ def test_a_name_that_is_not_utf8_is_shown_by_its_bytes_and_encodes_strictly() ->
     assert html_text("<" + name) == "&lt;mall\\xffory\\ud800"
     for shown in (terminal_text(name), csv_cell(name), html_text(name)):
         shown.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+
+
+def test_a_fragment_with_a_lone_surrogate_is_a_page_that_encodes() -> None:
+    # A notebook's HTML output naming a file that was not UTF-8 (PEP 383: b"\xff" -> "\udcff").
+    page = sanitize_html("<p>mall\udcffory</p>")
+    page.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+    assert "mall" in page and "\\udcff" in page
