@@ -179,7 +179,6 @@ CHECKS_SCAFFOLDING = {
     "dx = np.zeros_like(x)",
     "dwx, dwh, db = np.zeros_like(wx), np.zeros_like(wh), np.zeros_like(b)",
     "dh_next = np.zeros_like(h0)",
-    "for t in range(x.shape[1]):",
     "for t in reversed(range(x.shape[1])):",
     "for epoch, loss in enumerate(val_losses):",
     "return epoch + 1, best_epoch",
