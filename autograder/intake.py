@@ -701,8 +701,27 @@ def item_key(assignment: str, notebook_name: str = "") -> str:
     return assignment if notebook_name in ("", assignment) else f"{assignment}/{notebook_name}"
 
 
+class NotebookItem:
+    """What a submission (``Job``) and its result (``pipeline.SubmissionResult``) say of
+    where they belong: ``assignment`` and ``notebook_name`` ("" when the notebook is named
+    after its assignment)."""
+
+    assignment: str
+    notebook_name: str
+
+    @property
+    def notebook_id(self) -> str:
+        """The notebook's stem: the exercise registry's and nbgrader's notebook id."""
+        return self.notebook_name or self.assignment
+
+    @property
+    def key(self) -> str:
+        """``item_key``: the assignment, or ``assignment/notebook``."""
+        return item_key(self.assignment, self.notebook_name)
+
+
 @dataclass
-class Job:
+class Job(NotebookItem):
     """One (student, assignment) to grade."""
 
     student: str  # the collision-free safe key (ASCII, file-name safe): gradebook id, folders
@@ -723,14 +742,6 @@ class Job:
     # student's, as ``nbgrader autograde`` does. Trusted; never scanned as the student's.
     provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
-    @property
-    def notebook_id(self) -> str:
-        """The notebook's stem: the exercise registry's and nbgrader's notebook id."""
-        return self.notebook_name or self.assignment
-
-    @property
-    def key(self) -> str:
-        return item_key(self.assignment, self.notebook_name)
 
 
 def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:

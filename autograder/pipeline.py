@@ -32,7 +32,7 @@ from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, item_key, read_capped, read_submission
+from autograder.intake import MAX_NOTEBOOK_BYTES, Job, NotebookItem, SubmissionError, read_capped, read_submission
 from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
 from autograder.sandbox import Limits, Protections
 from autograder.scan import scan_cells, scan_files
@@ -82,7 +82,7 @@ class ExerciseScore:
 
 
 @dataclass
-class SubmissionResult:
+class SubmissionResult(NotebookItem):
     student: str
     assignment: str
     status: Status
@@ -103,16 +103,6 @@ class SubmissionResult:
     notebook: Any = None  # the graded notebook (not stored in the ledger)
     display: str = ""  # the student's name as the LMS gave it (``student`` is the safe key)
     notebook_name: str = ""  # the nbgrader notebook when not named after the assignment (``grade --course``)
-
-    @property
-    def notebook_id(self) -> str:
-        """The notebook's stem: nbgrader's notebook id in the gradebook."""
-        return self.notebook_name or self.assignment
-
-    @property
-    def key(self) -> str:
-        """``intake.item_key``: the assignment, or ``assignment/notebook``."""
-        return item_key(self.assignment, self.notebook_name)
 
 
 @dataclass
