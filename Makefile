@@ -18,7 +18,7 @@ HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv demo test test-fast lab release student-bundle bench browser services clean
+.PHONY: venv demo test test-fast lint lab release student-bundle bench browser services clean
 
 venv: $(STAMP)
 
@@ -62,6 +62,12 @@ demo: venv
 # so that workers do not fight over the cores (the benchmarks set threads themselves).
 test: venv browser services
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
+
+# ruff (lint and format check) and mypy, configured in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check course_lib autograder
+	$(BIN)/ruff format --check course_lib autograder
+	$(BIN)/mypy
 
 test-fast: venv
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto -m "not slow and not browser"

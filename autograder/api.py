@@ -113,9 +113,10 @@ class StatusReport:
 def _preload() -> None:
     """Import what the grading threads use before they start: concurrent first imports
     of one package can see it half-initialized."""
-    import nbgrader.api  # noqa: F401
-    import nbgrader.preprocessors  # noqa: F401
+    import nbgrader.api
+    import nbgrader.preprocessors
     import nbgrader.utils  # noqa: F401
+
     from course_lib.checks import exercises
 
     exercises()
@@ -217,7 +218,10 @@ def _scratch_root(run_dir: Path) -> Path:
 
 
 def _write_protections(run_dir: Path, protections: Protections, hosts: tuple[HostReport, ...]) -> None:
-    lines = [f"coordinator: {protections.summary}" if hosts else protections.summary, *(h.line() for h in hosts)]
+    lines = [
+        f"coordinator: {protections.summary}" if hosts else protections.summary,
+        *(h.line() for h in hosts),
+    ]
     (run_dir / "protections.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -232,14 +236,22 @@ def grade_class(
 ) -> GradeRun:
     """Grade every submission in ``submissions`` (a folder or a zip)."""
     start = time.monotonic()
-    run_dir, solutions_dir, submissions = Path(run_dir).resolve(), Path(solutions_dir).resolve(), Path(submissions).resolve()
+    run_dir, solutions_dir, submissions = (
+        Path(run_dir).resolve(),
+        Path(solutions_dir).resolve(),
+        Path(submissions).resolve(),
+    )
     spec = _cluster_spec(options)
     if spec is None:
-        return _grade_class(submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=None)
+        return _grade_class(
+            submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=None
+        )
     from autograder.cluster import open_engine
 
     with open_engine(spec) as engine:
-        return _grade_class(submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=engine)
+        return _grade_class(
+            submissions, run_dir, solutions_dir, options, progress, on_start, start, engine=engine
+        )
 
 
 def _grade_class(
@@ -333,7 +345,13 @@ def grade_course(
 
     spec = _cluster_spec(options)
     if spec is None:
-        return grade(course_dir=Path(course_dir), run_dir=run_dir, options=options, progress=progress, on_start=on_start)
+        return grade(
+            course_dir=Path(course_dir),
+            run_dir=run_dir,
+            options=options,
+            progress=progress,
+            on_start=on_start,
+        )
     from autograder.cluster import open_engine
 
     with open_engine(spec) as engine:
@@ -341,7 +359,9 @@ def grade_course(
                      engine=engine)  # fmt: skip
 
 
-def course_status(*, run_dir: Path, submissions: Path | None = None, solutions_dir: Path | None = None) -> StatusReport:
+def course_status(
+    *, run_dir: Path, submissions: Path | None = None, solutions_dir: Path | None = None
+) -> StatusReport:
     """What is graded (with its status) and, given the submissions, what is pending."""
     run_dir = Path(run_dir).resolve()
     results = tuple(Ledger(run_dir).all())
@@ -354,7 +374,9 @@ def course_status(*, run_dir: Path, submissions: Path | None = None, solutions_d
             if path.exists():
                 releases[stem] = read_notebook(path)
         seen = {(r.student, r.assignment) for r in results}
-        jobs = collect(Path(submissions), Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked-status")
+        jobs = collect(
+            Path(submissions), Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked-status"
+        )
         pending = [(j.student, j.assignment) for j in jobs if (j.student, j.assignment) not in seen]
     return StatusReport(results, tuple(pending))
 

@@ -26,12 +26,12 @@ import re
 import shutil
 import sys
 import tempfile
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 __all__ = [
     "BundleResult", "GRADER_ONLY_DEPENDENCIES", "MARKER", "REPO", "add_arguments", "main", "run_cli",
@@ -47,7 +47,12 @@ GRADER_ONLY_DEPENDENCIES = frozenset({"nbgrader", "bleach"})
 _PIP_TO_CONDA = {"torch": "pytorch"}
 # Folders of the repository a bundle must never be written into (or replace).
 _PROTECTED = ("notebooks", "course_lib", "solutions", "autograder", "tests", ".git")
-_NBGRADER_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION", "### END HIDDEN TESTS")
+_NBGRADER_MARKERS = (
+    "### BEGIN SOLUTION",
+    "### BEGIN HIDDEN TESTS",
+    "### END SOLUTION",
+    "### END HIDDEN TESTS",
+)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".ipynb_checkpoints", ".DS_Store")
 
 
@@ -85,12 +90,20 @@ def write_student_bundle(out_dir: Path, *, repo: Path = REPO) -> BundleResult:
 
 
 def _check_repo(repo: Path) -> None:
-    missing = [name for name in ("notebooks", "course_lib", "pyproject.toml", "Makefile") if not (repo / name).exists()]
+    missing = [
+        name
+        for name in ("notebooks", "course_lib", "pyproject.toml", "Makefile")
+        if not (repo / name).exists()
+    ]
     if missing:
-        raise ValueError(f"write_student_bundle: {repo} is not the course repository (no {', '.join(missing)})")
+        raise ValueError(
+            f"write_student_bundle: {repo} is not the course repository (no {', '.join(missing)})"
+        )
     notebooks = sorted((repo / "notebooks").glob("*.ipynb"))
     if not notebooks:
-        raise ValueError(f"write_student_bundle: no released notebooks in {repo / 'notebooks'}; run the release first")
+        raise ValueError(
+            f"write_student_bundle: no released notebooks in {repo / 'notebooks'}; run the release first"
+        )
     # A safety net: an instructor notebook copied into notebooks/ by hand still has nbgrader's markers.
     for path in notebooks:
         for cell in nbformat.read(str(path), as_version=4).cells:
@@ -104,7 +117,9 @@ def _check_repo(repo: Path) -> None:
 
 def _check_destination(out_dir: Path, repo: Path) -> None:
     if out_dir == repo or out_dir in repo.parents:
-        raise ValueError(f"write_student_bundle: {out_dir} would replace the repository {repo}; choose another folder")
+        raise ValueError(
+            f"write_student_bundle: {out_dir} would replace the repository {repo}; choose another folder"
+        )
     for name in _PROTECTED:
         protected = repo / name
         if out_dir == protected or protected in out_dir.parents:
@@ -147,7 +162,9 @@ def _fill(stage: Path, repo: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     shutil.copytree(repo / "course_lib", stage / "course_lib", ignore=_IGNORED)
 
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    dependencies = tuple(d for d in project["dependencies"] if _requirement_name(d) not in GRADER_ONLY_DEPENDENCIES)
+    dependencies = tuple(
+        d for d in project["dependencies"] if _requirement_name(d) not in GRADER_ONLY_DEPENDENCIES
+    )
     (stage / "pyproject.toml").write_text(_pyproject(project, dependencies))
     (stage / "environment.yml").write_text(_environment(project, dependencies))
     (stage / "Makefile").write_text(_render("Makefile", TORCH_VERSION=_torch_version(repo)))
@@ -161,7 +178,9 @@ def _fill(stage: Path, repo: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _requirement_name(requirement: str) -> str:
     match = re.match(r"\s*([A-Za-z0-9_.\-]+)", requirement)
     if not match:
-        raise ValueError(f"write_student_bundle: cannot read the requirement {requirement!r} in pyproject.toml")
+        raise ValueError(
+            f"write_student_bundle: cannot read the requirement {requirement!r} in pyproject.toml"
+        )
     return match.group(1).lower()
 
 
@@ -245,7 +264,9 @@ def _render(name: str, **values: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m autograder bundle`` (also ``python -m autograder.bundle``)."""
-    parser.add_argument("out_dir", type=Path, help="where to write the students' copy (replaced if it is one)")
+    parser.add_argument(
+        "out_dir", type=Path, help="where to write the students' copy (replaced if it is one)"
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:

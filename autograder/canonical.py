@@ -84,7 +84,9 @@ def _plain_transform(source: str) -> str:
     out = []
     for line in lines:
         if m := _ASSIGN_ESCAPE.match(line):
-            call = f"get_ipython().getoutput({m['rest']!r})" if m["esc"] == "!" else _escape_call("%", m["rest"])
+            call = (
+                f"get_ipython().getoutput({m['rest']!r})" if m["esc"] == "!" else _escape_call("%", m["rest"])
+            )
             out.append(f"{m['indent']}{m['lhs']} = {call}")
         elif (m := _LINE_ESCAPE.match(line)) and not m["esc"].startswith("?"):
             out.append(f"{m['indent']}{_escape_call(m['esc'], m['rest'])}")
@@ -234,7 +236,9 @@ def canonicalize(
             if cell.cell_type == "code" and _grade_id(cell) is None and gid in defines(cell.source):
                 cell.metadata["nbgrader"] = {"grade_id": gid}  # full metadata is restored below
                 seen.add(gid)
-                result.notes.append(f"answer {gid!r} found by its definition (its nbgrader metadata was missing)")
+                result.notes.append(
+                    f"answer {gid!r} found by its definition (its nbgrader metadata was missing)"
+                )
                 break
 
     # Overwrite instructor cells, keep answers; restore what was deleted.
@@ -272,7 +276,9 @@ def canonicalize(
     return result
 
 
-def _canonical_cell(cell: nbformat.NotebookNode, canon: nbformat.NotebookNode, result: Canonicalized) -> nbformat.NotebookNode:
+def _canonical_cell(
+    cell: nbformat.NotebookNode, canon: nbformat.NotebookNode, result: Canonicalized
+) -> nbformat.NotebookNode:
     if _is_answer(canon):
         fixed = _fresh(cell)
         fixed.cell_type = canon.cell_type

@@ -40,7 +40,6 @@ class OutputBudget:
     """Bytes of output allowed per cell and per notebook; charges never expire (a
     ``clear_output`` does not refund), so a clear-and-print loop is cut as well."""
 
-
     per_cell: int
     per_notebook: int
     _cells: dict[int, int] = field(default_factory=dict)

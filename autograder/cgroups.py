@@ -82,7 +82,7 @@ class TreeCgroup:
 
 
 def version() -> str:
-    """"v2", "v1" or "" — which cgroup layout this process (root) can create groups in."""
+    """ "v2", "v1" or "" — which cgroup layout this process (root) can create groups in."""
     if os.geteuid() != 0:
         return ""
     for kind, dirs in (("v2", [_v2_dir()] if _v2_dir() else None), ("v1", _v1_dirs())):

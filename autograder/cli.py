@@ -36,14 +36,20 @@ def _parser() -> argparse.ArgumentParser:
                             "(run folder: COURSE_DIR/.autograder unless --run-dir)")  # fmt: skip
 
     p = sub.add_parser("release", help="generate the student notebooks from the instructor sources")
-    p.add_argument("--solutions", type=Path, default=Path("solutions"), help="instructor notebooks (default: solutions/)")
-    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="where to write (default: notebooks/)")
+    p.add_argument(
+        "--solutions", type=Path, default=Path("solutions"), help="instructor notebooks (default: solutions/)"
+    )
+    p.add_argument(
+        "--notebooks", type=Path, default=Path("notebooks"), help="where to write (default: notebooks/)"
+    )
     p.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
 
     p = sub.add_parser("grade", help="grade a folder (one sub-folder per student) or a zip of submissions")
     p.add_argument("submissions", type=Path, nargs="?", help="(not with --course)")
     p.add_argument("--solutions", type=Path, default=Path("solutions"))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)"
+    )
     p.add_argument("--db", default=None, help="gradebook URL (default: SQLite in the run folder)")
     p.add_argument("--force", action="store_true", help="re-grade what is already graded")
     p.add_argument("--keep-demo-cells", action="store_true", help="also run the ungraded `demo` cells")
@@ -51,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--notebook-budget", type=float, default=300.0)
     p.add_argument("--support", type=Path, action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--student", action="append", default=[], help="regrade only this student (repeatable)")
-    p.add_argument("--assignment", action="append", default=[], help="regrade only this assignment (repeatable)")
+    p.add_argument(
+        "--assignment", action="append", default=[], help="regrade only this assignment (repeatable)"
+    )
     _cluster_arguments(p)
     run_dir(p)
     course(p)
@@ -63,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="gradebook CSV + HTML report with plots, and LMS imports")
     p.add_argument("--lms", choices=["canvas", "moodle"], help="also write the LMS's grade import")
-    p.add_argument("--roster", type=Path, help="canvas: its gradebook export to fill; moodle: a roster CSV (optional)")
+    p.add_argument(
+        "--roster", type=Path, help="canvas: its gradebook export to fill; moodle: a roster CSV (optional)"
+    )
     p.add_argument("--lms-out", type=Path, help="the LMS file to write (default: RUN_DIR/<lms>_import.csv)")
     p.add_argument("--match-on", default="SIS Login ID", help="canvas: the column holding our student ids")
     p.add_argument("--id-field", default="Email address", help="moodle: the identifier column")
@@ -72,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 
     from autograder import bundle
 
-    bundle.add_arguments(sub.add_parser("bundle", help="write the students' copy of the course (no answers, no grader)"))
+    bundle.add_arguments(
+        sub.add_parser("bundle", help="write the students' copy of the course (no answers, no grader)")
+    )
 
     p = sub.add_parser("status", help="what is graded, pending or failed")
     p.add_argument("submissions", type=Path, nargs="?")
@@ -85,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.add_argument("grade_id", help="e.g. test_sigmoid_hidden")
     p.add_argument("score", type=float)
-    p.add_argument("--notebook", default="", help="the notebook, when an assignment holds several (default: the assignment's name)")
+    p.add_argument(
+        "--notebook",
+        default="",
+        help="the notebook, when an assignment holds several (default: the assignment's name)",
+    )
     p.add_argument("--db", default=None, help="gradebook URL (default: the run folder's or the course's)")
     run_dir(p)
     course(p)
@@ -100,10 +116,16 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     """Grading on a dask cluster (``autograder.cluster``)."""
     group = p.add_argument_group("cluster (dask.distributed)")
     where = group.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS", help="send each submission to this dask scheduler (tls://host:8786)")
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="send each submission to this dask scheduler (tls://host:8786)"
+    )
     where.add_argument("--cluster", metavar="local:N", help="start a LocalCluster of N worker processes here")
-    group.add_argument("--insecure", action="store_true", help="allow plain tcp:// to a scheduler that is not loopback")
-    group.add_argument("--tls-ca", type=Path, help="CA certificate that signed the scheduler's and workers' certificates")
+    group.add_argument(
+        "--insecure", action="store_true", help="allow plain tcp:// to a scheduler that is not loopback"
+    )
+    group.add_argument(
+        "--tls-ca", type=Path, help="CA certificate that signed the scheduler's and workers' certificates"
+    )
     group.add_argument("--tls-cert", type=Path, help="this coordinator's certificate")
     group.add_argument("--tls-key", type=Path, help="this coordinator's private key")
 
@@ -124,14 +146,18 @@ def format_table(results: Sequence[object]) -> str:
             names = missing.pop(r.student, None)
             if names:
                 label = names[0] if len(names) == 1 else f"({len(names)} notebooks)"
-                rows.append((r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason))
+                rows.append(
+                    (r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason)
+                )
             continue
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
         rows.append((r.student, r.key, str(r.status), score, describe_submission(r, instructor=True)[:160]))
     # Names, file names and reasons come from submissions: shown, never obeyed by the terminal.
     rows = [tuple(terminal_text(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows
+    ]
     lines.insert(1, "-" * min(120, len(lines[0]) + 20))
     return "\n".join(lines)
 
@@ -139,14 +165,16 @@ def format_table(results: Sequence[object]) -> str:
 def _release(args: argparse.Namespace) -> int:
     from autograder.release import release_course
 
-    result = release_course(solutions_dir=args.solutions, notebooks_dir=args.notebooks, assignments=args.assignments or None)
+    result = release_course(
+        solutions_dir=args.solutions, notebooks_dir=args.notebooks, assignments=args.assignments or None
+    )
     for path in result.notebooks:
         print(f"{'written  ' if path in result.changed else 'unchanged'} {path}")
     return 0
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from autograder.api import GradeOptions, Limits, grade_class
+    from autograder.api import GradeOptions, Limits
 
     options = GradeOptions(
         workers=args.workers,
@@ -199,6 +227,7 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
     from autograder.api import grade_class
 
     if grade is None:
+
         def grade(**kw):
             return grade_class(submissions=submissions, run_dir=run_dir, solutions_dir=solutions, **kw)
 
@@ -209,7 +238,9 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
         bar.append(tqdm(total=n, unit="notebook", desc="grading", file=sys.stderr))
 
     def progress(result: object) -> None:
-        bar[0].set_postfix_str(terminal_text(f"{result.student}/{result.assignment}: {result.status}"), refresh=False)
+        bar[0].set_postfix_str(
+            terminal_text(f"{result.student}/{result.assignment}: {result.status}"), refresh=False
+        )
         bar[0].update(1)
 
     run = grade(options=options, progress=progress, on_start=on_start)
@@ -217,7 +248,9 @@ def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: obj
         bar[0].close()
     print(format_table(run.results))
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(run.counts().items()))
-    print(f"\n{len(run.results)} submissions ({counts}); {run.resumed} reused from an earlier run; {run.seconds:.1f} s")
+    print(
+        f"\n{len(run.results)} submissions ({counts}); {run.resumed} reused from an earlier run; {run.seconds:.1f} s"
+    )
     print(run.protections.summary)
     for host in run.hosts:
         print(terminal_text(host.line()))
@@ -247,7 +280,9 @@ def _export(args: argparse.Namespace) -> int:
     out = args.lms_out or run_dir / f"{args.lms}_import.csv"
     if args.lms == "canvas":
         if args.roster is None:
-            raise ValueError("export --lms canvas: --roster FILE (the gradebook exported from Canvas) is required")
+            raise ValueError(
+                "export --lms canvas: --roster FILE (the gradebook exported from Canvas) is required"
+            )
         written = lms.fill_canvas(args.roster, out, scores, match_on=args.match_on)
     else:
         written = lms.write_moodle(out, scores, roster=args.roster, id_field=args.id_field)
@@ -263,7 +298,9 @@ def _status(args: argparse.Namespace) -> int:
 
         report = course_status_in(course_dir=args.course, run_dir=_course_run_dir(args))
     else:
-        report = course_status(run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions)
+        report = course_status(
+            run_dir=args.run_dir, submissions=args.submissions, solutions_dir=args.solutions
+        )
     print(format_table(report.results))
     for student, assignment in report.pending:
         print(terminal_text(f"{student}  {assignment}  pending"))
@@ -279,7 +316,9 @@ def _override(args: argparse.Namespace) -> int:
         run_dir=run_dir, student=args.student, assignment=args.assignment, grade_id=args.grade_id, score=args.score,
         db_url=args.db, course=course, course_id=course_id, notebook=args.notebook,
     )  # fmt: skip
-    print(f"{args.student}/{args.assignment}/{args.grade_id}: manual score {result.manual_score:g} (auto {result.auto_score})")
+    print(
+        f"{args.student}/{args.assignment}/{args.grade_id}: manual score {result.manual_score:g} (auto {result.auto_score})"
+    )
     return 0
 
 

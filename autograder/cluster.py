@@ -99,7 +99,9 @@ def check_address(address: str, *, insecure: bool, tls: TlsFiles | None) -> None
                 raise ValueError(f"{name} {path}: no such file")
         return
     if scheme != "tcp":
-        raise ValueError(f"--scheduler {address}: scheme {scheme}:// is not supported (use tls://, or tcp:// on loopback)")
+        raise ValueError(
+            f"--scheduler {address}: scheme {scheme}:// is not supported (use tls://, or tcp:// on loopback)"
+        )
     if not _is_loopback(parts.hostname or "") and not insecure:
         raise ValueError(
             f"--scheduler {address}: plain TCP to a host that is not loopback would send the submissions "
@@ -108,17 +110,23 @@ def check_address(address: str, *, insecure: bool, tls: TlsFiles | None) -> None
         )
 
 
-def admit(report: HostReport | BaseException, worker: str, *, coordinator: str, resources: dict[str, Any]) -> HostReport:
+def admit(
+    report: HostReport | BaseException, worker: str, *, coordinator: str, resources: dict[str, Any]
+) -> HostReport:
     """Accept or refuse one worker (pure): its code must match ``coordinator``'s digest
     and it must offer at least one sandbox slot."""
     if isinstance(report, BaseException):
-        why = f"could not report its code ({type(report).__name__}: {report}); coordinator digest {coordinator}"
+        why = (
+            f"could not report its code ({type(report).__name__}: {report}); coordinator digest {coordinator}"
+        )
         return HostReport(worker, "?", "", None, refused=why)
     if report.code_digest != coordinator:
         why = f"its course_lib/autograder digest {report.code_digest} differs from the coordinator's {coordinator}"
         return replace(report, refused=why)
     if float(resources.get(SANDBOX, 0)) < 1:
-        return replace(report, refused=f"no {SANDBOX} resource (start it with `dask worker --resources {SANDBOX}=N`)")
+        return replace(
+            report, refused=f"no {SANDBOX} resource (start it with `dask worker --resources {SANDBOX}=N`)"
+        )
     return report
 
 
@@ -153,11 +161,18 @@ class DaskEngine:
         for address in new:
             if address not in reports:
                 continue  # it left before answering
-            host = admit(reports[address], address, coordinator=self.code, resources=workers[address].get("resources", {}))
+            host = admit(
+                reports[address],
+                address,
+                coordinator=self.code,
+                resources=workers[address].get("resources", {}),
+            )
             if host.refused:
                 log.warning("autograder: refusing %s", host.line())
                 with contextlib.suppress(Exception):  # it may be gone already
-                    self.client.sync(self.client.scheduler.set_resources, worker=address, resources={SANDBOX: 0})
+                    self.client.sync(
+                        self.client.scheduler.set_resources, worker=address, resources={SANDBOX: 0}
+                    )
             with self._lock:
                 self._hosts[address] = host
 
@@ -185,7 +200,9 @@ class DaskEngine:
                 local.append(job)
                 continue
             if job.key not in bundles:
-                one = replace(ctx, sources={job.key: ctx.sources[job.key]}, releases={job.key: ctx.releases[job.key]})
+                one = replace(
+                    ctx, sources={job.key: ctx.sources[job.key]}, releases={job.key: ctx.releases[job.key]}
+                )
                 bundles[job.key] = bundle_course(one)
             future = self.client.submit(
                 run_task, task, bundles[job.key], key=f"grade-{run}-{i}-{task.digest[:12]}",
@@ -219,8 +236,14 @@ def open_engine(spec: ClusterSpec) -> Iterator[DaskEngine]:
             with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
                 cluster = stack.enter_context(
                     LocalCluster(
-                        n_workers=spec.local_workers, threads_per_worker=1, processes=True, resources={SANDBOX: 1},
-                        host="127.0.0.1", dashboard_address=":0", memory_limit=0, silence_logs=logging.ERROR,  # dashboard on loopback, any port
+                        n_workers=spec.local_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        resources={SANDBOX: 1},
+                        host="127.0.0.1",
+                        dashboard_address=":0",
+                        memory_limit=0,
+                        silence_logs=logging.ERROR,  # dashboard on loopback, any port
                     )  # fmt: skip
                 )
             client = stack.enter_context(Client(cluster))
@@ -243,7 +266,9 @@ def open_engine(spec: ClusterSpec) -> Iterator[DaskEngine]:
         try:
             client.wait_for_workers(1, timeout=120)
         except TimeoutError:
-            raise RuntimeError(f"cluster: no worker joined the scheduler at {client.scheduler.address} within 120 s") from None
+            raise RuntimeError(
+                f"cluster: no worker joined the scheduler at {client.scheduler.address} within 120 s"
+            ) from None
         engine = DaskEngine(client)
         stack.callback(engine.close)
         yield engine

@@ -100,7 +100,9 @@ def assignment_stems(solutions_dir: Path) -> dict[str, Path]:
 
 
 def source_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes() + (CONFIG_DIR / "nbgrader_config.py").read_bytes()).hexdigest()
+    return hashlib.sha256(
+        Path(path).read_bytes() + (CONFIG_DIR / "nbgrader_config.py").read_bytes()
+    ).hexdigest()
 
 
 def nbgrader_env() -> dict[str, str]:

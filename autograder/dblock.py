@@ -20,7 +20,9 @@ __all__ = ["ADVISORY_KEY", "database_lock", "is_postgres"]
 
 # One fixed key for "the autograder writes this gradebook": a 64-bit signed number
 # derived from a name, so it cannot collide with small keys another tool might pick.
-ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"dl-course autograder gradebook").digest()[:8], "big", signed=True)
+ADVISORY_KEY = int.from_bytes(
+    hashlib.sha256(b"dl-course autograder gradebook").digest()[:8], "big", signed=True
+)
 
 
 def is_postgres(db_url: str) -> bool:

@@ -14,8 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
-
-from autograder.api import GradeOptions, export_grades, grade_class, write_feedback
+from autograder.api import GradeOptions, export_grades, write_feedback
 from autograder.course import CourseDir, assignment_stems, read_notebook
 from autograder.release import release_course
 from autograder.sample import EXPECTED, write_sample_class
@@ -63,7 +62,9 @@ def build_sample_zip(*, solutions_dir: Path, run_dir: Path) -> Path:
     return archive
 
 
-def run_demo(*, run_dir: Path, workers: int, solutions_dir: Path | None = None, notebooks_dir: Path | None = None) -> int:
+def run_demo(
+    *, run_dir: Path, workers: int, solutions_dir: Path | None = None, notebooks_dir: Path | None = None
+) -> int:
     from autograder.cli import _run_grading
 
     start = time.monotonic()
@@ -72,7 +73,9 @@ def run_demo(*, run_dir: Path, workers: int, solutions_dir: Path | None = None, 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     released = release_course(solutions_dir=solutions_dir, notebooks_dir=notebooks_dir)
-    print(f"released {len(released.notebooks)} notebooks into {notebooks_dir} ({len(released.changed)} changed)")
+    print(
+        f"released {len(released.notebooks)} notebooks into {notebooks_dir} ({len(released.changed)} changed)"
+    )
     archive = build_sample_zip(solutions_dir=solutions_dir, run_dir=run_dir)
     print(f"sample class: {archive}")
     options = GradeOptions(workers=workers, limits=Limits(cell_timeout=20, notebook_budget=90), force=True)

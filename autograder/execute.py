@@ -60,7 +60,9 @@ class ExecutionResult:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (``_stages``), for profiling
 
 
-def prepare_scratch(scratch: Path, *, support: list[Path], protections: Protections, beside: Path | None = None) -> None:
+def prepare_scratch(
+    scratch: Path, *, support: list[Path], protections: Protections, beside: Path | None = None
+) -> None:
     """Fresh scratch directory with the layout above; ``beside`` a folder made by
     ``autograder.beside.prepare_beside`` (None: nothing was handed in beside the notebook)."""
     remove_tree(scratch)
@@ -177,7 +179,9 @@ class _ForkedKernel:
         self.pid, self.returncode, self._go = pid, None, go_w
 
     @staticmethod
-    def _child(go_r: int, go_w: int, work: Path, limits: Limits, protections: Protections, uid: int | None) -> None:
+    def _child(
+        go_r: int, go_w: int, work: Path, limits: Limits, protections: Protections, uid: int | None
+    ) -> None:
         from autograder import kernel_launcher
         from autograder.template import set_cmdline, site_paths
 
@@ -202,7 +206,9 @@ class _ForkedKernel:
                 set_cmdline([sys.executable, "-m", "ipykernel_launcher", "-f", str(work / ".kernel.json")])
             except (OSError, ValueError, IndexError):
                 pass
-            connection, env = kernel_launcher.prepare(Path(request["connection"]), work, limits, protections, uid)
+            connection, env = kernel_launcher.prepare(
+                Path(request["connection"]), work, limits, protections, uid
+            )
         except BaseException as exc:
             os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
             os._exit(70)
@@ -250,7 +256,9 @@ class _ForkedKernel:
         self.send_signal(signal.SIGTERM)
 
 
-def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: int | None, forked: _ForkedKernel | None = None):
+def _client_classes(
+    limits: Limits, protections: Protections, jail: Path, uid: int | None, forked: _ForkedKernel | None = None
+):
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbformat.v4 import new_output
@@ -298,7 +306,12 @@ def _client_classes(limits: Limits, protections: Protections, jail: Path, uid: i
                 content = msg["content"]
                 ename, evalue = str(content.get("ename", "Error"))[:100], str(content.get("evalue", ""))[:500]
                 cell.outputs.append(
-                    new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}", "[traceback cut]"])
+                    new_output(
+                        "error",
+                        ename=ename,
+                        evalue=evalue,
+                        traceback=[f"{ename}: {evalue}", "[traceback cut]"],
+                    )
                 )
             return None
 
@@ -320,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     jail = enter_jail(args.scratch, args.hide, limits=limits) if protections.namespaces else args.scratch
     private = jail / "private"
     fill_work(jail / "beside", jail / "work", sandbox_uid(protections))
-    status: dict[str, object] = {"completed": False, "timed_out": False, "kernel_died": False, "stopped_at": None}
+    status: dict[str, object] = {
+        "completed": False,
+        "timed_out": False,
+        "kernel_died": False,
+        "stopped_at": None,
+    }
     marks: dict[str, float] = {"main": started, "jail": time.monotonic()}
     status["marks"] = marks
 
@@ -396,8 +414,12 @@ def main(argv: list[str] | None = None) -> int:
                     status.update(kernel_died=True, stopped_at=index)
                     break
                 except Exception as exc:  # e.g. a message with a bad signature from a mangled kernel
-                    why = f"autograder: the kernel broke the protocol ({type(exc).__name__}: {str(exc)[:100]})"
-                    cell.outputs.append(new_output("error", ename="KernelProtocolError", evalue=why, traceback=[why]))
+                    why = (
+                        f"autograder: the kernel broke the protocol ({type(exc).__name__}: {str(exc)[:100]})"
+                    )
+                    cell.outputs.append(
+                        new_output("error", ename="KernelProtocolError", evalue=why, traceback=[why])
+                    )
                     status.update(kernel_died=True, stopped_at=index)
                     break
                 save(nb)

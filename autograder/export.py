@@ -18,7 +18,6 @@ score and its status — never a 0 that looks earned.
 from __future__ import annotations
 
 import csv
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from autograder.course import CourseDir
 from autograder.gradebook import Ledger
 from autograder.nbcourse import column_keys
 from autograder.pipeline import ExerciseScore, SubmissionResult
-from autograder.results import Outcome, Status
 from autograder.report import write_report
+from autograder.results import Outcome, Status
 from autograder.safe_output import csv_row
 
 __all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
@@ -41,7 +40,11 @@ def _outcome(e: ExerciseScore) -> str:
 
 def review_notes(r: SubmissionResult) -> list[str]:
     """Instructor only: answers that reproduce the library's reference (never a flag)."""
-    return [f"{e.name}: review: answer matches the library's reference ({e.review})" for e in r.exercises if e.review]
+    return [
+        f"{e.name}: review: answer matches the library's reference ({e.review})"
+        for e in r.exercises
+        if e.review
+    ]
 
 
 def describe_submission(r: SubmissionResult, *, instructor: bool = False) -> str:
@@ -90,7 +93,11 @@ def _exercise_of(grade_id: str) -> str:
 
 
 def export_grades(
-    *, run_dir: Path, protections_summary: str = "", course: CourseDir | None = None, course_id: str = "default_course"
+    *,
+    run_dir: Path,
+    protections_summary: str = "",
+    course: CourseDir | None = None,
+    course_id: str = "default_course",
 ) -> ExportResult:
     """Write the CSVs and the report of ``run_dir``; scores from ``course``'s gradebook
     (default: the run folder's own course, ``<run_dir>/course``)."""
@@ -135,7 +142,25 @@ def export_grades(
             grades = scores.get((r.student, r.key), {})
             why = describe_submission(r)
             if not r.exercises:
-                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, "", "", r.max_score, "", "", "", "", ""]))
+                w.writerow(
+                    csv_row(
+                        [
+                            r.student,
+                            r.display or r.student,
+                            r.key,
+                            r.status,
+                            why,
+                            "",
+                            "",
+                            r.max_score,
+                            "",
+                            "",
+                            "",
+                            "",
+                            "",
+                        ]
+                    )
+                )
             for e in r.exercises:
                 manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
                 evidence = "; ".join(str(x) for x in e.evidence)

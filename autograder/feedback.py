@@ -32,7 +32,13 @@ from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger
 from autograder.mathrender import MATH_CSS, MathSlots, page_text
-from autograder.page_limits import MARKDOWN_CSS, MAX_TEXT_SHOWN, RENDER_SECONDS, cap_markdown, run_with_time_limit
+from autograder.page_limits import (
+    MARKDOWN_CSS,
+    MAX_TEXT_SHOWN,
+    RENDER_SECONDS,
+    cap_markdown,
+    run_with_time_limit,
+)
 from autograder.pipeline import HIDDEN_PLACEHOLDER
 from autograder.safe_output import html_text, sanitize_html
 
@@ -77,7 +83,9 @@ def _convert(nb: nbformat.NotebookNode) -> str:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            for mime in [m for m in data if "javascript" in m or m.startswith("application/vnd.jupyter.widget")]:
+            for mime in [
+                m for m in data if "javascript" in m or m.startswith("application/vnd.jupyter.widget")
+            ]:
                 del data[mime]
     body, _ = _exporter().from_notebook_node(nb)
     return sanitize_html(body)
@@ -137,7 +145,10 @@ def _as_text(sources: list[str], seconds: float | None) -> str:
             shown.append("<p><em>(the rest of the notebook is not shown)</em></p>")
             break
     why = "could not be shown" if seconds is None else f"took longer than {seconds:g} s to show"
-    return f"<p><em>This notebook {why}; its cells follow as text. Its scores above stand.</em></p>" + "".join(shown)
+    return (
+        f"<p><em>This notebook {why}; its cells follow as text. Its scores above stand.</em></p>"
+        + "".join(shown)
+    )
 
 
 def _render_safely(nb: nbformat.NotebookNode, *, seconds: float = RENDER_SECONDS) -> str:
@@ -157,16 +168,25 @@ def _render_safely(nb: nbformat.NotebookNode, *, seconds: float = RENDER_SECONDS
     return overflow.fill(slots.fill(child.text))
 
 
-_STYLE = """<style>
+_STYLE = (
+    """<style>
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}
 .flagged{color:#a00}.graded{color:#060}.nb{border-top:2px solid #888;margin-top:2rem}
 pre{white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%}
-.nb table{display:block;overflow-x:auto}""" + MATH_CSS + MARKDOWN_CSS + "</style>"
+.nb table{display:block;overflow-x:auto}"""
+    + MATH_CSS
+    + MARKDOWN_CSS
+    + "</style>"
+)
 
 
 def write_feedback(
-    *, run_dir: Path, show_hidden: bool = False, students: list[str] | None = None, course: CourseDir | None = None
+    *,
+    run_dir: Path,
+    show_hidden: bool = False,
+    students: list[str] | None = None,
+    course: CourseDir | None = None,
 ) -> FeedbackResult:
     """One page per student under ``<run_dir>/feedback``; graded notebooks from ``course``
     (default: the run folder's own course, ``<run_dir>/course``)."""
@@ -180,22 +200,35 @@ def write_feedback(
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = []
     for student, records in sorted(by_student.items()):
-        parts = [f"<!doctype html><meta charset=utf-8><title>Feedback: {html_text(student)}</title>{_STYLE}",
-                 f"<h1>Feedback for {html_text(student)}</h1>"]
+        parts = [
+            f"<!doctype html><meta charset=utf-8><title>Feedback: {html_text(student)}</title>{_STYLE}",
+            f"<h1>Feedback for {html_text(student)}</h1>",
+        ]
         rows = []
         for r in records:
             score = "—" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             status = str(r.status)
-            rows.append(f"<tr><td>{html_text(r.key)}</td><td class='{status.split()[0]}'>{html_text(status)}</td>"
-                        f"<td>{score}</td><td>{html_text(describe_submission(r))}</td></tr>")
-        parts.append("<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>" + "".join(rows) + "</table>")
+            rows.append(
+                f"<tr><td>{html_text(r.key)}</td><td class='{status.split()[0]}'>{html_text(status)}</td>"
+                f"<td>{score}</td><td>{html_text(describe_submission(r))}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>notebook</th><th>status</th><th>score</th><th>why</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
         for r in records:
             parts.append(f"<div class=nb><h2>{html_text(r.key)}</h2>")
             if r.exercises:
-                parts.append("<table><tr><th>exercise</th><th>score</th><th>outcome</th><th>note</th></tr>" + "".join(
-                    f"<tr><td>{html_text(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
-                    f"<td>{html_text('—' if e.outcome is None else str(e.outcome))}</td><td>{html_text(e.note)}</td></tr>"
-                    for e in r.exercises) + "</table>")
+                parts.append(
+                    "<table><tr><th>exercise</th><th>score</th><th>outcome</th><th>note</th></tr>"
+                    + "".join(
+                        f"<tr><td>{html_text(e.name)}</td><td>{e.score:g} / {e.max_score:g}</td>"
+                        f"<td>{html_text('—' if e.outcome is None else str(e.outcome))}</td><td>{html_text(e.note)}</td></tr>"
+                        for e in r.exercises
+                    )
+                    + "</table>"
+                )
             for note in r.notes:
                 parts.append(f"<p><em>{html_text(note.splitlines()[0] if note else '')}</em></p>")
             graded = course.autograded(student, r.assignment, r.notebook_name)
@@ -203,8 +236,14 @@ def write_feedback(
                 nb = nbformat.read(str(graded), as_version=4)
                 if show_hidden:
                     source = course.source(r.assignment, r.notebook_name)
-                    nb = show_hidden_tests(nb, nbformat.read(str(source), as_version=4)) if source.exists() else nb
-                parts.append(_render_safely(nb if show_hidden else hide_hidden_tests(nb), seconds=RENDER_SECONDS))
+                    nb = (
+                        show_hidden_tests(nb, nbformat.read(str(source), as_version=4))
+                        if source.exists()
+                        else nb
+                    )
+                parts.append(
+                    _render_safely(nb if show_hidden else hide_hidden_tests(nb), seconds=RENDER_SECONDS)
+                )
             parts.append("</div>")
         page = out_dir / f"{student}.html"
         page.write_text("\n".join(parts), encoding="utf-8", errors="replace")

@@ -175,14 +175,22 @@ def merge_result(
         Ledger(run_dir).write(result)
 
 
-def _save_autogrades(result: SubmissionResult, course: CourseDir, *, course_id: str, timestamp: datetime | None) -> None:
+def _save_autogrades(
+    result: SubmissionResult, course: CourseDir, *, course_id: str, timestamp: datetime | None
+) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import SaveAutoGrades
 
     nb: Any = result.notebook
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter
     with Gradebook(course.db_url, course_id) as gb:
-        ensure_submission(gb, student=result.student, assignment=result.assignment, display=result.display, timestamp=timestamp)
+        ensure_submission(
+            gb,
+            student=result.student,
+            assignment=result.assignment,
+            display=result.display,
+            timestamp=timestamp,
+        )
     resources = {
         "nbgrader": {
             "notebook": result.notebook_id,

@@ -184,7 +184,9 @@ _MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_
 _CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<id>\d+)_(?P<sub>\d+)_(?P<rest>.+)$")
 # The first "_<user>_attempt_<date>" names the student (the assignment name is
 # Blackboard's); what follows is the student's own file name and may contain anything.
-_BLACKBOARD = re.compile(r"^(?P<assign>.+?)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$")
+_BLACKBOARD = re.compile(
+    r"^(?P<assign>.+?)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$"
+)
 _GRADESCOPE = re.compile(r"^submission_(?P<id>\d+)$")
 
 
@@ -250,7 +252,9 @@ def _slug(text: str) -> str:
 
 def _short_hash(text: str) -> str:
     # NFC first: one name in composed or decomposed form (macOS zips) hashes alike
-    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")).hexdigest()[
+        :8
+    ]
 
 
 def safe_key(identity: Identity) -> str:
@@ -327,7 +331,9 @@ def _entry_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
-def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: list[int], limits: IntakeLimits) -> None:
+def _extract_one(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: list[int], limits: IntakeLimits
+) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -343,7 +349,9 @@ def _extract_one(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, 
                     raise SubmissionError(f"refused: expands beyond {limits.max_entry_bytes} bytes")
                 if written > budget[0]:
                     budget[0] = -1
-                    raise SubmissionError(f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all")
+                    raise SubmissionError(
+                        f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all"
+                    )
                 out.write(chunk)
         budget[0] -= written
     except BaseException:
@@ -377,7 +385,9 @@ def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[
     """Unpack into a fresh folder that then replaces ``unpack_dir``; {entry parts: why refused}."""
     declared = _declared_entries(archive_path)
     if declared is not None and declared > 10 * limits.max_entries:  # its directory alone would fill memory
-        raise ValueError(f"{archive_path.name}: declares {declared} entries; the limit is {limits.max_entries}")
+        raise ValueError(
+            f"{archive_path.name}: declares {declared} entries; the limit is {limits.max_entries}"
+        )
     try:
         archive = zipfile.ZipFile(archive_path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
@@ -418,7 +428,9 @@ def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) ->
                 if count >= limits.max_entries:
                     raise SubmissionError(f"refused: the zip has more than {limits.max_entries} entries")
                 if budget[0] < 0:
-                    raise SubmissionError(f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all")
+                    raise SubmissionError(
+                        f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all"
+                    )
                 kind = stat.S_IFMT(info.external_attr >> 16)
                 if info.is_dir():
                     fresh.joinpath(*parts).mkdir(parents=True, exist_ok=True)
@@ -486,7 +498,9 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
                 if entry.name in _SKIP_DIRS:
                     continue
                 if depth + 1 > MAX_WALK_DEPTH:
-                    handed.problems.append((rel, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read"))
+                    handed.problems.append(
+                        (rel, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read")
+                    )
                 else:
                     folders.append(path)
                 continue
@@ -499,7 +513,9 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
             if not stat.S_ISREG(mode):
                 handed.problems.append((rel, f"not a regular file ({_kind(mode)}): not read"))
             elif info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
-                handed.problems.append((rel, "not a regular file of its own (it has other hard links): not read"))
+                handed.problems.append(
+                    (rel, "not a regular file of its own (it has other hard links): not read")
+                )
             elif entry.name.endswith(".ipynb"):
                 hidden = any(p.startswith(".") for p in path.relative_to(folder).parts)
                 if not hidden:  # "._x.ipynb" resource forks and hidden copies are not hand-ins
@@ -538,10 +554,17 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
     # even when it is the only one and keeps its notebook in a sub-folder.
     lms_folder = wrapper is not None and bool((found := identify(wrapper.name, folder=True)) and found[0].lms)
     if (
-        wrapper is not None and not lms_folder and not wrapper.is_symlink() and wrapper.is_dir()
+        wrapper is not None
+        and not lms_folder
+        and not wrapper.is_symlink()
+        and wrapper.is_dir()
         and not any(wrapper.glob("*.ipynb"))
     ):
-        inner = {parts[1:]: why for parts, why in zip_problems.items() if parts[:1] == (wrapper.name,) and parts[1:]}
+        inner = {
+            parts[1:]: why
+            for parts, why in zip_problems.items()
+            if parts[:1] == (wrapper.name,) and parts[1:]
+        }
         for parts, why in zip_problems.items():
             if parts[1:] not in inner:
                 log.warning("intake: zip entry %s belongs to no student: %s", "/".join(parts), why)
@@ -573,7 +596,9 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
         elif not stat.S_ISREG(mode):
             handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
         elif info.st_nlink > 1:
-            handed.problems.append((entry.name, "not a regular file of its own (it has other hard links): not read"))
+            handed.problems.append(
+                (entry.name, "not a regular file of its own (it has other hard links): not read")
+            )
         elif entry.name.endswith(".ipynb"):
             handed.notebooks.append(entry)
         else:
@@ -592,7 +617,9 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
     return dict(students.values())
 
 
-def _add_batches(root: Path, students: dict[Identity, _Handed], batches_root: Path, limits: IntakeLimits) -> None:
+def _add_batches(
+    root: Path, students: dict[Identity, _Handed], batches_root: Path, limits: IntakeLimits
+) -> None:
     """A zip at the top of a submissions folder that belongs to no student is another LMS
     download (a late batch, say): its students are graded with the others, never dropped."""
     for entry in sorted(root.iterdir()):
@@ -601,13 +628,23 @@ def _add_batches(root: Path, students: dict[Identity, _Handed], batches_root: Pa
         try:
             if not stat.S_ISREG(entry.lstat().st_mode):
                 continue
-            target = batches_root / hashlib.sha256(entry.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            target = (
+                batches_root / hashlib.sha256(entry.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            )
             problems = _unpack(entry, target, limits)
             batch = _handed_in(target, problems)
         except Exception as exc:  # an unreadable batch is said, and costs nobody else
-            log.warning("intake: %s at the top of the submissions could not be unpacked (%s)", entry.name, type(exc).__name__)
+            log.warning(
+                "intake: %s at the top of the submissions could not be unpacked (%s)",
+                entry.name,
+                type(exc).__name__,
+            )
             continue
-        log.warning("intake: %s at the top of the submissions holds %d students; graded with the others", entry.name, len(batch))
+        log.warning(
+            "intake: %s at the top of the submissions holds %d students; graded with the others",
+            entry.name,
+            len(batch),
+        )
         for ident, handed in batch.items():
             if ident in students:  # the same student in both: everything is considered
                 students[ident].notebooks.extend(handed.notebooks)
@@ -617,7 +654,9 @@ def _add_batches(root: Path, students: dict[Identity, _Handed], batches_root: Pa
                 students[ident] = handed
 
 
-def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = IntakeLimits()) -> list[Job]:
+def collect(
+    submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = IntakeLimits()
+) -> list[Job]:
     """Every (student, assignment) pair, with the notebook to grade or a status.
 
     The submissions root may itself be (or sit behind) a link, the instructor's choice;
@@ -650,7 +689,10 @@ def collect(submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: 
             jobs.extend(_match_student(key, ident.display, handed, manifest, root))
         except Exception as exc:  # a grader bug on one student must not cost the others
             why = f"intake error ({type(exc).__name__})"
-            jobs.extend(Job(key, stem, None, Status.UNREADABLE, [why], ident.display) for stem in sorted(manifest.grade_ids))
+            jobs.extend(
+                Job(key, stem, None, Status.UNREADABLE, [why], ident.display)
+                for stem in sorted(manifest.grade_ids)
+            )
     return jobs
 
 
@@ -669,7 +711,9 @@ class Manifest:
         ids = {}
         for stem, nb in notebooks.items():
             ids[stem] = frozenset(
-                c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "grade_id" in c.metadata.get("nbgrader", {})
+                c.metadata["nbgrader"]["grade_id"]
+                for c in nb.cells
+                if "grade_id" in c.metadata.get("nbgrader", {})
             )
         return cls(grade_ids=ids)
 
@@ -743,7 +787,6 @@ class Job(NotebookItem):
     provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
 
-
 def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
     """(file, path relative to ``notebook``) for the files handed in next to it or below it."""
     here, out = notebook.parent, []
@@ -789,7 +832,11 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
             continue
         candidates.setdefault(stem, []).append((rank, path, path.name, how))
     for shown, why in handed.problems:
-        stem = manifest.match_name(lms_file_name(PurePosixPath(shown).name)) if shown.endswith(".ipynb") else None
+        stem = (
+            manifest.match_name(lms_file_name(PurePosixPath(shown).name))
+            if shown.endswith(".ipynb")
+            else None
+        )
         if stem is None:
             notes.append(f"{shown}: {why}")
         else:
@@ -799,13 +846,43 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
     for stem in sorted(manifest.grade_ids):
         found = sorted(candidates.get(stem, []), key=lambda c: (c[0], c[2]))
         if not found:
-            jobs.append(Job(student, stem, None, Status.MISSING, [f"no notebook for {stem}", *notes], display, beside, folder))
+            jobs.append(
+                Job(
+                    student,
+                    stem,
+                    None,
+                    Status.MISSING,
+                    [f"no notebook for {stem}", *notes],
+                    display,
+                    beside,
+                    folder,
+                )
+            )
             continue
         rank, path, shown, how = found[0]
         if path is None:
-            jobs.append(Job(student, stem, None, Status.UNREADABLE, [f"{shown}: {how}", *notes], display, beside, folder))
+            jobs.append(
+                Job(
+                    student,
+                    stem,
+                    None,
+                    Status.UNREADABLE,
+                    [f"{shown}: {how}", *notes],
+                    display,
+                    beside,
+                    folder,
+                )
+            )
             continue
-        job = Job(student, stem, path, display=display, beside=beside, folder=folder, alongside=_alongside(path, handed))
+        job = Job(
+            student,
+            stem,
+            path,
+            display=display,
+            beside=beside,
+            folder=folder,
+            alongside=_alongside(path, handed),
+        )
         if rank > 0:
             job.notes.append(f"matched {path.name} {how}")
         for _, other, other_name, why in found[1:]:

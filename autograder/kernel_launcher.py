@@ -25,7 +25,9 @@ from autograder.sandbox import Limits, Protections, drop_privileges, jail_env, s
 __all__ = ["main", "prepare", "run_in_process"]
 
 
-def prepare(connection_file: Path, work: Path, limits: Limits, protections: Protections, uid: int | None) -> tuple[Path, dict[str, str]]:
+def prepare(
+    connection_file: Path, work: Path, limits: Limits, protections: Protections, uid: int | None
+) -> tuple[Path, dict[str, str]]:
     """Everything before the kernel itself, as root: returns the kernel's connection
     file and environment, with privileges dropped for good."""
     connection = work / ".kernel.json"

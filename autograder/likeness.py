@@ -40,7 +40,11 @@ class _Normalize(ast.NodeTransformer):
 
 def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
     first = body[0] if body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
         return body[1:] or [ast.Pass()]
     return body
 
@@ -60,7 +64,11 @@ def _normalized(source: str, name: str) -> str | None:
     except (SyntaxError, ValueError):
         return None
     func = next(
-        (n for n in reversed(tree.body) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name),
+        (
+            n
+            for n in reversed(tree.body)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+        ),
         None,
     )
     if func is None:

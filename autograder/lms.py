@@ -74,8 +74,15 @@ class LmsResult:
 def _format_score(student: str, assignment: str, value: float | None) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"score of {student!r} for {assignment!r} must be a finite number >= 0 or None, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"score of {student!r} for {assignment!r} must be a finite number >= 0 or None, got {value!r}"
+        )
     text = repr(float(value))  # the shortest text that reads back as the same float
     return text.removesuffix(".0")
 
@@ -87,14 +94,18 @@ def _read_csv(path: Path, what: str) -> tuple[list[list[str]], str, bool]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{what} {path} is not UTF-8 text (byte {err.start}); export it again as CSV") from None
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text (byte {err.start}); export it again as CSV"
+        ) from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         raise ValueError(f"{what} {path} is empty")
     return rows, ("\r\n" if "\r\n" in text else "\n"), bom
 
 
-def _write_csv(out: Path, rows: Sequence[Sequence[str]], *, lineterminator: str = "\r\n", bom: bool = False) -> None:
+def _write_csv(
+    out: Path, rows: Sequence[Sequence[str]], *, lineterminator: str = "\r\n", bom: bool = False
+) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO(newline="")
@@ -146,7 +157,9 @@ def fill_canvas(
         found = by_name.get(_key(assignment), [])
         if len(found) > 1:
             titles = [header[i] for i in found]
-            raise ValueError(f"fill_canvas: assignment {assignment!r} matches several Canvas columns {titles}")
+            raise ValueError(
+                f"fill_canvas: assignment {assignment!r} matches several Canvas columns {titles}"
+            )
         if found:
             columns[assignment] = found[0]
         else:
@@ -167,7 +180,9 @@ def fill_canvas(
             continue
         student = row[id_col].strip()
         if student in seen:
-            raise ValueError(f"fill_canvas: {match_on} {student!r} is on rows {seen[student]} and {number} of {what}")
+            raise ValueError(
+                f"fill_canvas: {match_on} {student!r} is on rows {seen[student]} and {number} of {what}"
+            )
         seen[student] = number
         if student not in scores:
             no_scores.append(student)
@@ -257,7 +272,9 @@ def scores_from_run(
     needed = ("ledger",) if course is not None else ("ledger", "course")
     missing = [name for name in needed if not (run_dir / name).is_dir()]
     if missing:
-        raise ValueError(f"scores_from_run: {run_dir} is not a grading run (no {' or '.join(missing)}/ folder)")
+        raise ValueError(
+            f"scores_from_run: {run_dir} is not a grading run (no {' or '.join(missing)}/ folder)"
+        )
     records = Ledger(run_dir).all()
     grades = gradebook_scores(course or CourseDir.at(run_dir / "course"), records, course_id=course_id)
     out: dict[str, dict[str, float | None]] = {}
@@ -279,7 +296,9 @@ def describe(result: LmsResult) -> str:
         shown = ", ".join(terminal_text(x) for x in items[:10])
         return shown + (f" and {len(items) - 10} more" if len(items) > 10 else "")
 
-    lines = [f"wrote {result.out}: {len(result.students_written)} students, assignments {names(result.assignments)}"]
+    lines = [
+        f"wrote {result.out}: {len(result.students_written)} students, assignments {names(result.assignments)}"
+    ]
     if result.unmatched_assignments:
         lines.append(f"no column for (not written): {names(result.unmatched_assignments)}")
     if result.not_in_roster:
@@ -295,11 +314,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m autograder lms`` (also ``python -m autograder.lms``)."""
     parser.add_argument("target", choices=["canvas", "moodle"], help="which LMS to write for")
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
-    parser.add_argument("--run-dir", type=Path, default=Path("course_run"), help="run folder (default: course_run/)")
+    parser.add_argument(
+        "--run-dir", type=Path, default=Path("course_run"), help="run folder (default: course_run/)"
+    )
     parser.add_argument("--canvas-export", type=Path, help="canvas: the gradebook CSV exported from Canvas")
     parser.add_argument("--match-on", default="SIS Login ID", help="canvas: column holding our student ids")
-    parser.add_argument("--roster", type=Path, help="moodle: a CSV with the identifier column; only its students are written")
-    parser.add_argument("--id-field", default="Email address", help="moodle: the identifier column (default: Email address)")
+    parser.add_argument(
+        "--roster", type=Path, help="moodle: a CSV with the identifier column; only its students are written"
+    )
+    parser.add_argument(
+        "--id-field", default="Email address", help="moodle: the identifier column (default: Email address)"
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -308,7 +333,9 @@ def run_cli(args: argparse.Namespace) -> int:
         scores = scores_from_run(args.run_dir)
         if args.target == "canvas":
             if args.canvas_export is None:
-                raise ValueError("lms canvas: --canvas-export FILE (the gradebook exported from Canvas) is required")
+                raise ValueError(
+                    "lms canvas: --canvas-export FILE (the gradebook exported from Canvas) is required"
+                )
             result = fill_canvas(args.canvas_export, args.out, scores, match_on=args.match_on)
         else:
             result = write_moodle(args.out, scores, roster=args.roster, id_field=args.id_field)

@@ -50,7 +50,9 @@ __all__ = [
 
 FONT_PX = 18  # Computer Modern at the body text's 16 px looks a size smaller than the sans-serif around it
 MAX_FORMULA_CHARS = 2000  # a longer "formula" is shown as source (mathtext's parser is slow on huge input)
-MAX_MATH_CHARS = 50_000  # TeX rendered per notebook (a course notebook holds under 2000): up to ~1 ms a character
+MAX_MATH_CHARS = (
+    50_000  # TeX rendered per notebook (a course notebook holds under 2000): up to ~1 ms a character
+)
 MAX_DEPTH_CLASS = 60  # descents are classes .md0 .. .md60 (px below the baseline)
 # Each mathtext render builds a parser and converts glyphs to paths (~10 ms): the work a
 # formula or a notebook may ask for is counted in renders, not only in TeX characters.
@@ -248,7 +250,11 @@ class _OutOfRenders(Exception):
 def _check_size(width: float, height: float, depth: float) -> None:
     if not all(math.isfinite(v) for v in (width, height, depth)):
         raise _TooLarge(f"box {width} x {height} px")
-    if abs(width) > MAX_IMAGE_WIDTH_PX or abs(height) > MAX_IMAGE_HEIGHT_PX or abs(depth) > MAX_IMAGE_HEIGHT_PX:
+    if (
+        abs(width) > MAX_IMAGE_WIDTH_PX
+        or abs(height) > MAX_IMAGE_HEIGHT_PX
+        or abs(depth) > MAX_IMAGE_HEIGHT_PX
+    ):
         raise _TooLarge(f"box {width:.0f} x {height:.0f} px")
 
 
@@ -264,7 +270,11 @@ class MathBudget:
     @classmethod
     def per_notebook(cls) -> MathBudget:
         """The budget of one notebook, its clock started now."""
-        return cls(renders=MAX_MATH_RENDERS, html_chars=MAX_MATH_HTML_CHARS, deadline=time.monotonic() + MAX_MATH_SECONDS)
+        return cls(
+            renders=MAX_MATH_RENDERS,
+            html_chars=MAX_MATH_HTML_CHARS,
+            deadline=time.monotonic() + MAX_MATH_SECONDS,
+        )
 
     def spend_render(self) -> None:
         if self.renders <= 0 or time.monotonic() > self.deadline:
@@ -327,7 +337,6 @@ def _svg_path(mathtext: str) -> _Glyphs:
     return _Glyphs(svg, width * px, height * px, depth * px)
 
 
-
 def _image(tex: str, budget: MathBudget) -> RenderedMath:
     if not tex.strip():
         return RenderedMath("", True)
@@ -379,8 +388,6 @@ def _split_top(tex: str, sep: str) -> list[str]:
     return out
 
 
-
-
 def _environment(name: str, body: str, budget: MathBudget) -> RenderedMath | None:
     """An environment's cells laid out as a grid, or None when it has over MAX_ENV_CELLS cells."""
     if name == "array":
@@ -398,7 +405,9 @@ def _environment(name: str, body: str, budget: MathBudget) -> RenderedMath | Non
             cells.append(f"<span class='math-cell{side}'>{rendered.html}</span>")
         out.append("<span class=math-row>" + "".join(cells) + "</span>")
     kind = "aligned" if name.startswith("align") else name
-    return RenderedMath(f"<span class='math-env math-{kind}'><span class=math-grid>{''.join(out)}</span></span>", ok)
+    return RenderedMath(
+        f"<span class='math-env math-{kind}'><span class=math-grid>{''.join(out)}</span></span>", ok
+    )
 
 
 def _render(tex: str, display: bool, budget: MathBudget) -> RenderedMath:
@@ -431,7 +440,9 @@ def _render(tex: str, display: bool, budget: MathBudget) -> RenderedMath:
     parts.append(rest.html)
     ok &= rest.ok
     inner = "".join(parts)
-    return RenderedMath(f"<span class=math-display>{inner}</span>" if display else f"<span class=math>{inner}</span>", ok)
+    return RenderedMath(
+        f"<span class=math-display>{inner}</span>" if display else f"<span class=math>{inner}</span>", ok
+    )
 
 
 class _FormulaRenderer:
@@ -556,11 +567,15 @@ class MathSlots:
             budget.html_chars -= len(rendered.html)
             return rendered.html
 
-        def as_written(m: re.Match[str]) -> str:  # inside an attribute: the TeX as the student wrote it, escaped
+        def as_written(
+            m: re.Match[str],
+        ) -> str:  # inside an attribute: the TeX as the student wrote it, escaped
             index = int(m.group(1))
             if index >= len(self.spans):
                 return m.group()
             span = self.spans[index]
             return page_text(f"$${span.tex}$$" if span.display else f"${span.tex}$")
 
-        return "".join(slot.sub(one if is_text else as_written, piece) for is_text, piece in split_tags(page_html))
+        return "".join(
+            slot.sub(one if is_text else as_written, piece) for is_text, piece in split_tags(page_html)
+        )

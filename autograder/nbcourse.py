@@ -31,16 +31,27 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from traitlets.config import Config
+
 from autograder.course import CourseDir, read_notebook, run_nbgrader
-from autograder.intake import MAX_NOTEBOOK_BYTES, Identity, Job, SubmissionError, _alongside, _Handed, _walk, item_key, read_capped, safe_key
+from autograder.intake import (
+    MAX_NOTEBOOK_BYTES,
+    Identity,
+    Job,
+    SubmissionError,
+    _alongside,
+    _Handed,
+    _walk,
+    item_key,
+    read_capped,
+    safe_key,
+)
 from autograder.pipeline import SubmissionResult
 from autograder.results import Status
 
-from traitlets.config import Config
-
 if TYPE_CHECKING:
-    from autograder.cluster import DaskEngine
     from autograder.api import GradeOptions, GradeRun, StatusReport
+    from autograder.cluster import DaskEngine
     from autograder.sandbox import Protections
 
 __all__ = [
@@ -81,7 +92,9 @@ class NbgraderCourse:
     course_id: str  # nbgrader's (may be ""): the gradebook's course and the exchange's folder
     exchange_root: Path
     run_dir: Path  # ledger, scratch, secret: outside the student-visible tree
-    config: Config = field(default_factory=Config, compare=False, repr=False)  # the course's, for nbgrader's plugins
+    config: Config = field(
+        default_factory=Config, compare=False, repr=False
+    )  # the course's, for nbgrader's plugins
 
     @property
     def dir(self) -> CourseDir:
@@ -92,7 +105,9 @@ class NbgraderCourse:
         return self.root / "submitted"
 
 
-def load_course(course_dir: Path, *, db_url: str | None = None, run_dir: Path | None = None) -> NbgraderCourse:
+def load_course(
+    course_dir: Path, *, db_url: str | None = None, run_dir: Path | None = None
+) -> NbgraderCourse:
     """Read ``COURSE_DIR/nbgrader_config.py`` with traitlets as nbgrader does (it is the
     instructor's own file): ``CourseDirectory.root`` (default: the course folder),
     ``CourseDirectory.db_url`` (default: ``sqlite:///ROOT/gradebook.db``; ``db_url`` here
@@ -114,7 +129,9 @@ def load_course(course_dir: Path, *, db_url: str | None = None, run_dir: Path | 
     if db_url:
         config.CourseDirectory.db_url = db_url
     coursedir = CourseDirectory(config=config)
-    exchange = Path(config.Exchange.root if "root" in config.Exchange else Exchange.class_traits()["root"].default_value)
+    exchange = Path(
+        config.Exchange.root if "root" in config.Exchange else Exchange.class_traits()["root"].default_value
+    )
     root = Path(coursedir.root)
     if not (root / "source").is_dir():
         raise ValueError(f"grade --course: no source/ folder in {root} (the instructor's assignments)")
@@ -206,7 +223,14 @@ def read_timestamp(folder: Path) -> tuple[datetime | None, str]:
 
 
 def _refused(student: str, assignment: str, why: str, notebook: str = "") -> Job:
-    return Job(student, assignment, None, Status.UNREADABLE, [why], notebook_name=notebook if notebook != assignment else "")
+    return Job(
+        student,
+        assignment,
+        None,
+        Status.UNREADABLE,
+        [why],
+        notebook_name=notebook if notebook != assignment else "",
+    )
 
 
 def _refused_all(student: str, manifest: dict[str, tuple[str, ...]], why: str) -> list[Job]:
@@ -240,7 +264,9 @@ def course_jobs(
             unknown = []
             for folder in _visible_entries(entry):
                 if folder.name in manifest:
-                    theirs.extend(_assignment_jobs(entry.name, folder, manifest, stamps, provided[folder.name]))
+                    theirs.extend(
+                        _assignment_jobs(entry.name, folder, manifest, stamps, provided[folder.name])
+                    )
                 else:
                     unknown.append(folder.name)
             if unknown:  # one row however many: a student's junk never widens the class's exports
@@ -256,7 +282,10 @@ def course_jobs(
 def _not_assignments(shown: str, names: list[str]) -> str:
     """The reason of a student's one row for the entries of ``submitted/<student>/`` that
     are no assignment of ``source/``: how many, and the first few names (each cut short)."""
-    listed = [repr(n if len(n) <= _SHOWN_NAME_CHARS else n[:_SHOWN_NAME_CHARS] + "...") for n in names[:_SHOWN_NAMES]]
+    listed = [
+        repr(n if len(n) <= _SHOWN_NAME_CHARS else n[:_SHOWN_NAME_CHARS] + "...")
+        for n in names[:_SHOWN_NAMES]
+    ]
     more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
     what = "an entry" if len(names) == 1 else f"{len(names)} entries"
     return f"{shown}: {what} with no assignment of that name in source/ (nbgrader skips them): {', '.join(listed)}{more}: not graded"
@@ -276,12 +305,20 @@ def _ignored(rel: PurePosixPath) -> bool:
 def _not_overwritten(course: NbgraderCourse, assignment: str) -> frozenset[str]:
     """``Autograde.exclude_overwriting[assignment]`` of the course's config: paths relative to
     ``source/<assignment>/`` whose student copy is kept (nbgrader's own option)."""
-    table = course.config.Autograde.exclude_overwriting if "exclude_overwriting" in course.config.Autograde else {}
+    table = (
+        course.config.Autograde.exclude_overwriting
+        if "exclude_overwriting" in course.config.Autograde
+        else {}
+    )
     if not isinstance(table, dict):
-        raise ValueError(f"grade --course: Autograde.exclude_overwriting must be a dict, not {type(table).__name__}")
+        raise ValueError(
+            f"grade --course: Autograde.exclude_overwriting must be a dict, not {type(table).__name__}"
+        )
     names = table.get(assignment, [])
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"grade --course: Autograde.exclude_overwriting[{assignment!r}] must be a list of file names")
+        raise ValueError(
+            f"grade --course: Autograde.exclude_overwriting[{assignment!r}] must be a list of file names"
+        )
     return frozenset(PurePosixPath(os.path.normpath(n)).as_posix() for n in names)
 
 
@@ -326,7 +363,11 @@ def _assignment_jobs(
         return [_refused(student, assignment, why, nb) for nb in notebooks]
     problems = dict(handed.problems)
     known = {folder / f"{nb}.ipynb" for nb in notebooks}
-    notes = [f"{p.relative_to(folder)}: not a notebook of {assignment} (nbgrader skips it)" for p in handed.notebooks if p not in known]
+    notes = [
+        f"{p.relative_to(folder)}: not a notebook of {assignment} (nbgrader skips it)"
+        for p in handed.notebooks
+        if p not in known
+    ]
     notes += [f"{where}: {why}" for where, why in handed.problems if not where.endswith(".ipynb")]
     jobs = []
     for nb in notebooks:
@@ -336,9 +377,23 @@ def _assignment_jobs(
             job = Job(student, assignment, path, notes=list(notes), beside=tuple(handed.beside), folder=folder,
                       alongside=_alongside(path, handed), notebook_name=name, provided=provided)  # fmt: skip
         elif where in problems:
-            job = Job(student, assignment, None, Status.UNREADABLE, [f"{where}: {problems[where]}", *notes], notebook_name=name)
+            job = Job(
+                student,
+                assignment,
+                None,
+                Status.UNREADABLE,
+                [f"{where}: {problems[where]}", *notes],
+                notebook_name=name,
+            )
         else:
-            job = Job(student, assignment, None, Status.MISSING, [f"no notebook {nb}.ipynb in {shown}", *notes], notebook_name=name)
+            job = Job(
+                student,
+                assignment,
+                None,
+                Status.MISSING,
+                [f"no notebook {nb}.ipynb in {shown}", *notes],
+                notebook_name=name,
+            )
         if timestamp is not None:
             stamps[(student, job.key)] = timestamp
         jobs.append(job)
@@ -379,7 +434,9 @@ def grade_course(
     api._write_protections(course.run_dir, protections, hosts)
     scratch_root = api._scratch_root(course.run_dir)
     hide = api._hidden_paths(course.run_dir, course.root / "source", course.submitted, course.db_url)
-    hide += [p for p in (course.root, course.exchange_root) if p.is_dir() and p != Path("/") and p not in hide]
+    hide += [
+        p for p in (course.root, course.exchange_root) if p.is_dir() and p != Path("/") and p not in hide
+    ]
     ctx = GradingContext(
         course=course.dir, sources=sources, releases=releases, scratch_root=scratch_root, hide=hide,
         limits=options.limits, protections=protections, secret_seed=api._secret_seed(course.run_dir),
@@ -388,7 +445,9 @@ def grade_course(
 
     def merge(result: SubmissionResult) -> None:
         stamp = stamps.get((result.student, result.key))
-        merge_result(result, course=course.dir, run_dir=course.run_dir, course_id=course.course_id, timestamp=stamp)
+        merge_result(
+            result, course=course.dir, run_dir=course.run_dir, course_id=course.course_id, timestamp=stamp
+        )
         if result.notebook is not None and result.score is not None:
             _assign_late_penalty(course, result)
             _copy_assignment_files(course, result)

@@ -38,7 +38,9 @@ MAX_MARKDOWN_CELL_CHARS = 10_000
 MAX_MARKDOWN_CHARS = 100_000
 MAX_TEXT_SHOWN = 1_000_000  # characters of a notebook shown as text (overflow, or a notebook past its time)
 RENDER_SECONDS = 60.0  # nbconvert + sanitizer for one notebook (a course notebook takes ~1 s)
-MAX_CHILD_OUTPUT = 64 * 1024**2  # bytes of HTML the child may hand back (the sanitizer's cap is 8 M characters)
+MAX_CHILD_OUTPUT = (
+    64 * 1024**2
+)  # bytes of HTML the child may hand back (the sanitizer's cap is 8 M characters)
 
 MARKDOWN_CSS = "span.md-overflow{display:block;white-space:pre-wrap;font-family:monospace}"
 
@@ -71,13 +73,19 @@ class MarkdownOverflow:
             piece = self.pieces[index]
             shown = piece[: max(0, left)]
             left -= len(shown)
-            more = f"\n(… {len(piece) - len(shown)} more characters not shown)" if len(shown) < len(piece) else ""
+            more = (
+                f"\n(… {len(piece) - len(shown)} more characters not shown)"
+                if len(shown) < len(piece)
+                else ""
+            )
             return f"<span class=md-overflow>{page_text(shown + more)}</span>"
 
         def in_attribute(m: re.Match[str]) -> str:
             return "…" if int(m.group(1)) < len(self.pieces) else m.group()
 
-        return "".join(slot.sub(as_text if is_text else in_attribute, piece) for is_text, piece in split_tags(page_html))
+        return "".join(
+            slot.sub(as_text if is_text else in_attribute, piece) for is_text, piece in split_tags(page_html)
+        )
 
 
 def _cut(source: str, limit: int) -> int:

@@ -32,9 +32,16 @@ from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.intake import MAX_NOTEBOOK_BYTES, Job, NotebookItem, SubmissionError, read_capped, read_submission
+from autograder.intake import (
+    MAX_NOTEBOOK_BYTES,
+    Job,
+    NotebookItem,
+    SubmissionError,
+    read_capped,
+    read_submission,
+)
 from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
-from autograder.sandbox import Limits, Protections
+from autograder.sandbox import Limits, Protections, remove_tree
 from autograder.scan import scan_cells, scan_files
 from autograder.scoring import (
     CellScore,
@@ -47,7 +54,6 @@ from autograder.scoring import (
     evidence_for,
     score_exercise,
 )
-from autograder.sandbox import remove_tree
 from autograder.verify import reverify, test_seeds
 
 __all__ = [
@@ -137,7 +143,11 @@ class GradingContext:
         source = self.sources.get(job.key)  # None for a row refused at intake (no such assignment)
         h.update(nbformat.writes(source).encode() if source is not None else b"")
         h.update(str((self.secret_seed, self.drop_demo, self.verify)).encode())
-        for path in (job.path, *job.beside, *(p for p, _ in job.provided)):  # a changed data file of the instructor's re-grades
+        for path in (
+            job.path,
+            *job.beside,
+            *(p for p, _ in job.provided),
+        ):  # a changed data file of the instructor's re-grades
             if path is None:
                 continue
             try:  # never follows a link, never reads more than a notebook may hold
@@ -178,7 +188,12 @@ def grade_job(job: Job, ctx: GradingContext) -> SubmissionResult:
     """Grade one submission; never raises (an internal error becomes FAILED, retried by the next run)."""
     start = time.monotonic()
     result = SubmissionResult(
-        job.student, job.assignment, Status.FAILED, notes=list(job.notes), digest=ctx.digest(job), display=job.display,
+        job.student,
+        job.assignment,
+        Status.FAILED,
+        notes=list(job.notes),
+        digest=ctx.digest(job),
+        display=job.display,
         notebook_name=job.notebook_name,
     )
     try:
@@ -281,8 +296,12 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
         prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=beside)
         with ThreadPoolExecutor(max_workers=1) as side:
             t0 = time.monotonic()
-            pending = side.submit(_reverify, ctx, job, graded, to_verify, seeds, secret) if to_verify else None
-            run = run_notebook(graded, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections)
+            pending = (
+                side.submit(_reverify, ctx, job, graded, to_verify, seeds, secret) if to_verify else None
+            )
+            run = run_notebook(
+                graded, scratch=scratch, hide=ctx.hide, limits=ctx.limits, protections=ctx.protections
+            )
             if pending is not None:
                 verdicts = pending.result()
                 result.verify_seconds = time.monotonic() - t0
@@ -305,8 +324,14 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
         _write_outcome(executed, indices, outcome, layout, not_run)
         outcomes.append(outcome)
 
-    problems = [v.problem for v in verdicts.values() if v.problem in (VerifyProblem.SETUP_FAILED, VerifyProblem.NO_REPORT)]
-    decision = decide_submission(_run_facts(run, executed), outcomes, [item.evidence for item in located], problems)
+    problems = [
+        v.problem
+        for v in verdicts.values()
+        if v.problem in (VerifyProblem.SETUP_FAILED, VerifyProblem.NO_REPORT)
+    ]
+    decision = decide_submission(
+        _run_facts(run, executed), outcomes, [item.evidence for item in located], problems
+    )
     result.exercises = [_exercise_score(o) for o in outcomes]
     result.status, result.reason, result.retry = decision.status, decision.reason, decision.retry
     result.evidence = list(decision.evidence)
@@ -319,7 +344,9 @@ def _grade(job: Job, ctx: GradingContext, result: SubmissionResult) -> None:
 
 def _job_folder(job: Job) -> str:
     """The job's scratch folder name: one per (student, notebook)."""
-    return f"{job.student}__{job.assignment}" + (f"__{job.notebook_name}" if job.key != job.assignment else "")
+    return f"{job.student}__{job.assignment}" + (
+        f"__{job.notebook_name}" if job.key != job.assignment else ""
+    )
 
 
 def _beside_dir(ctx: GradingContext, job: Job) -> Path:
@@ -353,7 +380,9 @@ def _reverify(
 
     def once(todo: list[Any], attempt: int) -> dict[str, Verdict]:
         scratch = ctx.scratch_root / f"{_job_folder(job)}__verify{attempt}"
-        prepare_scratch(scratch, support=ctx.support, protections=ctx.protections, beside=_beside_dir(ctx, job))
+        prepare_scratch(
+            scratch, support=ctx.support, protections=ctx.protections, beside=_beside_dir(ctx, job)
+        )
         try:
             return reverify(
                 graded, todo, seeds={ex.name: tuple(sorted(per_exercise[ex.name])) for ex in todo},
@@ -369,7 +398,11 @@ def _reverify(
         verdicts = once(exercises, 2)
     # No report is the infrastructure's failure (a killed process), not the student's:
     # one more try for exactly those exercises.
-    again = [ex for ex in exercises if verdicts.get(ex.name) is None or verdicts[ex.name].problem is VerifyProblem.NO_REPORT]
+    again = [
+        ex
+        for ex in exercises
+        if verdicts.get(ex.name) is None or verdicts[ex.name].problem is VerifyProblem.NO_REPORT
+    ]
     if again:
         verdicts.update(once(again, 1))
     for ex in exercises:
@@ -404,14 +437,29 @@ def _test_cell(
     gid = meta["grade_id"]
     score = None if index in not_run else float(determine_grade(cell)[0] or 0.0)
     message = next(
-        (f"{o.get('ename', 'Error')}: {o.get('evalue', '')}"[:500] for o in cell.get("outputs", []) if o.output_type == "error"),
+        (
+            f"{o.get('ename', 'Error')}: {o.get('evalue', '')}"[:500]
+            for o in cell.get("outputs", [])
+            if o.output_type == "error"
+        ),
         "",
     )
-    return TestCell(gid, float(meta.get("points", 0)), seeds.get(gid, frozenset({0})), score, message, index in layout.hidden)
+    return TestCell(
+        gid,
+        float(meta.get("points", 0)),
+        seeds.get(gid, frozenset({0})),
+        score,
+        message,
+        index in layout.hidden,
+    )
 
 
 def _write_outcome(
-    nb: nbformat.NotebookNode, indices: list[int], outcome: ExerciseOutcome, layout: _Layout, not_run: frozenset[int]
+    nb: nbformat.NotebookNode,
+    indices: list[int],
+    outcome: ExerciseOutcome,
+    layout: _Layout,
+    not_run: frozenset[int],
 ) -> None:
     """Make each test cell say what scoring decided, so ``SaveAutoGrades`` (which reads
     outputs: an error output is 0, none is full marks) stores the same score."""
@@ -420,7 +468,9 @@ def _write_outcome(
         if index in layout.hidden or index in not_run:
             cell.outputs = []  # never ran the real test here: only our verdict stands
             if scored.score > 0:
-                cell.outputs.append(new_output("stream", name="stdout", text="autograder: checked in a separate process\n"))
+                cell.outputs.append(
+                    new_output("stream", name="stdout", text="autograder: checked in a separate process\n")
+                )
         if scored.score == 0 < scored.max_score and not _has_error(cell):
             _error(cell, scored)
         elif scored.score >= scored.max_score:
@@ -428,7 +478,9 @@ def _write_outcome(
 
 
 def _is_failure(output: Any) -> bool:
-    return output.output_type == "error" or (output.output_type == "stream" and output.get("name") == "stderr")
+    return output.output_type == "error" or (
+        output.output_type == "stream" and output.get("name") == "stderr"
+    )
 
 
 def _has_error(cell: nbformat.NotebookNode) -> bool:
@@ -457,13 +509,17 @@ def _run_facts(run: ExecutionResult, nb: nbformat.NotebookNode) -> NotebookRun:
     ran = any(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
     message = run.error
     if end is RunEnd.TIMED_OUT and not message:
-        message = f"stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
+        message = (
+            f"stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
+        )
     return NotebookRun(end, message, run.stopped_at, ran)
 
 
 def _exercise_score(o: ExerciseOutcome) -> ExerciseScore:
     verified = True if o.outcome is Outcome.VERIFIED else None if o.outcome is Outcome.NOT_VERIFIED else False
-    return ExerciseScore(o.name, o.score, o.max_score, o.nbgrader_score, verified, o.message, o.outcome, o.evidence, o.review)
+    return ExerciseScore(
+        o.name, o.score, o.max_score, o.nbgrader_score, verified, o.message, o.outcome, o.evidence, o.review
+    )
 
 
 Engine = Callable[[list[Job], GradingContext], Iterable[SubmissionResult]]

@@ -138,7 +138,9 @@ def code_digest() -> str:
     h = hashlib.sha256()
     for package in ("course_lib", "autograder"):
         root = REPO / package
-        files = sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix == ".py" or p.parent.name == "config"))
+        files = sorted(
+            p for p in root.rglob("*") if p.is_file() and (p.suffix == ".py" or p.parent.name == "config")
+        )
         for path in files:
             if "__pycache__" in path.parts:
                 continue
@@ -184,7 +186,9 @@ def bundle_course(ctx: GradingContext) -> CourseBundle:
     releases = {k: nbformat.writes(v) for k, v in sorted(ctx.releases.items())}
     support = tuple(_handed(Path(p), Path(p).name) for p in ctx.support if Path(p).is_file())
     if len(support) != len(ctx.support):
-        raise ValueError("cluster grading: support modules must be single files (a folder cannot be sent yet)")
+        raise ValueError(
+            "cluster grading: support modules must be single files (a folder cannot be sent yet)"
+        )
     h = hashlib.sha256(repr((sources, releases, [(s.rel, s.data) for s in support])).encode())
     return CourseBundle(sources, releases, support, h.hexdigest())
 

@@ -22,7 +22,7 @@ def remove_tree(path: Path) -> None:
     never followed. Never raises; what cannot be removed (a mount point, say) is left."""
     try:
         _remove(Path(path))
-    except Exception:  # noqa: BLE001 - clean-up must never turn a verdict into a grader error
+    except Exception:
         pass
 
 

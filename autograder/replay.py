@@ -180,7 +180,11 @@ class _Names(ast.NodeVisitor):
 
     def visit_Expr(self, node: ast.Expr) -> None:
         # `results.append(x)`, `model.fit(X)`: a statement calling a method changes its object.
-        if self.depth == 0 and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute):
+        if (
+            self.depth == 0
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+        ):
             root: ast.expr = node.value.func
             while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
                 root = root.func if isinstance(root, ast.Call) else root.value
@@ -212,7 +216,9 @@ def _magic_call(node: ast.Call) -> tuple[str, str, str, str] | None:
     if not (isinstance(func, ast.Attribute) and func.attr in ("run_cell_magic", "run_line_magic")):
         return None
     owner = func.value
-    if not (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "get_ipython"):
+    if not (
+        isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "get_ipython"
+    ):
         return None
     args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     if len(args) != len(node.args) or len(args) < 2:
@@ -240,7 +246,9 @@ def cell_names(source: str) -> CellNames:
     )  # fmt: skip
 
 
-def replay_plan(cells: Sequence[tuple[int, str]], *, target: str, setup_index: int | None) -> list[ReplayCell]:
+def replay_plan(
+    cells: Sequence[tuple[int, str]], *, target: str, setup_index: int | None
+) -> list[ReplayCell]:
     """The cells to replay for the exercise defining ``target``: ``cells`` are the code
     cells before its first test cell, test cells already left out, in order. The setup
     cell comes first, then the others in notebook order."""
@@ -323,12 +331,16 @@ def run_cells(
     try:
         for cell in plan:
             if cell.index in skip and not cell.needed:
-                issues.append((cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise"))
+                issues.append(
+                    (cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise")
+                )
                 continue
             left = deadline - time.monotonic()
             box = needed_cell_box(left) if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
             if box <= 0.01:
-                issues.append((cell.index, "skipped", "skipped: no time was left for cells the answer does not use"))
+                issues.append(
+                    (cell.index, "skipped", "skipped: no time was left for cells the answer does not use")
+                )
                 continue
             progress(f"B {cell.index}")
             start = time.monotonic()
@@ -350,7 +362,9 @@ def needed_cell_box(left: float) -> float:
     return left - min(NEEDED_CELL_RESERVE, left * NEEDED_CELL_RESERVE_SHARE)
 
 
-def _run_one(cell: ReplayCell, executor: Executor, box: float, progress: Callable[[str], None]) -> tuple[Issue | None, str]:
+def _run_one(
+    cell: ReplayCell, executor: Executor, box: float, progress: Callable[[str], None]
+) -> tuple[Issue | None, str]:
     """Run one cell in its time box: (its issue or None, the setup cell's failure or "")."""
     executor.withheld_note = ""
     try:

@@ -212,5 +212,7 @@ def _run_file(executor: Executor, line: str) -> None:
     finally:
         sys.argv = saved
     if not interactive:
-        executor.namespace.update({k: v for k, v in namespace.items() if k not in ("__builtins__", "__name__", "__file__")})
+        executor.namespace.update(
+            {k: v for k, v in namespace.items() if k not in ("__builtins__", "__name__", "__file__")}
+        )
     return None

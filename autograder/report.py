@@ -26,7 +26,15 @@ from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Outcome, Status
 from autograder.safe_output import html_text
 
-__all__ = ["ExerciseDifficulty", "ReportResult", "ScoreCell", "StudentRow", "exercise_difficulty", "student_rows", "write_report"]
+__all__ = [
+    "ExerciseDifficulty",
+    "ReportResult",
+    "ScoreCell",
+    "StudentRow",
+    "exercise_difficulty",
+    "student_rows",
+    "write_report",
+]
 
 _TO_FIX = (Outcome.WRONG, Outcome.COULD_NOT_RUN)
 _NOT_GRADED = (Status.FAILED, Status.TIMED_OUT, Status.MISSING, Status.UNREADABLE)
@@ -89,7 +97,9 @@ class StudentRow:
 
 
 def student_rows(
-    records: Sequence[SubmissionResult], assignments: Sequence[str], score_of: Callable[[SubmissionResult], float | None]
+    records: Sequence[SubmissionResult],
+    assignments: Sequence[str],
+    score_of: Callable[[SubmissionResult], float | None],
 ) -> list[StudentRow]:
     """One row per student (sorted by key), one cell per assignment; ``score_of`` gives a
     submission's score (the export passes the gradebook's, with manual overrides)."""
@@ -208,13 +218,23 @@ def _student_table(rows: Sequence[StudentRow], assignments: Sequence[str]) -> st
     header = ["student", *(html_text(a) for a in assignments), "total"]
     body = []
     for row in rows:
-        who = html_text(row.student) + ("" if row.name == row.student else f"<br><small>{html_text(row.name)}</small>")
-        body.append([f"<td>{who}</td>", *(_student_cell(c) for c in row.cells), f"<td class=num><b>{row.total:g}</b></td>"])
+        who = html_text(row.student) + (
+            "" if row.name == row.student else f"<br><small>{html_text(row.name)}</small>"
+        )
+        body.append(
+            [
+                f"<td>{who}</td>",
+                *(_student_cell(c) for c in row.cells),
+                f"<td class=num><b>{row.total:g}</b></td>",
+            ]
+        )
     cols = "<colgroup><col class=who>" + "<col>" * len(assignments) + "<col class=total></colgroup>"
     return _table(header, body, "students", cols)
 
 
-def _exercise_rows(rows: Sequence[tuple[SubmissionResult, ExerciseScore]], text: Callable[[ExerciseScore], str]) -> str:
+def _exercise_rows(
+    rows: Sequence[tuple[SubmissionResult, ExerciseScore]], text: Callable[[ExerciseScore], str]
+) -> str:
     return _table(["student", "notebook", "exercise", "outcome", "note"],
                   [[f"<td>{html_text(r.student)}</td>", f"<td>{html_text(r.key)}</td>", f"<td>{html_text(e.name)}</td>",
                     f"<td>{html_text('—' if e.outcome is None else str(e.outcome))}</td>", f"<td>{html_text(text(e))}</td>"]
@@ -256,7 +276,8 @@ def write_report(
         "<h1>Grading report</h1>",
         f"<p><b>Sandbox:</b> {html_text(protections_summary or 'see the grading log')}</p>",
         f"<p>{len({r.student for r in records})} students, {len(assignments)} notebooks. "
-        + ", ".join(f"{html_text(k)}: {v}" for k, v in sorted(counts.items())) + "</p>",
+        + ", ".join(f"{html_text(k)}: {v}" for k, v in sorted(counts.items()))
+        + "</p>",
         "<h2>Scores per notebook</h2>",
         f"<div class=hists>{figures}</div>" if figures else "<p>No submissions.</p>",
         "<h2>Per-exercise difficulty</h2>",
@@ -272,12 +293,20 @@ def write_report(
         "<h2>Not graded or cut short</h2>",
         _none_or(problems, lambda: _table(["student", "notebook", "status", "why"], problem_rows)),
         "<h2>Exercises that were wrong or could not run</h2>",
-        _none_or(to_fix, lambda: f"<details><summary>{len(to_fix)} exercises</summary>"
-                 + _exercise_rows(to_fix, lambda e: e.note) + "</details>"),  # fmt: skip
+        _none_or(
+            to_fix,
+            lambda: (
+                f"<details><summary>{len(to_fix)} exercises</summary>"
+                + _exercise_rows(to_fix, lambda e: e.note)
+                + "</details>"
+            ),
+        ),  # fmt: skip
         "<h2>To review (not flagged)</h2>",
-        _none_or(review, lambda: _exercise_rows(review, lambda e: f"answer matches the library's reference ({e.review})")),
+        _none_or(
+            review,
+            lambda: _exercise_rows(review, lambda e: f"answer matches the library's reference ({e.review})"),
+        ),
     ]
     page = report_dir / "index.html"
     page.write_text("\n".join(parts), encoding="utf-8", errors="replace")
     return ReportResult(page, tuple(p for p, _ in hists))
-

@@ -99,11 +99,15 @@ def html_text(value: object) -> str:
 # In a page, line breaks and tabs are text; every other control character and the bidi
 # overrides are shown as escapes.
 # Lone surrogates too (a file name that was not UTF-8): a page cannot encode them.
-_UNSAFE_IN_PAGE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_PAGE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 MAX_FRAGMENT_CHARS = 8 * 1024**2
 MAX_NESTING = 256
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^>]*?(/?)>")
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+)
 
 
 def _nesting(fragment: str) -> int:

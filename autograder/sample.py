@@ -159,10 +159,22 @@ def _ref_call(name: str, kind: str, references: tuple[str, ...]) -> str | None:
 
 
 def _exercise_kinds(exercises: dict[str, object], answers: dict[str, str]) -> dict[str, str]:
-    return {gid: getattr(exercises.get(gid), "kind", "function" if answers[gid].lstrip().startswith("def") else "value") for gid in answers}
+    return {
+        gid: getattr(
+            exercises.get(gid), "kind", "function" if answers[gid].lstrip().startswith("def") else "value"
+        )
+        for gid in answers
+    }
 
 
-def student_notebook(recipe: str, release: nbformat.NotebookNode, answers: dict[str, str], exercises: dict[str, object], *, index: int) -> nbformat.NotebookNode | bytes | None:
+def student_notebook(
+    recipe: str,
+    release: nbformat.NotebookNode,
+    answers: dict[str, str],
+    exercises: dict[str, object],
+    *,
+    index: int,
+) -> nbformat.NotebookNode | bytes | None:
     """The notebook (or raw bytes, or None = not submitted) a sample student hands in.
     ``index`` is the assignment's position: some faults hit only the first notebooks."""
     kinds = _exercise_kinds(exercises, answers)
@@ -203,7 +215,11 @@ def student_notebook(recipe: str, release: nbformat.NotebookNode, answers: dict[
         return _prefix_first(nb, _PATCH_CHECKS)
     if recipe == "equalizer":
         wrong = {
-            g: (f"{g} = _Equal(0.0)\n" if kinds[g] == "value" else f"def {g}(*args, **kwargs):\n    return _Equal(0.0)\n")
+            g: (
+                f"{g} = _Equal(0.0)\n"
+                if kinds[g] == "value"
+                else f"def {g}(*args, **kwargs):\n    return _Equal(0.0)\n"
+            )
             for g in names
         }
         return _prefix_first(_with_answers(release, wrong), _EQUALIZER)
@@ -221,7 +237,11 @@ def student_notebook(recipe: str, release: nbformat.NotebookNode, answers: dict[
 def _messy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Correct answers in a notebook mangled the ways real ones get mangled."""
     nb = copy.deepcopy(nb)
-    nb.metadata["kernelspec"] = {"name": "conda-env-dl-py", "display_name": "Python [conda env:dl]", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "conda-env-dl-py",
+        "display_name": "Python [conda env:dl]",
+        "language": "python",
+    }
     nb.metadata["jupytext"] = {"formats": "ipynb,py"}
     nb.nbformat_minor = 4
     tests = [c for c in nb.cells if nbgrader_meta(c).get("grade")]
@@ -239,7 +259,11 @@ def _messy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         nb.cells.remove(tests[-1])  # a deleted test cell
     if answers:
         answers[0].metadata.pop("nbgrader", None)  # stripped metadata: found by definition
-    nb.cells.append(new_code_cell("# my scratch work\nx = 1", metadata={"collapsed": True, "jupyter": {"source_hidden": False}}))
+    nb.cells.append(
+        new_code_cell(
+            "# my scratch work\nx = 1", metadata={"collapsed": True, "jupyter": {"source_hidden": False}}
+        )
+    )
     return nb
 
 

@@ -72,30 +72,101 @@ class Kind(str, Enum):
 
 # Modules whose attributes a student never has reason to set.
 _PROTECTED = frozenset(
-    "numpy torch course_lib builtins math sys IPython importlib gc os inspect types traceback unittest "
-    "nbgrader autograder site threading io pathlib json pickle random scipy operator functools copy "
-    "ipykernel jupyter_client nbclient socket ctypes".split()
+    [
+        "numpy",
+        "torch",
+        "course_lib",
+        "builtins",
+        "math",
+        "sys",
+        "IPython",
+        "importlib",
+        "gc",
+        "os",
+        "inspect",
+        "types",
+        "traceback",
+        "unittest",
+        "nbgrader",
+        "autograder",
+        "site",
+        "threading",
+        "io",
+        "pathlib",
+        "json",
+        "pickle",
+        "random",
+        "scipy",
+        "operator",
+        "functools",
+        "copy",
+        "ipykernel",
+        "jupyter_client",
+        "nbclient",
+        "socket",
+        "ctypes",
+    ]
 )
 # Honest writes under protected modules: output capture, environment, determinism switches.
 _ALLOWED = ("torch.backends.", "sys.stdout", "sys.stderr", "sys.argv", "sys.path", "os.environ")
 _SHELL = "IPython.shell"  # the origin given to get_ipython() and the names bound to it
 _SHELL_HOOKS = frozenset(
-    "ast_transformers input_transformers_cleanup input_transformers_post input_transformer_manager "
-    "set_custom_exc custom_exceptions events register_magic_function register_magics magics_manager "
-    "showtraceback _showtraceback run_cell run_ast_nodes run_code displayhook display_pub "
-    "prefilter_manager user_ns_hidden".split()
+    [
+        "ast_transformers",
+        "input_transformers_cleanup",
+        "input_transformers_post",
+        "input_transformer_manager",
+        "set_custom_exc",
+        "custom_exceptions",
+        "events",
+        "register_magic_function",
+        "register_magics",
+        "magics_manager",
+        "showtraceback",
+        "_showtraceback",
+        "run_cell",
+        "run_ast_nodes",
+        "run_code",
+        "displayhook",
+        "display_pub",
+        "prefilter_manager",
+        "user_ns_hidden",
+    ]
 )
 _TRACE = frozenset(
-    "sys.settrace sys.setprofile sys.addaudithook threading.settrace threading.setprofile "
-    "threading.settrace_all_threads threading.setprofile_all_threads".split()
+    [
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "threading.settrace",
+        "threading.setprofile",
+        "threading.settrace_all_threads",
+        "threading.setprofile_all_threads",
+    ]
 )
 _IMPORT_STATE = ("sys.modules", "sys.meta_path", "sys.path_hooks", "sys.path_importer_cache")
 _GC_WALK = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents"})
-_SOURCE_OF = frozenset({"getsource", "getsourcelines", "getfile", "getsourcefile", "getclosurevars", "getmembers"})
-_INNARDS = frozenset({"__code__", "__globals__", "__closure__", "__wrapped__", "__defaults__", "__kwdefaults__"})
+_SOURCE_OF = frozenset(
+    {"getsource", "getsourcelines", "getfile", "getsourcefile", "getclosurevars", "getmembers"}
+)
+_INNARDS = frozenset(
+    {"__code__", "__globals__", "__closure__", "__wrapped__", "__defaults__", "__kwdefaults__"}
+)
 _PASS_THROUGH = frozenset({"list", "tuple", "sorted", "reversed", "iter", "set"})
 _MUTATORS = frozenset(
-    "update setdefault pop popitem clear __setitem__ __delitem__ append insert extend remove".split()
+    [
+        "update",
+        "setdefault",
+        "pop",
+        "popitem",
+        "clear",
+        "__setitem__",
+        "__delitem__",
+        "append",
+        "insert",
+        "extend",
+        "remove",
+    ]
 )
 _FORBIDDEN_IMPORTS = {"socket": Kind.NETWORK, "_socket": Kind.NETWORK, "ctypes": Kind.INTROSPECTION}
 
@@ -108,9 +179,26 @@ _PATH_METHODS = {
     "rmdir": _WRITE,
 }  # fmt: skip
 _PATH_BUILDERS = frozenset(
-    "Path PurePath PosixPath str join expanduser expandvars abspath realpath normpath dirname fspath glob iglob".split()
+    [
+        "Path",
+        "PurePath",
+        "PosixPath",
+        "str",
+        "join",
+        "expanduser",
+        "expandvars",
+        "abspath",
+        "realpath",
+        "normpath",
+        "dirname",
+        "fspath",
+        "glob",
+        "iglob",
+    ]
 )
-_PATH_METHODS_BUILDING = frozenset("joinpath with_name with_suffix resolve expanduser absolute format".split())
+_PATH_METHODS_BUILDING = frozenset(
+    ["joinpath", "with_name", "with_suffix", "resolve", "expanduser", "absolute", "format"]
+)
 _STR_METHODS = frozenset({"replace", "rename", "glob"})  # also str/DataFrame methods: only on a known path
 _FILE_FUNCS = {
     "os.listdir": _READ, "os.scandir": _READ, "os.walk": _READ, "glob.glob": _READ, "glob.iglob": _READ,
@@ -122,7 +210,14 @@ _FILE_FUNCS = {
     "os.open": _BOTH, "io.open": _BOTH,
 }  # fmt: skip
 _FILE_MODULES = ("shutil.",)  # every function: both ways
-_COMMAND_RUNNERS = ("subprocess.", "pty.", "os.system", "os.popen", "os.spawn", "os.exec")  # take a command line
+_COMMAND_RUNNERS = (
+    "subprocess.",
+    "pty.",
+    "os.system",
+    "os.popen",
+    "os.spawn",
+    "os.exec",
+)  # take a command line
 _SHELL_RUNNERS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic", "magic"})
 # Magics whose text is Python the kernel runs (scanned as code), or a Python child process.
 _PYTHON_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
@@ -134,14 +229,44 @@ _EXPANDED = re.compile(r"\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
 _MAX_MAGIC_DEPTH = 8  # %%time inside %%capture inside ...: no honest cell nests deeper
 _RESULT = "()"  # in an origin: what a course_lib call returned -- data, not a module
 _HIDERS = frozenset(
-    "read read_text read_bytes readline readlines decode b64decode b32decode b16decode b85decode a85decode "
-    "decompress fromhex unhexlify loads urlopen getoutput check_output".split()
+    [
+        "read",
+        "read_text",
+        "read_bytes",
+        "readline",
+        "readlines",
+        "decode",
+        "b64decode",
+        "b32decode",
+        "b16decode",
+        "b85decode",
+        "a85decode",
+        "decompress",
+        "fromhex",
+        "unhexlify",
+        "loads",
+        "urlopen",
+        "getoutput",
+        "check_output",
+    ]
 )
 
 # Names that are evidence only where the path leaves the student's folder (absolute, ``~``,
 # ``$VAR`` or ``..``): a student's own ``figures/source`` or ``data/solutions`` is hers.
-_COURSE_WRITE = frozenset("course_lib autograder solutions source autograded submitted .git feedback release".split())
-_COURSE_READ = frozenset("solutions source autograded submitted .git".split())
+_COURSE_WRITE = frozenset(
+    [
+        "course_lib",
+        "autograder",
+        "solutions",
+        "source",
+        "autograded",
+        "submitted",
+        ".git",
+        "feedback",
+        "release",
+    ]
+)
+_COURSE_READ = frozenset(["solutions", "source", "autograded", "submitted", ".git"])
 # Written inside the student's folder these shadow the course's packages for later imports.
 _SHADOWED_HERE = frozenset({"course_lib", "autograder", "course_lib.py", "autograder.py"})
 _INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
@@ -180,7 +305,9 @@ def _protected_path(text: str, way: str) -> str | None:
             return ".pth"
         if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
             return "sitecustomize"
-        if ".ipython" in parts or any(a.startswith("profile_") and b == "startup" for a, b in zip(parts, parts[1:])):
+        if ".ipython" in parts or any(
+            a.startswith("profile_") and b == "startup" for a, b in zip(parts, parts[1:])
+        ):
             return ".ipython"
         if leaves and (found := _COURSE_WRITE.intersection(parts)):
             return sorted(found)[0]
@@ -194,7 +321,24 @@ def _protected_path(text: str, way: str) -> str | None:
 _SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "|&"})
 _REDIRECT_OUT = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 _PREFIXES = frozenset({"sudo", "env", "command", "exec", "nohup", "time", "nice", "xargs"})
-_WRITES_ALL = frozenset("rm rmdir mkdir touch tee mv ln chmod chown chgrp truncate shred unlink save".split())
+_WRITES_ALL = frozenset(
+    [
+        "rm",
+        "rmdir",
+        "mkdir",
+        "touch",
+        "tee",
+        "mv",
+        "ln",
+        "chmod",
+        "chown",
+        "chgrp",
+        "truncate",
+        "shred",
+        "unlink",
+        "save",
+    ]
+)
 _COPIES = frozenset({"cp", "rsync", "scp", "install"})  # last operand written, the others read
 _PACKAGERS = frozenset({"pip", "pip3", "conda", "mamba", "micromamba", "uv"})
 _INSTALL_TARGETS = frozenset({"--target", "-t", "--prefix", "--root", "--src", "-p"})
@@ -243,7 +387,10 @@ def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
             redirect = _READ if word == "<" else _WRITE
         elif not (word.isdigit() and words[index + 1 : index + 2] and words[index + 1] in _REDIRECT_OUT):
             operands.append(word)  # (a digit before > is the descriptor of "2> file")
-    first = next((i for i, w in enumerate(operands) if not (w in _PREFIXES or "=" in w and not w.startswith("-"))), None)
+    first = next(
+        (i for i, w in enumerate(operands) if not (w in _PREFIXES or ("=" in w and not w.startswith("-")))),
+        None,
+    )
     if first is None:  # only VAR=value, sudo, env ...
         return found
     operands = operands[first:]
@@ -259,7 +406,9 @@ def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
         return found
     files = [w.split("=", 1)[-1] for w in rest if not w.startswith("-") or "=" in w]
     if name == "dd":
-        found.extend((w[3:], _WRITE if w.startswith("of=") else _READ) for w in rest if w.startswith(("if=", "of=")))
+        found.extend(
+            (w[3:], _WRITE if w.startswith("of=") else _READ) for w in rest if w.startswith(("if=", "of="))
+        )
     elif name in _WRITES_ALL or (name in ("sed", "perl") and any(w.startswith("-i") for w in rest)):
         found.extend((w, _BOTH) for w in files)
     elif name in _COPIES and files:
@@ -294,14 +443,16 @@ def _scope_names(body: Sequence[ast.AST], args: ast.arguments | None) -> tuple[s
             local.add(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             local |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            local.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+        elif (isinstance(node, ast.ExceptHandler) and node.name) or (
+            isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name
+        ):
             local.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             local.add(node.rest)
         if isinstance(node, ast.comprehension):
-            stack.extend([node.iter, *node.ifs, *(n for n in ast.walk(node.target) if not isinstance(n, ast.Name))])
+            stack.extend(
+                [node.iter, *node.ifs, *(n for n in ast.walk(node.target) if not isinstance(n, ast.Name))]
+            )
             continue
         stack.extend(ast.iter_child_nodes(node))
     return local - shared, shared
@@ -339,7 +490,11 @@ class _Scanner(ast.NodeVisitor):
             key = _literal(node.slice)
             if base == "sys.modules":
                 return key or "?module"
-            if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name) and node.value.func.id == "globals":
+            if (
+                isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "globals"
+            ):
                 return self.modules.get(key or "")
             if base:
                 return f"{base.removesuffix('.__dict__')}.{key or '?'}"
@@ -355,7 +510,11 @@ class _Scanner(ast.NodeVisitor):
         first = node.args[0] if node.args else None
         if name == "get_ipython" or called == "IPython.get_ipython":
             return _SHELL
-        if name == "__import__" or called in ("importlib.import_module", "builtins.__import__", "sys.modules.get"):
+        if name == "__import__" or called in (
+            "importlib.import_module",
+            "builtins.__import__",
+            "sys.modules.get",
+        ):
             return (_literal(first) or "?module") if first is not None else None
         if called.startswith("sys.modules."):  # .values(), .items(), .copy(): modules, by computed names
             return "sys.modules"
@@ -382,8 +541,10 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(node, ast.Attribute) and node.attr in ("__file__", "__path__"):
             module = self.origin(node.value)  # where a module lives: outside the student's folder
             return f"/{module.replace('.', '/')}/__init__.py" if module and _RESULT not in module else None
-        if isinstance(node, ast.Attribute) and node.attr == "parent" or (
-            isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents"
+        if (isinstance(node, ast.Attribute) and node.attr == "parent") or (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "parents"
         ):
             base = self.text(node.value if isinstance(node, ast.Attribute) else node.value.value)
             return None if base is None else f"{base}/.."  # climbing from a known place
@@ -392,11 +553,15 @@ class _Scanner(ast.NodeVisitor):
             if left is None and right is None:
                 return None
             # an unknown side stays a placeholder: "/proc/" + str(pid) + "/environ" keeps its shape
-            return (left if left is not None else "{}") + ("/" if isinstance(node.op, ast.Div) else "") + (
-                right if right is not None else "{}"
+            return (
+                (left if left is not None else "{}")
+                + ("/" if isinstance(node.op, ast.Div) else "")
+                + (right if right is not None else "{}")
             )
         if isinstance(node, ast.Call) and self._builds_path(node.func):
-            parts = [t for a in [*node.args, *(k.value for k in node.keywords)] if (t := self.text(a)) is not None]
+            parts = [
+                t for a in [*node.args, *(k.value for k in node.keywords)] if (t := self.text(a)) is not None
+            ]
             if isinstance(node.func, ast.Attribute) and (base := self.text(node.func.value)) is not None:
                 parts.insert(0, base)
             return "/".join(parts) if parts else None
@@ -470,7 +635,9 @@ class _Scanner(ast.NodeVisitor):
         elif base.split(".")[0] in _PROTECTED and not what.startswith(_ALLOWED):
             self.flag(Kind.PATCHED_MODULE, node, f"{verb} {what}")
 
-    def _mutating_call(self, node: ast.Call, func: ast.Attribute, args: list[ast.expr], target: str | None) -> None:
+    def _mutating_call(
+        self, node: ast.Call, func: ast.Attribute, args: list[ast.expr], target: str | None
+    ) -> None:
         """``object.__setattr__(m, ...)``, ``m.__setattr__(...)``, ``vars(m).update(...)``, ``sys.meta_path.insert(...)``."""
         if func.attr in ("__setattr__", "__delattr__"):
             bypass = isinstance(func.value, ast.Name) and func.value.id in ("object", "type")
@@ -548,7 +715,12 @@ class _Scanner(ast.NodeVisitor):
     def _loop_bind(self, target: ast.expr, items: ast.expr) -> None:
         """The loop variable is each element: a module of sys.modules, an object of course_lib's, a path."""
         names = [t.id for t in ast.walk(target) if isinstance(t, ast.Name)]
-        while isinstance(items, ast.Call) and isinstance(items.func, ast.Name) and items.func.id in _PASS_THROUGH and items.args:
+        while (
+            isinstance(items, ast.Call)
+            and isinstance(items.func, ast.Name)
+            and items.func.id in _PASS_THROUGH
+            and items.args
+        ):
             items = items.args[0]
         origin = self.origin(items)
         if origin is not None:
@@ -603,7 +775,9 @@ class _Scanner(ast.NodeVisitor):
         self.visit(node.args)
         self._scoped(_scope_names([], node.args)[0], [node.body])
 
-    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, results: list[ast.expr]) -> None:
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, results: list[ast.expr]
+    ) -> None:
         saved = (dict(self.modules), dict(self.texts), set(self.hidden))
         for generator in node.generators:
             self.visit(generator.iter)
@@ -692,7 +866,11 @@ class _Scanner(ast.NodeVisitor):
             self.flag(Kind.IMPORT_HOOK, node, f"calls {called}")
         elif called in _GC_WALK:
             self.flag(Kind.INTROSPECTION, node, f"calls {called}")
-        elif called.startswith("inspect.") and called.split(".")[-1] in _SOURCE_OF and (target or "").startswith("course_lib"):
+        elif (
+            called.startswith("inspect.")
+            and called.split(".")[-1] in _SOURCE_OF
+            and (target or "").startswith("course_lib")
+        ):
             self.flag(Kind.INTROSPECTION, node, f"calls {called} on {target}")
         elif name in ("exec", "eval", "compile") and args and self._hides(args[0]):
             self.flag(Kind.HIDDEN_CODE, node, f"{name}() of code read or decoded at run time")
@@ -735,7 +913,11 @@ class _Scanner(ast.NodeVisitor):
             return
         elif called.startswith(_FILE_MODULES):
             way = _BOTH
-        elif isinstance(func, ast.Attribute) and self.origin(func.value) == _SHELL and func.attr in _SHELL_RUNNERS:
+        elif (
+            isinstance(func, ast.Attribute)
+            and self.origin(func.value) == _SHELL
+            and func.attr in _SHELL_RUNNERS
+        ):
             self._shell_runner(node, func.attr)
             return
         elif isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS:
@@ -935,7 +1117,9 @@ def scan_files(paths: Sequence[Path], root: Path) -> list[Evidence]:
         name = lms_file_name(rel.name)
         module = _module_name(name)
         if name.endswith(".pth"):
-            found.append(Evidence(Kind.SHADOWING_FILE.value, where, "a .pth file runs code when Python starts"))
+            found.append(
+                Evidence(Kind.SHADOWING_FILE.value, where, "a .pth file runs code when Python starts")
+            )
         elif module in importable:
             found.append(Evidence(Kind.SHADOWING_FILE.value, where, f"shadows the {module} module"))
         elif module is not None and (package := next((p for p in rel.parts[:-1] if p in importable), None)):

@@ -15,7 +15,6 @@ Messages are rendered here from the typed facts, for people; nothing reads them 
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -136,19 +135,30 @@ def score_exercise(
     if registered and not answered:
         passed = [c for c in cells if not c.hidden and (c.nbgrader_score or 0.0) > 0]
         if passed:
-            found = [Evidence("tests passed with no answer", c.grade_id, f"{name} has no answer cell") for c in passed]
+            found = [
+                Evidence("tests passed with no answer", c.grade_id, f"{name} has no answer cell")
+                for c in passed
+            ]
             return zero(Outcome.TAMPERING, "tests passed with no answer", found)
         return zero(Outcome.UNANSWERED, f"{name} is not answered")
     problem = verdict.problem if verdict is not None else None
     if not registered or verdict is None or problem is VerifyProblem.UNVERIFIABLE:
-        why = "no registered check" if not registered or verdict is None else verdict.problem_detail or str(problem)
-        return _nbgrader_only(name, cells, max_score, nb_score, f"not re-verified ({why}): nbgrader's score", review)
+        why = (
+            "no registered check"
+            if not registered or verdict is None
+            else verdict.problem_detail or str(problem)
+        )
+        return _nbgrader_only(
+            name, cells, max_score, nb_score, f"not re-verified ({why}): nbgrader's score", review
+        )
     if verdict.reached:
         found = [Evidence("reference reached", f"re-verification of {name}", ", ".join(verdict.reached))]
         return zero(Outcome.TAMPERING, f"reference reached: {', '.join(verdict.reached)}", found)
     if problem in (VerifyProblem.SETUP_FAILED, VerifyProblem.NO_REPORT):
         detail = f": {verdict.problem_detail}" if verdict.problem_detail else ""
-        return zero(Outcome.NOT_VERIFIED, f"not checked, the grader's re-verification failed ({problem}{detail})")
+        return zero(
+            Outcome.NOT_VERIFIED, f"not checked, the grader's re-verification failed ({problem}{detail})"
+        )
 
     scored = [_score_cell(name, c, verdict) for c in cells]
     worst = max(scored, key=lambda s: _SEVERITY[s.outcome]).outcome
@@ -176,13 +186,19 @@ def _nbgrader_only(
             scored.append(CellScore(c.grade_id, 0.0, c.points, Outcome.NOT_VERIFIED,
                                     "hidden tests could not be run by the grader; the instructor scores them"))  # fmt: skip
         else:
-            scored.append(CellScore(c.grade_id, c.nbgrader_score or 0.0, c.points, Outcome.NOT_VERIFIED, message))
+            scored.append(
+                CellScore(c.grade_id, c.nbgrader_score or 0.0, c.points, Outcome.NOT_VERIFIED, message)
+            )
     score = sum(s.score for s in scored)
-    return ExerciseOutcome(name, Outcome.NOT_VERIFIED, score, max_score, nb_score, message, (), tuple(scored), review)
+    return ExerciseOutcome(
+        name, Outcome.NOT_VERIFIED, score, max_score, nb_score, message, (), tuple(scored), review
+    )
 
 
 # A real number (1.5, .25, 3e-4, 1.2E+03) or an integer of 3 digits or more.
-_VALUE = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?|(?<![\w.])\d{3,}(?![\w.])")
+_VALUE = re.compile(
+    r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?|(?<![\w.])\d{3,}(?![\w.])"
+)
 
 
 def _without_values(message: str) -> str:
@@ -201,12 +217,17 @@ def _score_cell(name: str, cell: TestCell, verdict: Verdict) -> CellScore:
         return out(Outcome.WRONG, cell.nbgrader_message or f"{cell.grade_id} failed in the notebook")
     if verdict.problem is VerifyProblem.NOT_DEFINED:
         detail = f" ({verdict.problem_detail})" if verdict.problem_detail else ""
-        return out(Outcome.COULD_NOT_RUN, f"{name} was not defined after your cells ran in a fresh process{detail}. {_RESTART}")
+        return out(
+            Outcome.COULD_NOT_RUN,
+            f"{name} was not defined after your cells ran in a fresh process{detail}. {_RESTART}",
+        )
     results = [verdict.seeds.get(seed, SeedResult.NOT_RUN) for seed in sorted(cell.seeds)]
     if all(r is SeedResult.PASSED for r in results):
         return out(Outcome.VERIFIED)
     if verdict.cell_issues or any(r in (SeedResult.RAISED, SeedResult.NOT_RUN) for r in results):
-        issues = "; ".join(f"cell {i.index} {i.kind}: {_without_values(i.message)}" for i in verdict.cell_issues)
+        issues = "; ".join(
+            f"cell {i.index} {i.kind}: {_without_values(i.message)}" for i in verdict.cell_issues
+        )
         what = issues or f"{name} raised on the grader's inputs: {verdict.message or 'no message'}"
         return out(Outcome.COULD_NOT_RUN, f"{what}. {_RESTART}")
     # Every failing seed returned a value the judge rejected, and every cell ran.
@@ -269,7 +290,14 @@ def decide_submission(
         grader = "grader error: re-verification did not report (retried once); a later grade run retries"
     if evidence:
         notes = tuple(n for n in (run_note, grader) if n)
-        return Decision(Status.FLAGGED, "; ".join(map(str, evidence)), evidence, retry, run.end is not RunEnd.NO_RESULT, notes)
+        return Decision(
+            Status.FLAGGED,
+            "; ".join(map(str, evidence)),
+            evidence,
+            retry,
+            run.end is not RunEnd.NO_RESULT,
+            notes,
+        )
     if grader:
         return Decision(Status.FAILED, grader, (), True, False, (run_note,) if run_note else ())
     if run.end is RunEnd.NO_RESULT:
@@ -287,7 +315,12 @@ def _run_reason(run: NotebookRun) -> str:
     if run.end is RunEnd.COMPLETED:
         return ""
     if run.end is RunEnd.TIMED_OUT:
-        return run.message or f"timed out: stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
+        return (
+            run.message
+            or f"timed out: stopped at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
+        )
     if run.end is RunEnd.KERNEL_DIED:
         return f"kernel died at cell {run.stopped_at}; the exercises it never reached were scored by re-verification"
-    return run.message or ("no result from the sandbox" if run.end is RunEnd.NO_RESULT else "execution failed")
+    return run.message or (
+        "no result from the sandbox" if run.end is RunEnd.NO_RESULT else "execution failed"
+    )

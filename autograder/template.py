@@ -50,7 +50,19 @@ from typing import Any
 
 from autograder.sandbox import Limits, Protections, sandbox_argv
 
-__all__ = ["HELPERS", "COLD_ENV", "WarmProcess", "forget_template", "import_env", "in_template_fork", "launch", "set_cmdline", "shutdown", "site_paths", "warm_available"]
+__all__ = [
+    "HELPERS",
+    "COLD_ENV",
+    "WarmProcess",
+    "forget_template",
+    "import_env",
+    "in_template_fork",
+    "launch",
+    "set_cmdline",
+    "shutdown",
+    "site_paths",
+    "warm_available",
+]
 
 HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
@@ -71,7 +83,12 @@ def warm_available(protections: Protections) -> bool:
 
 
 def launch(
-    module: str, args: list[str], protections: Protections, *, env: dict[str, str] | None = None, stdout: int | None
+    module: str,
+    args: list[str],
+    protections: Protections,
+    *,
+    env: dict[str, str] | None = None,
+    stdout: int | None,
 ) -> subprocess.Popen[bytes] | WarmProcess:
     """Start ``python -m module args`` in a fresh sandbox: forked from the template when
     ``warm_available``, else the cold ``sandbox_argv`` command. ``stdout`` is
@@ -184,7 +201,15 @@ class _Template:
         # gets only what the helpers pass on to the jail (``jail_env``) or need to start.
         env = {k: os.environ[k] for k in _TEMPLATE_ENV if k in os.environ}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.template", "--socket", str(theirs.fileno()), "--room", "x" * _CMDLINE_ROOM],
+            [
+                sys.executable,
+                "-m",
+                "autograder.template",
+                "--socket",
+                str(theirs.fileno()),
+                "--room",
+                "x" * _CMDLINE_ROOM,
+            ],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -194,7 +219,13 @@ class _Template:
         theirs.close()
 
     def spawn(
-        self, module: str, args: list[str], protections: Protections, *, env: dict[str, str] | None, stdout: int | None
+        self,
+        module: str,
+        args: list[str],
+        protections: Protections,
+        *,
+        env: dict[str, str] | None,
+        stdout: int | None,
     ) -> WarmProcess:
         limits = _limits_of(args)
         request = {
@@ -211,7 +242,9 @@ class _Template:
             with self._lock:
                 if self.proc.poll() is not None:
                     raise OSError(f"the warm-start template exited ({self.proc.returncode})")
-                socket.send_fds(self._sock, [json.dumps(request).encode()], [out_w, err_w, status_theirs.fileno()])
+                socket.send_fds(
+                    self._sock, [json.dumps(request).encode()], [out_w, err_w, status_theirs.fileno()]
+                )
         except BaseException:
             for fd in (out_r, err_r):
                 if fd is not None:
@@ -292,13 +325,13 @@ def _preload() -> None:
 
     matplotlib.use("Agg")
     import jupyter_client.manager  # noqa: F401
-    import matplotlib.pyplot  # noqa: F401
-    import nbclient  # noqa: F401
+    import matplotlib.pyplot
+    import nbclient
     import nbclient.exceptions  # noqa: F401
     import numpy  # noqa: F401
     import zmq  # noqa: F401  (imported, never a context: forks must not share one)
-    from IPython.core.inputtransformer2 import TransformerManager
     from ipykernel import ipkernel, kernelapp  # noqa: F401
+    from IPython.core.inputtransformer2 import TransformerManager
 
     # The kernel's debugger support imports debugpy (about 1 s) while the kernel starts;
     # its import-time note about frozen modules would go to the grader's log.
@@ -371,7 +404,14 @@ def set_cmdline(argv: list[str]) -> None:
 
 def _reset_signals() -> None:
     """The dispositions a fresh interpreter starts with."""
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in (
+        signal.SIGTERM,
+        signal.SIGCHLD,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -457,7 +497,9 @@ def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protecti
     global _IN_FORK
     libc = ctypes.CDLL(None, use_errno=True)
     if protections.namespaces:
-        flags = _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWPID | (_CLONE_NEWIPC if protections.ipc_namespace else 0)
+        flags = (
+            _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWPID | (_CLONE_NEWIPC if protections.ipc_namespace else 0)
+        )
         if libc.unshare(flags) != 0:
             raise OSError(ctypes.get_errno(), "unshare")
         # unshare(1) makes every mount private before anything runs; so do we.

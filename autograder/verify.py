@@ -104,11 +104,18 @@ def reverify(
     for ex in exercises:
         if ex.name not in seeds or not seeds[ex.name]:
             raise ValueError(f"reverify: no seeds given for exercise {ex.name!r}")
-        tests = [(i, c) for i, c in code if _meta(c).get("grade") and _meta(c).get("grade_id") in (f"test_{ex.name}", f"test_{ex.name}_hidden")]
+        tests = [
+            (i, c)
+            for i, c in code
+            if _meta(c).get("grade")
+            and _meta(c).get("grade_id") in (f"test_{ex.name}", f"test_{ex.name}_hidden")
+        ]
         first_test = tests[0][0] if tests else len(notebook.cells)
         public = frozenset(s for _, c in tests for s in test_seeds(c.source))
         before = [(i, c.source) for i, c in code if i < first_test and not _meta(c).get("grade")]
-        item = _Item(ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup))
+        item = _Item(
+            ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup)
+        )
         keep: Mapping[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
@@ -122,7 +129,9 @@ def reverify(
         item.view, item.lib = view.root, view.lib_overrides
         items.append(item)
     if items:
-        frames = _run_sandbox(items, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections)
+        frames = _run_sandbox(
+            items, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
+        )
         for item in items:
             verdicts[item.exercise.name] = _verdict(item, frames.get(item.exercise.name))
     return {ex.name: verdicts[ex.name] for ex in exercises}
@@ -130,10 +139,17 @@ def reverify(
 
 def _functions(cases: list[tuple[int, Any]]) -> list[Any]:
     """Functions passed as case arguments (sent by name, see ``wire``)."""
-    return [v for _, case in cases for v in _walk(case.args) + _walk(case.kwargs) if isinstance(v, types.FunctionType)]
+    return [
+        v
+        for _, case in cases
+        for v in _walk(case.args) + _walk(case.kwargs)
+        if isinstance(v, types.FunctionType)
+    ]
 
 
-def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path | None, keep: Mapping[str, frozenset[str]]) -> str:
+def _unsendable(
+    ex: Any, cases: list[tuple[int, Any]], support: Path | None, keep: Mapping[str, frozenset[str]]
+) -> str:
     """Why the cases cannot reach the child ("" if they can)."""
     withheld = withheld_callables(ex, support, keep)
 
@@ -158,7 +174,7 @@ def _unsendable(ex: Any, cases: list[tuple[int, Any]], support: Path | None, kee
 def _problem(item: _Item, problem: VerifyProblem, detail: str, **extra: Any) -> Verdict:
     return Verdict(
         item.exercise.name,
-        seeds={s: SeedResult.NOT_RUN for s in item.seeds},
+        seeds=dict.fromkeys(item.seeds, SeedResult.NOT_RUN),
         problem=problem,
         problem_detail=detail[:_MAX_MESSAGE],
         **extra,
@@ -169,7 +185,13 @@ def _problem(item: _Item, problem: VerifyProblem, detail: str, **extra: Any) -> 
 
 
 def _run_sandbox(
-    items: list[_Item], notebook: nbformat.NotebookNode, *, scratch: Path, hide: list[Path], limits: Limits, protections: Protections
+    items: list[_Item],
+    notebook: nbformat.NotebookNode,
+    *,
+    scratch: Path,
+    hide: list[Path],
+    limits: Limits,
+    protections: Protections,
 ) -> dict[str, dict]:
     import course_lib
 
@@ -187,14 +209,19 @@ def _run_sandbox(
                 "kind": item.exercise.kind,
                 "view": str(item.view),
                 "lib": list(item.lib),
-                "cells": [{"index": c.index, "source": c.source, "needed": c.needed, "setup": c.setup} for c in item.cells],
+                "cells": [
+                    {"index": c.index, "source": c.source, "needed": c.needed, "setup": c.setup}
+                    for c in item.cells
+                ],
             }
             for item in items
         ],
     }
     (directory / "plan.json").write_text(json.dumps(plan))
     for k, item in enumerate(items):
-        (directory / "cases" / f"{k}.bin").write_bytes(wire.dumps([[c.args, c.kwargs] for _, c in item.cases]))
+        (directory / "cases" / f"{k}.bin").write_bytes(
+            wire.dumps([[c.args, c.kwargs] for _, c in item.cases])
+        )
     args = [
         "--scratch", str(scratch),
         "--limits", json.dumps(asdict(limits)),
@@ -265,7 +292,11 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
         frames = []
     issues: dict[int, CellIssue] = {}
     for f in frames:
-        if f["k"] == "issue" and isinstance(f.get("i"), int) and f.get("kind") in ("raised", "timed out", "skipped"):
+        if (
+            f["k"] == "issue"
+            and isinstance(f.get("i"), int)
+            and f.get("kind") in ("raised", "timed out", "skipped")
+        ):
             issues[f["i"]] = CellIssue(f["i"], f["kind"], _safe(item, str(f.get("msg", ""))))
     for cell in frame.get("killed", []):
         if isinstance(cell, int):
@@ -273,7 +304,9 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
     for cell in frame.get("crashed", []):
         if isinstance(cell, int):
             issues[cell] = CellIssue(
-                cell, "raised", "ended the process (os._exit, a crash or a signal); the exercise was checked without it"
+                cell,
+                "raised",
+                "ended the process (os._exit, a crash or a signal); the exercise was checked without it",
             )
     status = str(frame.get("status", "no report"))
     stuck = frame.get("cell") if isinstance(frame.get("cell"), int) else None  # begun, never ended
@@ -281,16 +314,28 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
         stuck = student_began[-1]  # a forged "B <setup>": the student's cell was the one running
     if stuck is not None and stuck != setup:
         issues[stuck] = (
-            CellIssue(stuck, "timed out", f"did not finish within the {float(frame.get('seconds', 0)):.0f} s of this exercise")
+            CellIssue(
+                stuck,
+                "timed out",
+                f"did not finish within the {float(frame.get('seconds', 0)):.0f} s of this exercise",
+            )
             if status != "ok"
-            else CellIssue(stuck, "raised", "the process ended while this cell ran (os._exit, a crash or a signal)")
+            else CellIssue(
+                stuck, "raised", "the process ended while this cell ran (os._exit, a crash or a signal)"
+            )
         )
     cell_issues = tuple(issues[i] for i in sorted(issues))
     kinds = {f["k"]: f for f in frames}
     if "setup" in kinds and not student_began:
-        return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell failed: {kinds['setup'].get('msg', '')}")
+        return _problem(
+            item,
+            VerifyProblem.SETUP_FAILED,
+            f"the canonical setup cell failed: {kinds['setup'].get('msg', '')}",
+        )
     if stuck is not None and stuck == setup:
-        return _problem(item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell did not finish ({status})")
+        return _problem(
+            item, VerifyProblem.SETUP_FAILED, f"the canonical setup cell did not finish ({status})"
+        )
     if "defined" not in kinds:
         # Once a student cell has started, a missing report is the student's code (it can
         # exit the process or hang); before that, it is the grader's.
@@ -298,7 +343,12 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
         if started or cell_issues:
             last = stuck if stuck is not None else (started[-1] if started else cell_issues[-1].index)
             message = f"{ex.name} could not be re-verified: the replay of the notebook stopped at cell {last}"
-            return Verdict(ex.name, {s: SeedResult.NOT_RUN for s in item.seeds}, message=message, cell_issues=cell_issues)
+            return Verdict(
+                ex.name,
+                dict.fromkeys(item.seeds, SeedResult.NOT_RUN),
+                message=message,
+                cell_issues=cell_issues,
+            )
         detail = infra or f"the re-verification process stopped ({status}) {frame.get('detail', '')}".strip()
         return _problem(item, VerifyProblem.NO_REPORT, detail, cell_issues=cell_issues)
     copied = _copied_from(item)
@@ -323,14 +373,26 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
     if ex.kind == "value":
         out = kinds.get("value", {}).get("out")
         result, message = _judge_one(item, None, None, out)
-        return Verdict(ex.name, {s: result for s in item.seeds}, message=message, reached=reached, cell_issues=cell_issues, copied_from=copied)
+        return Verdict(
+            ex.name,
+            dict.fromkeys(item.seeds, result),
+            message=message,
+            reached=reached,
+            cell_issues=cell_issues,
+            copied_from=copied,
+        )
     outputs = {f["n"]: f.get("out") for f in frames if f["k"] == "case" and isinstance(f.get("n"), int)}
     results: dict[int, SeedResult] = {}
     messages: list[tuple[bool, str]] = []  # (from a secret seed, text)
     for n, (seed, case) in enumerate(item.cases):
         if n not in outputs:
-            why = "did not finish: the process stopped" if "done" not in kinds else "not run: no time was left"
-            result, message = SeedResult.RAISED if status != "ok" or "done" not in kinds else SeedResult.NOT_RUN, why
+            why = (
+                "did not finish: the process stopped" if "done" not in kinds else "not run: no time was left"
+            )
+            result, message = (
+                SeedResult.RAISED if status != "ok" or "done" not in kinds else SeedResult.NOT_RUN,
+                why,
+            )
         else:
             result, message = _judge_one(item, seed, case, outputs[n])
         worst = max(results.get(seed, SeedResult.PASSED), result, key=_SEVERITY.index)
@@ -339,7 +401,9 @@ def _verdict(item: _Item, frame: dict | None) -> Verdict:
             messages.append((seed not in item.public, message))
     seeds = {s: results.get(s, SeedResult.NOT_RUN) for s in item.seeds}
     message = next((m for secret, m in messages if not secret), "") or next((m for _, m in messages), "")
-    return Verdict(ex.name, seeds, message=message, reached=reached, cell_issues=cell_issues, copied_from=copied)
+    return Verdict(
+        ex.name, seeds, message=message, reached=reached, cell_issues=cell_issues, copied_from=copied
+    )
 
 
 _SEVERITY = [SeedResult.PASSED, SeedResult.WRONG, SeedResult.NOT_RUN, SeedResult.RAISED]
@@ -432,5 +496,3 @@ def _copied_from(item: _Item) -> str:
         if any(same_code(a, ex.name, source, ref.name) for a in answers):
             return ref.dotted
     return ""
-
-

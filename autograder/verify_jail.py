@@ -32,7 +32,6 @@ import os
 import re
 import select
 import signal
-import stat
 import struct
 import sys
 import time
@@ -190,7 +189,9 @@ def _child(
     _replay_and_call(item, raw_cases, skip=skip, deadline=deadline, report_fd=report_fd, limits=limits)
 
 
-def _replay_and_call(item: dict, raw_cases: bytes, *, skip: set[int], deadline: float, report_fd: int, limits: Limits) -> None:
+def _replay_and_call(
+    item: dict, raw_cases: bytes, *, skip: set[int], deadline: float, report_fd: int, limits: Limits
+) -> None:
     """As ``nobody`` with the view in place: replay, then call the answer on every case."""
     progress = evidence_writer(EVIDENCE_FD)
 
@@ -305,7 +306,11 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
             if kind == b"B" and number is not None and int(number) not in begun:
                 run.cell = int(number)
                 begun.add(run.cell)
-                box_end = time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE if run.cell in optional else None
+                box_end = (
+                    time.monotonic() + OPTIONAL_CELL_SECONDS + WATCHDOG_GRACE
+                    if run.cell in optional
+                    else None
+                )
             elif kind in (b"E", b"T", b"C"):
                 run.cell, box_end = None, None
         return True
@@ -315,7 +320,9 @@ def _watch(pid: int, report_r: int, progress_r: int, deadline: float, optional: 
             now = time.monotonic()
             limit = min(deadline, box_end) if box_end is not None else deadline
             if now >= limit:
-                run.status = "watchdog" if box_end is not None and now >= box_end and now < deadline else "timed out"
+                run.status = (
+                    "watchdog" if box_end is not None and now >= box_end and now < deadline else "timed out"
+                )
                 break
             watched = [*open_fds, *([exited] if exited is not None else [])]
             ready, _, _ = select.select(watched, [], [], limit - now)
@@ -365,7 +372,7 @@ def _preload(torch: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot
     import numpy  # noqa: F401
     from IPython.core.inputtransformer2 import TransformerManager
 
@@ -431,7 +438,12 @@ def main(argv: list[str] | None = None) -> int:
             match = _PROGRESS.match(line.encode())
             # Only a cell this answer did not need is skipped later (where it is not needed
             # either, see run_cells): a needed cell cut here says nothing about the next one.
-            if match and match.group(1) == b"T" and match.group(2) is not None and int(match.group(2)) in optional:
+            if (
+                match
+                and match.group(1) == b"T"
+                and match.group(2) is not None
+                and int(match.group(2)) in optional
+            ):
                 skip.add(int(match.group(2)))
         send({
             "name": item["name"],
@@ -476,7 +488,9 @@ def _fork_child(
             )  # fmt: skip
         except BaseException as exc:  # before student code: the grader's own failure, said
             try:
-                os.write(EVIDENCE_FD, f"X {type(exc).__name__}: {exc}"[:300].replace("\n", " ").encode() + b"\n")
+                os.write(
+                    EVIDENCE_FD, f"X {type(exc).__name__}: {exc}"[:300].replace("\n", " ").encode() + b"\n"
+                )
             except OSError:
                 pass
             code = 70

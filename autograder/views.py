@@ -34,8 +34,8 @@ own mount namespace, so the references do not exist anywhere in that process.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import base64
 import importlib
@@ -180,7 +180,9 @@ def checks_modules(support: Path | None) -> set[str]:
     return names
 
 
-def withheld_callables(exercise: Any, support: Path | None, keep: Mapping[str, frozenset[str]] = {}) -> dict[int, str]:
+def withheld_callables(
+    exercise: Any, support: Path | None, keep: Mapping[str, frozenset[str]] = {}
+) -> dict[int, str]:
     """id -> dotted name of every live object a view of ``exercise`` withholds; used to
     refuse cases that pass one of them as an argument (they could not run in the view).
     ``keep``: checks-module names the view defines after all (see ``case_inputs``)."""
@@ -201,7 +203,9 @@ def withheld_callables(exercise: Any, support: Path | None, keep: Mapping[str, f
     return out
 
 
-def case_inputs(exercise: Any, functions: Iterable[Any], support: Path | None) -> dict[str, frozenset[str]] | str:
+def case_inputs(
+    exercise: Any, functions: Iterable[Any], support: Path | None
+) -> dict[str, frozenset[str]] | str:
     """Checks-module functions that the cases pass as arguments (a test function whose
     gradient the answer computes, say) are inputs, not references: the view keeps them,
     with the module globals they use. Returns module -> names to keep, or why a function
@@ -215,7 +219,9 @@ def case_inputs(exercise: Any, functions: Iterable[Any], support: Path | None) -
         if dotted in refs:
             return f"its cases pass {dotted}, a reference of this very exercise"
         if module_name in stubs:
-            why = _keep(sys.modules[module_name], func.__qualname__, refs, stubs, keep.setdefault(module_name, set()))
+            why = _keep(
+                sys.modules[module_name], func.__qualname__, refs, stubs, keep.setdefault(module_name, set())
+            )
             if why:
                 return why
     return {m: frozenset(names) for m, names in keep.items()}
@@ -346,7 +352,9 @@ def _module_text(path: Path, module: str, build: _Build) -> str:
 
 
 def _raise_withheld(dotted: str, exercise: str) -> ast.stmt:
-    call = f"raise __import__('course_lib.{_RUNTIME}', fromlist=['withheld']).withheld({dotted!r}, {exercise!r})"
+    call = (
+        f"raise __import__('course_lib.{_RUNTIME}', fromlist=['withheld']).withheld({dotted!r}, {exercise!r})"
+    )
     return pyast.parse(call).body[0]
 
 
@@ -365,7 +373,9 @@ def _guard(dotted: str, exercise: str) -> ast.stmt:
     return statement
 
 
-def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarded: Mapping[str, str] = {}) -> str:
+def withhold_source(
+    source: str, names: dict[str, str], exercise: str, *, guarded: Mapping[str, str] = {}
+) -> str:
     """``source`` with each top-level function/class in ``names`` (name -> dotted name)
     reduced to a stub that raises ``ReferenceWithheld``: signature kept, body and
     docstring gone; each function in ``guarded`` keeps its body but raises when called
@@ -373,7 +383,11 @@ def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarde
     tree = pyast.parse(source)
     found: set[str] = set()
     for index, node in enumerate(tree.body):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in guarded and node.name not in names:
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name in guarded
+            and node.name not in names
+        ):
             node.body = [_guard(guarded[node.name], exercise), *node.body]
             found.add(node.name)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
@@ -389,7 +403,12 @@ def withhold_source(source: str, names: dict[str, str], exercise: str, *, guarde
                 assert isinstance(method, ast.FunctionDef)
                 method.body = [raise_stmt]
             tree.body[index] = ast.ClassDef(
-                name=node.name, bases=node.bases, keywords=node.keywords, body=methods, decorator_list=[], type_params=[]
+                name=node.name,
+                bases=node.bases,
+                keywords=node.keywords,
+                body=methods,
+                decorator_list=[],
+                type_params=[],
             )
             found.add(node.name)
     missing = (set(names) | set(guarded)) - found
@@ -433,7 +452,9 @@ def _top_level_graph(tree: ast.Module) -> tuple[dict[str, set[str]], set[str], s
             for deco in node.decorator_list:
                 at_import |= used(deco)
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
-            at_import |= {c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+            at_import |= {
+                c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            }
     return graph, functions, classes, at_import & set(defined)
 
 
@@ -541,13 +562,15 @@ def _constant(value: Any, depth: int = 0) -> str | None:
         if any(i is None for i in items):
             return None
         body = ", ".join(items)  # type: ignore[arg-type]
-        return {tuple: f"({body}{',' if len(items) == 1 else ''})", list: f"[{body}]"}.get(kind, f"frozenset([{body}])")
+        return {tuple: f"({body}{',' if len(items) == 1 else ''})", list: f"[{body}]"}.get(
+            kind, f"frozenset([{body}])"
+        )
     if kind is dict:
         pairs = [(_constant(k, depth + 1), _constant(v, depth + 1)) for k, v in value.items()]
         if any(k is None or v is None for k, v in pairs):
             return None
         return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
-    if kind is np.ndarray or isinstance(value, np.generic) and kind.__module__ == "numpy":
+    if kind is np.ndarray or (isinstance(value, np.generic) and kind.__module__ == "numpy"):
         arr = np.asarray(value)
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             return None

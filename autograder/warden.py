@@ -26,8 +26,8 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -98,7 +98,9 @@ class Child(Protocol):
     def kill(self) -> None: ...
 
 
-def guard(limits: Limits, protections: Protections, start: Callable[[dict[str, str], list[int]], Child]) -> int:
+def guard(
+    limits: Limits, protections: Protections, start: Callable[[dict[str, str], list[int]], Child]
+) -> int:
     """Steps 1-4 above around ``start(env, procs_fds)``, which starts the jail's first
     process with ``env`` (``SANDBOX_UID_ENV`` set when a uid is leased) and must make it
     write ``b"0"`` to each of ``procs_fds`` (open ``cgroup.procs`` files) before it runs
@@ -123,7 +125,9 @@ def guard(limits: Limits, protections: Protections, start: Callable[[dict[str, s
     try:
         if protections.cgroup:
             name = f"autograder-{lease.uid if lease else os.getpid()}-{os.getpid()}"
-            group = cgroups.create(name, memory_bytes=limits.tree_memory_bytes, processes=limits.tree_processes)
+            group = cgroups.create(
+                name, memory_bytes=limits.tree_memory_bytes, processes=limits.tree_processes
+            )
             if lease is not None:
                 lease.record(group.paths)
         fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in group.procs_files()] if group else []

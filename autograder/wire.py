@@ -43,14 +43,18 @@ def _encode(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
     if kind in _SCALARS:
         return {"t": "py", "v": value}
     if isinstance(value, tuple) and hasattr(kind, "_fields"):  # NamedTuple (e.g. a layer cache)
-        return {"t": "named", "cls": f"{kind.__module__}:{kind.__qualname__}", "v": [_encode(v, blobs, depth + 1) for v in value]}
+        return {
+            "t": "named",
+            "cls": f"{kind.__module__}:{kind.__qualname__}",
+            "v": [_encode(v, blobs, depth + 1) for v in value],
+        }
     if kind in (tuple, list):
         return {"t": kind.__name__, "v": [_encode(v, blobs, depth + 1) for v in value]}
     if kind is dict:
         if not all(type(k) is str for k in value):
             raise WireError("dict keys must be strings")
         return {"t": "dict", "k": list(value), "v": [_encode(v, blobs, depth + 1) for v in value.values()]}
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic) and kind.__module__ == "numpy":
+    if isinstance(value, np.ndarray) or (isinstance(value, np.generic) and kind.__module__ == "numpy"):
         return {"t": "nd", "i": _blob(_array(np.asarray(value)), blobs)}
     if kind is np.random.Generator:
         state = value.bit_generator.state
@@ -68,7 +72,11 @@ def _encode(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
             return {"t": "torch", "dtype": dtype, "i": _blob(_array(tensor.numpy()), blobs)}
         if kind is torch.Generator:
             return {"t": "torch_gen", "i": _blob(value.get_state().numpy().copy(), blobs)}
-    if callable(value) and _trusted_callable(getattr(value, "__module__", "") or "", getattr(value, "__qualname__", "")) is value:
+    if (
+        callable(value)
+        and _trusted_callable(getattr(value, "__module__", "") or "", getattr(value, "__qualname__", ""))
+        is value
+    ):
         # a course_lib function passed as an argument (e.g. an activation): sent by name
         return {"t": "func", "path": f"{value.__module__}:{value.__qualname__}"}
     raise WireError(f"cannot send a value of type {kind.__module__}.{kind.__qualname__}")
@@ -105,7 +113,17 @@ def loads(data: bytes, *, torch_tensors: bool = False) -> Any:
         return _loads(bytes(data), torch_tensors)
     except WireError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError, struct.error, EOFError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        struct.error,
+        EOFError,
+    ) as exc:
         raise WireError(f"malformed message ({type(exc).__name__})") from None
 
 
@@ -174,7 +192,7 @@ def _trusted_class(path: str) -> type | None:
 
 def _field(node: dict, key: str, kind: type | tuple[type, ...]) -> Any:
     value = node.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise WireError(f"bad field {key!r} in a {node.get('t')!r} node")
     return value
 

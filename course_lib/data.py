@@ -80,9 +80,7 @@ def _split_evenly(n: int, k: int) -> np.ndarray:
     return np.full(k, n // k) + (np.arange(k) < n % k)
 
 
-def _shuffled(
-    x: np.ndarray, y: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _shuffled(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     order = rng.permutation(len(y))
     return np.ascontiguousarray(x[order], dtype=np.float64), y[order].astype(np.int64)
 
@@ -114,8 +112,7 @@ def make_blobs(
         mu = np.asarray(centers, dtype=np.float64)
         if mu.ndim != 2 or len(mu) == 0:
             raise ValueError(
-                f"{fn}: argument 'centers' must be an int or a (K, D) array of centres, "
-                f"got shape {mu.shape}"
+                f"{fn}: argument 'centers' must be an int or a (K, D) array of centres, got shape {mu.shape}"
             )
     g = _generator(fn, seed, rng)
     sizes = _split_evenly(n, len(mu))

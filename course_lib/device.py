@@ -20,7 +20,9 @@ def get_device():  # -> torch.device (torch is imported lazily)
         try:
             device = torch.device(requested)
         except RuntimeError as exc:
-            raise ValueError(f"get_device: COURSE_DEVICE={requested!r} is not a torch device ({exc})") from None
+            raise ValueError(
+                f"get_device: COURSE_DEVICE={requested!r} is not a torch device ({exc})"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("get_device: COURSE_DEVICE asks for cuda, but torch sees no CUDA device")
         if device.type == "mps" and not torch.backends.mps.is_available():

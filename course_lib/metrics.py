@@ -85,7 +85,9 @@ def precision_recall_f1(pred_labels: Any, labels: Any, *, positive: int | None =
         classes = range(int(max(pred.max(), true.max())) + 1)
     else:
         if isinstance(positive, bool) or not isinstance(positive, (int, np.integer)) or positive < 0:
-            raise ValueError(f"{fn}: argument 'positive' must be a class label >= 0 or None, got {positive!r}")
+            raise ValueError(
+                f"{fn}: argument 'positive' must be a class label >= 0 or None, got {positive!r}"
+            )
         classes = [int(positive)]
     rows = []
     for c in classes:

@@ -33,8 +33,18 @@ __all__ = [
 ]
 
 # tab10's first colours; the light versions fill the decision regions so the points stay visible.
-_CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_CLASS_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float] = (5.0, 4.0)) -> Axes:
@@ -104,8 +114,17 @@ def plot_decision_boundary(
     colors = [_CLASS_COLORS[i % len(_CLASS_COLORS)] for i in range(k)]
     # Levels between consecutive integers give one filled band per class.
     ax.contourf(g1, g2, labels, levels=np.arange(k + 1) - 0.5, colors=colors, alpha=0.25)
-    ax.scatter(x[:, 0], x[:, 1], c=y, cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5,
-               s=18, edgecolors="k", linewidths=0.4)
+    ax.scatter(
+        x[:, 0],
+        x[:, 1],
+        c=y,
+        cmap=ListedColormap(colors),
+        vmin=-0.5,
+        vmax=k - 0.5,
+        s=18,
+        edgecolors="k",
+        linewidths=0.4,
+    )
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel("$x_1$")

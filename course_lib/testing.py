@@ -89,7 +89,11 @@ def assert_close(
         lines.append(f"  expected {_describe(want)}")
         lines.append(f"  got      {_describe(got)}")
     elif not (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
-        what = "a random generator" if isinstance(actual, (np.random.Generator, np.random.BitGenerator)) else f"an array of dtype {got.dtype}"
+        what = (
+            "a random generator"
+            if isinstance(actual, (np.random.Generator, np.random.BitGenerator))
+            else f"an array of dtype {got.dtype}"
+        )
         lines.append(f"{name}: expected numbers, got {what}.")
     else:
         g = got.astype(np.float64)

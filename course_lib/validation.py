@@ -55,9 +55,7 @@ def require_float(fn: str, name: str, x: Any) -> None:
     if not hasattr(x, "shape"):
         raise ValueError(f"{fn}: argument {name!r} must be an array, got {type(x).__name__}")
     if not _is_floating(x):
-        raise ValueError(
-            f"{fn}: argument {name!r} must be a floating-point array, got dtype {x.dtype}"
-        )
+        raise ValueError(f"{fn}: argument {name!r} must be a floating-point array, got dtype {x.dtype}")
 
 
 def scalar_as_float_array(fn: str, name: str, x: Any) -> np.ndarray | None:
@@ -89,9 +87,7 @@ def require_ndim(fn: str, name: str, x: Any, ndim: int, layout: str = "") -> Non
         raise ValueError(f"{fn}: argument {name!r} must be an array, got {type(x).__name__}")
     if len(x.shape) != ndim:
         want = f" {layout}" if layout else ""
-        raise ValueError(
-            f"{fn}: argument {name!r} must be {ndim}-D{want}, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"{fn}: argument {name!r} must be {ndim}-D{want}, got shape {tuple(x.shape)}")
 
 
 def _format_pattern(pattern: Sequence[ShapeEntry]) -> str:
@@ -121,9 +117,7 @@ def require_shape(fn: str, name: str, x: Any, pattern: Sequence[ShapeEntry]) -> 
                 ok = False
                 break
     if not ok:
-        raise ValueError(
-            f"{fn}: argument {name!r} must have shape {_format_pattern(pattern)}, got {shape}"
-        )
+        raise ValueError(f"{fn}: argument {name!r} must have shape {_format_pattern(pattern)}, got {shape}")
 
 
 def require_same_shape(fn: str, name_a: str, a: Any, name_b: str, b: Any) -> None:
@@ -141,9 +135,7 @@ def require_positive_int(fn: str, name: str, value: Any) -> None:
 
 def require_nonnegative_int(fn: str, name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(
-            f"{fn}: argument {name!r} must be a non-negative integer, got {value!r}"
-        )
+        raise ValueError(f"{fn}: argument {name!r} must be a non-negative integer, got {value!r}")
 
 
 def require_probability(fn: str, name: str, p: Any) -> None:
@@ -157,17 +149,14 @@ def require_labels(fn: str, name: str, labels: Any, num_classes: int, n: int | N
     if not hasattr(labels, "shape"):
         raise ValueError(f"{fn}: argument {name!r} must be an array, got {type(labels).__name__}")
     if _is_floating(labels) or str(labels.dtype).startswith(("bool", "torch.bool")):
-        raise ValueError(
-            f"{fn}: argument {name!r} must hold integer class labels, got dtype {labels.dtype}"
-        )
+        raise ValueError(f"{fn}: argument {name!r} must hold integer class labels, got dtype {labels.dtype}")
     if n is not None:
         require_shape(fn, name, labels, [("N", n)])
     if labels.shape[0]:
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(
-                f"{fn}: argument {name!r} must be in [0, {num_classes}), "
-                f"got values from {lo} to {hi}"
+                f"{fn}: argument {name!r} must be in [0, {num_classes}), got values from {lo} to {hi}"
             )
 
 
@@ -234,7 +223,15 @@ def check_pool(fn: str, x: Any, kernel: Any, stride: Any) -> None:
 
 
 def check_recurrent(
-    fn: str, x: Any, h_prev: Any, wx: Any, wh: Any, b: Any, *, gates: int, h_name: str,
+    fn: str,
+    x: Any,
+    h_prev: Any,
+    wx: Any,
+    wh: Any,
+    b: Any,
+    *,
+    gates: int,
+    h_name: str,
 ) -> None:
     """x (N, D) for a step or (N, T, D) for a sequence (``h_name == "h0"``), h_prev (N, H),
     wx (D, G*H), wh (H, G*H), b (G*H,) with G = ``gates`` (1 for the RNN, 4 for the LSTM).
@@ -250,7 +247,9 @@ def check_recurrent(
     if h_name == "h0":
         require_ndim(fn, "x", x, 3, "(N, T, D)")
         if x.shape[1] == 0:
-            raise ValueError(f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{fn}: argument 'x' must have at least one time step, got shape {tuple(x.shape)}"
+            )
     else:
         require_ndim(fn, "x", x, 2, "(N, D)")
     n, d = x.shape[0], x.shape[-1]

@@ -171,7 +171,9 @@ def _render(check: ExerciseCheck, width: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selfcheck.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to check (default: notebooks/*.ipynb)")
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="notebooks to check (default: notebooks/*.ipynb)"
+    )
     parser.add_argument("--cell-timeout", type=float, default=300.0, help="seconds per cell (default: 300)")
     args = parser.parse_args(argv)
     paths = list(args.notebooks) or sorted((HERE / "notebooks").glob("*.ipynb"))

@@ -171,7 +171,14 @@ def reference_judge(
                 + (f"\nHint: {hint}" if hint else "")
             )
         for i, label in enumerate(outputs):
-            assert_close(output[i], expected[i], name=f"{name}{where}: {label}", rtol=rtol, atol=atol, hint=hint or None)
+            assert_close(
+                output[i],
+                expected[i],
+                name=f"{name}{where}: {label}",
+                rtol=rtol,
+                atol=atol,
+                hint=hint or None,
+            )
 
     return judge
 

@@ -27,9 +27,9 @@ class DtypeRule(enum.Enum):
 
 _HINTS = {
     DtypeRule.FLOATING: "comparisons such as z > 0 give bool arrays; turn them into floats, e.g. "
-                        "(z > 0).astype(z.dtype) or np.where(z > 0, 1.0, 0.0).",
+    "(z > 0).astype(z.dtype) or np.where(z > 0, 1.0, 0.0).",
     DtypeRule.INTEGER: "labels are whole numbers: turn a bool or float array into integers, "
-                       "e.g. (z > 0).astype(np.int64).",
+    "e.g. (z > 0).astype(np.int64).",
 }
 
 
@@ -50,7 +50,9 @@ def with_dtype_rule(judge: Judge, name: str, rule: DtypeRule) -> Judge:
             dtype = None  # the judge accepted it; nothing array-like to check
         if dtype is not None and not _follows(dtype, rule):
             where = f" [{case.label}]" if case is not None and case.label else ""
-            raise AssertionError(f"{name}{where}: expected {rule.value}, got dtype {dtype}.\nHint: {_HINTS[rule]}")
+            raise AssertionError(
+                f"{name}{where}: expected {rule.value}, got dtype {dtype}.\nHint: {_HINTS[rule]}"
+            )
 
     # register() and the registry tests read these from the judge.
     checked.mistakes = getattr(judge, "mistakes", ())  # type: ignore[attr-defined]

@@ -59,12 +59,15 @@ def diagnosing_judge(
 
         expected = call(reference)
         if outputs is not None and (not isinstance(output, (tuple, list)) or len(output) != len(outputs)):
-            got = type(output).__name__ + (f" of length {len(output)}" if isinstance(output, (tuple, list)) else "")
+            got = type(output).__name__ + (
+                f" of length {len(output)}" if isinstance(output, (tuple, list)) else ""
+            )
             raise AssertionError(
                 f"{name}{where}: expected a tuple of {len(outputs)} ({', '.join(outputs)}), got {got}."
             )
         slots: list[tuple[int | None, str]] = (
-            [(None, f"{name}{where}")] if outputs is None
+            [(None, f"{name}{where}")]
+            if outputs is None
             else [(i, f"{name}{where}: {label}") for i, label in enumerate(outputs)]
         )
         for index, label in slots:
@@ -78,7 +81,9 @@ def diagnosing_judge(
                         wrong = _pick(call(mistake.wrong), index)
                     except Exception:  # a mistake that cannot even run on this case is not the one
                         continue
-                    if not matches(wrong, want, rtol=rtol, atol=atol) and matches(got, wrong, rtol=rtol, atol=atol):
+                    if not matches(wrong, want, rtol=rtol, atol=atol) and matches(
+                        got, wrong, rtol=rtol, atol=atol
+                    ):
                         diagnosis = f"your output matches a typical mistake: {mistake.hint}"
                         break
                 raise AssertionError(f"{err}" + (f"\nHint: {diagnosis}" if diagnosis else "")) from None

@@ -62,35 +62,52 @@ def _neuron_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 101)
     if seed == 0:
         return [
-            Case((LECTURE_X[None, :].copy(), LECTURE_W.copy(), LECTURE_W0), label="the lecture's example, x (1, 2)"),
+            Case(
+                (LECTURE_X[None, :].copy(), LECTURE_W.copy(), LECTURE_W0),
+                label="the lecture's example, x (1, 2)",
+            ),
             Case((rng.normal(size=(5, 3)), rng.normal(size=3), 0.5), label="x (5, 3)"),
-            Case((LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0), label="a single example x (D,) -> a 0-d result"),
+            Case(
+                (LECTURE_X.copy(), LECTURE_W.copy(), LECTURE_W0),
+                label="a single example x (D,) -> a 0-d result",
+            ),
         ]
     return [
         Case((rng.normal(size=4), rng.normal(size=4), 0.7), label="a single example x (D,) -> a 0-d result"),
         Case((rng.normal(size=(6, 4)), rng.normal(size=4), -1.5), label="x (6, 4), negative bias"),
-        Case((rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32), np.float32(0.25)),
-             label="float32 x (3, 2)"),
+        Case(
+            (
+                rng.normal(size=(3, 2)).astype(np.float32),
+                rng.normal(size=2).astype(np.float32),
+                np.float32(0.25),
+            ),
+            label="float32 x (3, 2)",
+        ),
     ]
 
 
-NEURON_FORWARD = register(Exercise(
-    notebook=NOTEBOOK,
-    name="neuron_forward",
-    kind="function",
-    cases=_neuron_cases,
-    judge=diagnosing_judge(
-        neuron_forward,
-        name="neuron_forward(x, w, w0)",
-        mistakes=[
-            Mistake(lambda x, w, w0: sigmoid(x @ w), "the bias w0 is missing: z = w0 + x @ w."),
-            Mistake(lambda x, w, w0: w0 + x @ w, "the non-linearity is missing: return g(z) = sigmoid(z), not z."),
-            Mistake(lambda x, w, w0: sigmoid(w0 - x @ w), "sign slip: z = w0 + x @ w."),
-        ],
-        hint="y_hat = sigmoid(w0 + x @ w); x @ w works for x (N, D) and for a single x (D,).",
-    ),
-    references=(*_refs("perceptron", "neuron_forward"), *_refs("dense", "dense_forward")),
-))
+NEURON_FORWARD = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="neuron_forward",
+        kind="function",
+        cases=_neuron_cases,
+        judge=diagnosing_judge(
+            neuron_forward,
+            name="neuron_forward(x, w, w0)",
+            mistakes=[
+                Mistake(lambda x, w, w0: sigmoid(x @ w), "the bias w0 is missing: z = w0 + x @ w."),
+                Mistake(
+                    lambda x, w, w0: w0 + x @ w,
+                    "the non-linearity is missing: return g(z) = sigmoid(z), not z.",
+                ),
+                Mistake(lambda x, w, w0: sigmoid(w0 - x @ w), "sign slip: z = w0 + x @ w."),
+            ],
+            hint="y_hat = sigmoid(w0 + x @ w); x @ w works for x (N, D) and for a single x (D,).",
+        ),
+        references=(*_refs("perceptron", "neuron_forward"), *_refs("dense", "dense_forward")),
+    )
+)
 
 
 # --- perceptron_predict ------------------------------------------------------------------
@@ -100,38 +117,56 @@ def _predict_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 102)
     if seed == 0:
         return [
-            Case((rng.normal(size=(8, 2)), LECTURE_W.copy(), LECTURE_W0), label="8 points, the lecture's line 1 + 3 x1 - 2 x2"),
+            Case(
+                (rng.normal(size=(8, 2)), LECTURE_W.copy(), LECTURE_W0),
+                label="8 points, the lecture's line 1 + 3 x1 - 2 x2",
+            ),
             Case((XOR_X.copy(), np.array([1.0, 1.0]), -1.5), label="AND gate weights on the four corners"),
             # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
-            Case((np.array([[1.0, 2.0], [-1.0, 0.0]]), LECTURE_W.copy(), LECTURE_W0),
-                 label="a point exactly on the line (z = 0 -> 0)"),
+            Case(
+                (np.array([[1.0, 2.0], [-1.0, 0.0]]), LECTURE_W.copy(), LECTURE_W0),
+                label="a point exactly on the line (z = 0 -> 0)",
+            ),
         ]
     return [
         # 1 + 3 * 1 - 2 * 2 = 0 exactly: a point on the line is predicted 0.
-        Case((np.array([[1.0, 2.0], [-1.0, -1.0], [3.0, 5.0]]), LECTURE_W.copy(), LECTURE_W0),
-             label="points exactly on the line (z = 0 -> 0)"),
+        Case(
+            (np.array([[1.0, 2.0], [-1.0, -1.0], [3.0, 5.0]]), LECTURE_W.copy(), LECTURE_W0),
+            label="points exactly on the line (z = 0 -> 0)",
+        ),
         Case((rng.normal(size=(10, 3)), rng.normal(size=3), 0.3), label="x (10, 3)"),
     ]
 
 
-PERCEPTRON_PREDICT = register(Exercise(
-    notebook=NOTEBOOK,
-    name="perceptron_predict",
-    kind="function",
-    cases=_predict_cases,
-    judge=with_dtype_rule(diagnosing_judge(
-        perceptron_predict,
-        name="perceptron_predict(x, w, w0)",
-        mistakes=[
-            Mistake(lambda x, w, w0: (w0 + x @ w >= 0).astype(np.int64),
-                    "a point exactly on the boundary (z = 0) must be predicted 0: use z > 0, not z >= 0."),
-            Mistake(lambda x, w, w0: (x @ w > 0).astype(np.int64), "the bias w0 is missing: z = w0 + x @ w."),
-            Mistake(lambda x, w, w0: np.sign(w0 + x @ w), "labels are 0 and 1, not -1 and +1."),
-        ],
-        hint="predict 1 where w0 + x @ w > 0 and 0 elsewhere (as integers).",
-    ), "perceptron_predict(x, w, w0)", DtypeRule.INTEGER),
-    references=(*_refs("perceptron", "perceptron_predict"), *_refs("dense", "dense_forward")),
-))
+PERCEPTRON_PREDICT = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="perceptron_predict",
+        kind="function",
+        cases=_predict_cases,
+        judge=with_dtype_rule(
+            diagnosing_judge(
+                perceptron_predict,
+                name="perceptron_predict(x, w, w0)",
+                mistakes=[
+                    Mistake(
+                        lambda x, w, w0: (w0 + x @ w >= 0).astype(np.int64),
+                        "a point exactly on the boundary (z = 0) must be predicted 0: use z > 0, not z >= 0.",
+                    ),
+                    Mistake(
+                        lambda x, w, w0: (x @ w > 0).astype(np.int64),
+                        "the bias w0 is missing: z = w0 + x @ w.",
+                    ),
+                    Mistake(lambda x, w, w0: np.sign(w0 + x @ w), "labels are 0 and 1, not -1 and +1."),
+                ],
+                hint="predict 1 where w0 + x @ w > 0 and 0 elsewhere (as integers).",
+            ),
+            "perceptron_predict(x, w, w0)",
+            DtypeRule.INTEGER,
+        ),
+        references=(*_refs("perceptron", "perceptron_predict"), *_refs("dense", "dense_forward")),
+    )
+)
 
 
 # --- perceptron_train --------------------------------------------------------------------
@@ -158,7 +193,11 @@ def _train_cases(seed: int) -> list[Case]:
     return [
         Case((XOR_X.copy(), _OR_Y.copy()), {"lr": 0.1, "epochs": 5}, label="OR gate, lr 0.1"),
         Case((XOR_X.copy(), XOR_Y.copy()), {"epochs": 5}, label="XOR: mistakes never reach 0"),
-        Case((x, y), {"epochs": 3, "rng": np.random.default_rng(seed)}, label="30 points, shuffled every epoch by rng"),
+        Case(
+            (x, y),
+            {"epochs": 3, "rng": np.random.default_rng(seed)},
+            label="30 points, shuffled every epoch by rng",
+        ),
     ]
 
 
@@ -185,7 +224,9 @@ def _train_batch(x, y, *, lr=1.0, epochs, rng=None):
     return w, w0, mistakes
 
 
-def _whole_output_judge(reference, *, name: str, outputs: tuple[str, ...], mistakes: list[Mistake], hint: str):
+def _whole_output_judge(
+    reference, *, name: str, outputs: tuple[str, ...], mistakes: list[Mistake], hint: str
+):
     """Like ``diagnosing_judge``, but a mistake is named only when it reproduces *every*
     output: two different training bugs can agree on w for one case and differ in w0."""
     compare = diagnosing_judge(reference, name=name, outputs=outputs)
@@ -210,27 +251,32 @@ def _whole_output_judge(reference, *, name: str, outputs: tuple[str, ...], mista
 
 _TRAIN_MISTAKES = (
     Mistake(_train_without_bias, "the bias is never updated: after a mistake also do w0 += lr * (y_i - p)."),
-    Mistake(_train_batch, "update after every single example (inside the loop over samples), "
-                          "not once per epoch with the summed error."),
+    Mistake(
+        _train_batch,
+        "update after every single example (inside the loop over samples), "
+        "not once per epoch with the summed error.",
+    ),
 )
 
-PERCEPTRON_TRAIN = register(Exercise(
-    notebook=NOTEBOOK,
-    name="perceptron_train",
-    kind="function",
-    cases=_train_cases,
-    mistakes=_TRAIN_MISTAKES,
-    judge=_whole_output_judge(
-        perceptron_train,
-        name="perceptron_train(x, y, ...)",
-        outputs=("w", "w0", "mistakes_per_epoch"),
-        mistakes=list(_TRAIN_MISTAKES),
-        hint="start from w = 0, w0 = 0; visit the samples in order (or in rng.permutation(N) each epoch "
-             "when rng is given); predict p = 1 if w0 + x_i @ w > 0 else 0; on a mistake "
-             "w += lr (y_i - p) x_i and w0 += lr (y_i - p); count the mistakes of each epoch.",
-    ),
-    references=_refs("perceptron", "perceptron_train"),
-))
+PERCEPTRON_TRAIN = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="perceptron_train",
+        kind="function",
+        cases=_train_cases,
+        mistakes=_TRAIN_MISTAKES,
+        judge=_whole_output_judge(
+            perceptron_train,
+            name="perceptron_train(x, y, ...)",
+            outputs=("w", "w0", "mistakes_per_epoch"),
+            mistakes=list(_TRAIN_MISTAKES),
+            hint="start from w = 0, w0 = 0; visit the samples in order (or in rng.permutation(N) each epoch "
+            "when rng is given); predict p = 1 if w0 + x_i @ w > 0 else 0; on a mistake "
+            "w += lr (y_i - p) x_i and w0 += lr (y_i - p); count the mistakes of each epoch.",
+        ),
+        references=_refs("perceptron", "perceptron_train"),
+    )
+)
 
 
 # --- multi_output_forward ----------------------------------------------------------------
@@ -246,33 +292,48 @@ def _multi_cases(seed: int) -> list[Case]:
         return [
             # A square w is the only shape where x @ w.T runs, so only it shows that mistake as values;
             # it comes first so that the hint, not a matmul error, is what the student sees.
-            Case((rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="x (2, 3), square w (3, 3)"),
-            Case((rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)), label="x (4, 3), w (3, 2)"),
+            Case(
+                (rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)),
+                label="x (2, 3), square w (3, 3)",
+            ),
+            Case(
+                (rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)),
+                label="x (4, 3), w (3, 2)",
+            ),
         ]
     return [
-        Case((rng.normal(size=(1, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)), label="one example, square w (3, 3)"),
-        Case((rng.normal(size=(5, 2)), rng.normal(size=(2, 4)), rng.normal(size=4)), label="x (5, 2), w (2, 4)"),
+        Case(
+            (rng.normal(size=(1, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)),
+            label="one example, square w (3, 3)",
+        ),
+        Case(
+            (rng.normal(size=(5, 2)), rng.normal(size=(2, 4)), rng.normal(size=4)), label="x (5, 2), w (2, 4)"
+        ),
     ]
 
 
-MULTI_OUTPUT_FORWARD = register(Exercise(
-    notebook=NOTEBOOK,
-    name="multi_output_forward",
-    kind="function",
-    cases=_multi_cases,
-    judge=diagnosing_judge(
-        _multi_output_reference,
-        name="multi_output_forward(x, w, b)",
-        mistakes=[
-            Mistake(lambda x, w, b: sigmoid(x @ w), "the biases are missing: z = x @ w + b."),
-            Mistake(lambda x, w, b: x @ w + b, "the non-linearity is missing: apply sigmoid to every z_i."),
-            Mistake(lambda x, w, b: sigmoid(x @ w.T + b), "w is (D, M): use x @ w, not x @ w.T."),
-        ],
-        hint="every output i is its own neuron: z_i = b_i + sum_j x_j w_ji, all at once z = x @ w + b "
-             "of shape (N, M), then y_hat = sigmoid(z).",
-    ),
-    references=(*_refs("dense", "dense_forward"), *_refs("mlp", "mlp_forward")),
-))
+MULTI_OUTPUT_FORWARD = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="multi_output_forward",
+        kind="function",
+        cases=_multi_cases,
+        judge=diagnosing_judge(
+            _multi_output_reference,
+            name="multi_output_forward(x, w, b)",
+            mistakes=[
+                Mistake(lambda x, w, b: sigmoid(x @ w), "the biases are missing: z = x @ w + b."),
+                Mistake(
+                    lambda x, w, b: x @ w + b, "the non-linearity is missing: apply sigmoid to every z_i."
+                ),
+                Mistake(lambda x, w, b: sigmoid(x @ w.T + b), "w is (D, M): use x @ w, not x @ w.T."),
+            ],
+            hint="every output i is its own neuron: z_i = b_i + sum_j x_j w_ji, all at once z = x @ w + b "
+            "of shape (N, M), then y_hat = sigmoid(z).",
+        ),
+        references=(*_refs("dense", "dense_forward"), *_refs("mlp", "mlp_forward")),
+    )
+)
 
 
 # --- xor_params (a value) ----------------------------------------------------------------
@@ -305,9 +366,11 @@ def _xor_judge(case: Case | None, answer) -> None:
         )
     got = xor_network([(w1, b1), (w2, b2)], XOR_X)
     assert_close(
-        got, XOR_Y, name="xor_params: step network on the corners (0,0), (0,1), (1,0), (1,1)",
+        got,
+        XOR_Y,
+        name="xor_params: step network on the corners (0,0), (0,1), (1,0), (1,1)",
         hint="build XOR from gates you can draw as lines: one hidden unit for OR, one for AND, "
-             "and an output unit firing for 'OR and not AND'.",
+        "and an output unit firing for 'OR and not AND'.",
     )
 
 

@@ -62,29 +62,39 @@ def _chain_cases(seed: int) -> list[Case]:
     ]
 
 
-CHAIN_RULE_GRADS = register(Exercise(
-    notebook=NOTEBOOK,
-    name="chain_rule_grads",
-    kind="function",
-    cases=_chain_cases,
-    # No references: course_lib has no function for this particular graph.
-    judge=diagnosing_judge(
-        _chain_rule_reference,
-        name="chain_rule_grads(x, y, w1, w2)",
-        outputs=("dJ/dw1", "dJ/dw2"),
-        mistakes=[
-            Mistake(lambda x, y, w1, w2: (2 * (w2 * sigmoid(np.asarray(w1 * x, float)) - y) * w2 * x,
-                                        _chain_rule_reference(x, y, w1, w2)[1]),
-                    "the factor d a1 / d z1 = sigmoid'(z1) is missing from dJ/dw1."),
-            Mistake(lambda x, y, w1, w2: tuple(g / 2 for g in _chain_rule_reference(x, y, w1, w2)),
-                    "dJ/dy_hat = 2 (y_hat - y): the factor 2 is missing."),
-            Mistake(lambda x, y, w1, w2: tuple(-g for g in _chain_rule_reference(x, y, w1, w2)),
-                    "sign slip: dJ/dy_hat = 2 (y_hat - y), not 2 (y - y_hat)."),
-        ],
-        hint="multiply the local derivatives along the path: dJ/dw2 = dJ/dy_hat * a1 and "
-             "dJ/dw1 = dJ/dy_hat * w2 * sigmoid'(z1) * x, with dJ/dy_hat = 2 (y_hat - y).",
-    ),
-))
+CHAIN_RULE_GRADS = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="chain_rule_grads",
+        kind="function",
+        cases=_chain_cases,
+        # No references: course_lib has no function for this particular graph.
+        judge=diagnosing_judge(
+            _chain_rule_reference,
+            name="chain_rule_grads(x, y, w1, w2)",
+            outputs=("dJ/dw1", "dJ/dw2"),
+            mistakes=[
+                Mistake(
+                    lambda x, y, w1, w2: (
+                        2 * (w2 * sigmoid(np.asarray(w1 * x, float)) - y) * w2 * x,
+                        _chain_rule_reference(x, y, w1, w2)[1],
+                    ),
+                    "the factor d a1 / d z1 = sigmoid'(z1) is missing from dJ/dw1.",
+                ),
+                Mistake(
+                    lambda x, y, w1, w2: tuple(g / 2 for g in _chain_rule_reference(x, y, w1, w2)),
+                    "dJ/dy_hat = 2 (y_hat - y): the factor 2 is missing.",
+                ),
+                Mistake(
+                    lambda x, y, w1, w2: tuple(-g for g in _chain_rule_reference(x, y, w1, w2)),
+                    "sign slip: dJ/dy_hat = 2 (y_hat - y), not 2 (y - y_hat).",
+                ),
+            ],
+            hint="multiply the local derivatives along the path: dJ/dw2 = dJ/dy_hat * a1 and "
+            "dJ/dw1 = dJ/dy_hat * w2 * sigmoid'(z1) * x, with dJ/dy_hat = 2 (y_hat - y).",
+        ),
+    )
+)
 
 
 # --- dense_forward / dense_backward ------------------------------------------------------
@@ -96,8 +106,13 @@ def _dense_shapes(seed: int) -> list[tuple[int, int, int]]:
 
 def _dense_forward_cases(seed: int) -> list[Case]:
     rng = seeded_rng(seed, 302)
-    return [Case((rng.normal(size=(n, d)), rng.normal(size=(d, m)), rng.normal(size=m)), label=f"x ({n}, {d}), w ({d}, {m})")
-            for n, d, m in _dense_shapes(seed)]
+    return [
+        Case(
+            (rng.normal(size=(n, d)), rng.normal(size=(d, m)), rng.normal(size=m)),
+            label=f"x ({n}, {d}), w ({d}, {m})",
+        )
+        for n, d, m in _dense_shapes(seed)
+    ]
 
 
 def _forward_with_cache(out_rule):
@@ -132,18 +147,22 @@ def _dense_forward_judge(case: Case | None, output: Any) -> None:
     _compare_out(case, output[0])
 
 
-DENSE_FORWARD = register(Exercise(
-    notebook=NOTEBOOK,
-    name="dense_forward",
-    kind="function",
-    cases=_dense_forward_cases,
-    judge=_dense_forward_judge,
-    mistakes=_DENSE_FORWARD_MISTAKES,
-    references=(
-        "course_lib.np_ref.dense.dense_forward", "course_lib.torch_ref.dense.dense_forward",
-        "course_lib.np_ref.mlp.mlp_forward", "course_lib.torch_ref.mlp.mlp_forward",  # one layer of an MLP
-    ),
-))
+DENSE_FORWARD = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="dense_forward",
+        kind="function",
+        cases=_dense_forward_cases,
+        judge=_dense_forward_judge,
+        mistakes=_DENSE_FORWARD_MISTAKES,
+        references=(
+            "course_lib.np_ref.dense.dense_forward",
+            "course_lib.torch_ref.dense.dense_forward",
+            "course_lib.np_ref.mlp.mlp_forward",
+            "course_lib.torch_ref.mlp.mlp_forward",  # one layer of an MLP
+        ),
+    )
+)
 
 
 def _dense_backward_cases(seed: int) -> list[Case]:
@@ -151,7 +170,12 @@ def _dense_backward_cases(seed: int) -> list[Case]:
     cases = []
     for n, d, m in _dense_shapes(seed):
         x, w = rng.normal(size=(n, d)), rng.normal(size=(d, m))
-        cases.append(Case((rng.normal(size=(n, m)), DenseCache(x, w)), label=f"dout ({n}, {m}), x ({n}, {d}), w ({d}, {m})"))
+        cases.append(
+            Case(
+                (rng.normal(size=(n, m)), DenseCache(x, w)),
+                label=f"dout ({n}, {m}), x ({n}, {d}), w ({d}, {m})",
+            )
+        )
     return cases
 
 
@@ -163,28 +187,41 @@ def _backward_with(db_rule):
     return wrong
 
 
-DENSE_BACKWARD = register(Exercise(
-    notebook=NOTEBOOK,
-    name="dense_backward",
-    kind="function",
-    cases=_dense_backward_cases,
-    judge=diagnosing_judge(
-        dense_backward,
-        name="dense_backward(dout, cache)",
-        outputs=("dx", "dw", "db"),
-        mistakes=[
-            Mistake(_backward_with(lambda d: d.mean(axis=0)), "db sums dout over the batch (every row got the same b added), not the mean."),
-            Mistake(_backward_with(lambda d: np.zeros(d.shape[1])), "the bias gradient is forgotten: db = dout.sum(axis=0)."),
-            Mistake(_backward_with(lambda d: d.sum(axis=1)), "db sums over the batch axis 0, giving shape (M,)."),
-        ],
-        hint="dx = dout @ w.T (N, D), dw = x.T @ dout (D, M), db = dout.sum(axis=0) (M,): "
-             "each gradient has the shape of what it is the gradient of.",
-    ),
-    references=(
-        "course_lib.np_ref.dense.dense_backward", "course_lib.torch_ref.dense.dense_backward",
-        "course_lib.np_ref.mlp.mlp_backward", "course_lib.torch_ref.mlp.mlp_backward",  # one layer of an MLP
-    ),
-))
+DENSE_BACKWARD = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="dense_backward",
+        kind="function",
+        cases=_dense_backward_cases,
+        judge=diagnosing_judge(
+            dense_backward,
+            name="dense_backward(dout, cache)",
+            outputs=("dx", "dw", "db"),
+            mistakes=[
+                Mistake(
+                    _backward_with(lambda d: d.mean(axis=0)),
+                    "db sums dout over the batch (every row got the same b added), not the mean.",
+                ),
+                Mistake(
+                    _backward_with(lambda d: np.zeros(d.shape[1])),
+                    "the bias gradient is forgotten: db = dout.sum(axis=0).",
+                ),
+                Mistake(
+                    _backward_with(lambda d: d.sum(axis=1)),
+                    "db sums over the batch axis 0, giving shape (M,).",
+                ),
+            ],
+            hint="dx = dout @ w.T (N, D), dw = x.T @ dout (D, M), db = dout.sum(axis=0) (M,): "
+            "each gradient has the shape of what it is the gradient of.",
+        ),
+        references=(
+            "course_lib.np_ref.dense.dense_backward",
+            "course_lib.torch_ref.dense.dense_backward",
+            "course_lib.np_ref.mlp.mlp_backward",
+            "course_lib.torch_ref.mlp.mlp_backward",  # one layer of an MLP
+        ),
+    )
+)
 
 
 # --- numerical_gradient ------------------------------------------------------------------
@@ -225,7 +262,11 @@ def _numgrad_cases(seed: int) -> list[Case]:
         ]
     return [
         Case((f_softmax_loss, rng.normal(size=(3, 4))), label="softmax cross-entropy of logits (3, 4)"),
-        Case((f_tanh_cubed, rng.normal(size=(2, 3, 2))), {"eps": 1e-5}, label="f(x) = sum(tanh(x)^3), x (2, 3, 2), eps=1e-5"),
+        Case(
+            (f_tanh_cubed, rng.normal(size=(2, 3, 2))),
+            {"eps": 1e-5},
+            label="f(x) = sum(tanh(x)^3), x (2, 3, 2), eps=1e-5",
+        ),
     ]
 
 
@@ -233,26 +274,36 @@ def _numgrad_one_sided_scale(f, x, *, eps=1e-6):
     return 2.0 * numerical_gradient(f, x, eps=eps)
 
 
-NUMERICAL_GRADIENT = register(Exercise(
-    notebook=NOTEBOOK,
-    name="numerical_gradient",
-    kind="function",
-    cases=_numgrad_cases,
-    judge=diagnosing_judge(
-        numerical_gradient,
-        name="numerical_gradient(f, x)",
-        mistakes=[
-            Mistake(_numgrad_one_sided_scale, "the central difference divides by 2 * eps (the two points are 2 eps apart)."),
-            Mistake(lambda f, x, eps=1e-6: -numerical_gradient(f, x, eps=eps),
-                    "sign slip: the difference is f(x + eps e_i) - f(x - eps e_i), in that order."),
-        ],
-        hint="for every index i: (f(x with x[i] + eps) - f(x with x[i] - eps)) / (2 eps), restoring x[i] "
-             "afterwards; np.ndindex(x.shape) visits every index of any shape.",
-        rtol=1e-4,
-        atol=1e-6,
-    ),
-    references=("course_lib.gradcheck.numerical_gradient", "course_lib.gradcheck.numerical_vjp"),  # vjp with dout = 1
-))
+NUMERICAL_GRADIENT = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="numerical_gradient",
+        kind="function",
+        cases=_numgrad_cases,
+        judge=diagnosing_judge(
+            numerical_gradient,
+            name="numerical_gradient(f, x)",
+            mistakes=[
+                Mistake(
+                    _numgrad_one_sided_scale,
+                    "the central difference divides by 2 * eps (the two points are 2 eps apart).",
+                ),
+                Mistake(
+                    lambda f, x, eps=1e-6: -numerical_gradient(f, x, eps=eps),
+                    "sign slip: the difference is f(x + eps e_i) - f(x - eps e_i), in that order.",
+                ),
+            ],
+            hint="for every index i: (f(x with x[i] + eps) - f(x with x[i] - eps)) / (2 eps), restoring x[i] "
+            "afterwards; np.ndindex(x.shape) visits every index of any shape.",
+            rtol=1e-4,
+            atol=1e-6,
+        ),
+        references=(
+            "course_lib.gradcheck.numerical_gradient",
+            "course_lib.gradcheck.numerical_vjp",
+        ),  # vjp with dout = 1
+    )
+)
 
 
 # --- two_layer_grads ---------------------------------------------------------------------
@@ -270,9 +321,16 @@ def _two_layer_cases(seed: int) -> list[Case]:
     shapes = [(5, 3, 4, 3)] if seed == 0 else [(1, 2, 6, 4), (8, 4, 5, 2)]
     cases = []
     for n, d, h, k in shapes:
-        params = [(rng.normal(size=(d, h)), rng.normal(0, 0.5, size=h)), (rng.normal(size=(h, k)), rng.normal(0, 0.5, size=k))]
-        cases.append(Case((params, rng.normal(size=(n, d)), rng.integers(0, k, size=n)),
-                          label=f"x ({n}, {d}), hidden {h}, {k} classes"))
+        params = [
+            (rng.normal(size=(d, h)), rng.normal(0, 0.5, size=h)),
+            (rng.normal(size=(h, k)), rng.normal(0, 0.5, size=k)),
+        ]
+        cases.append(
+            Case(
+                (params, rng.normal(size=(n, d)), rng.integers(0, k, size=n)),
+                label=f"x ({n}, {d}), hidden {h}, {k} classes",
+            )
+        )
     return cases
 
 
@@ -301,19 +359,26 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
         loss, grads = output
         (dw1, db1), (dw2, db2) = grads
     except (TypeError, ValueError):
-        raise AssertionError(f"{where}: expected (loss, [(dw1, db1), (dw2, db2)]), got {type(output).__name__}") from None
+        raise AssertionError(
+            f"{where}: expected (loss, [(dw1, db1), (dw2, db2)]), got {type(output).__name__}"
+        ) from None
     want = _flatten(_two_layer_reference(*copy.deepcopy(case.args)))
     got = [loss, dw1, db1, dw2, db2]
     mistakes = [
-        (_two_layer_no_relu_grad, "on the way back through the ReLU multiply by relu'(z1) = (z1 > 0): "
-                                  "units that were off in the forward pass pass no gradient."),
+        (
+            _two_layer_no_relu_grad,
+            "on the way back through the ReLU multiply by relu'(z1) = (z1 > 0): "
+            "units that were off in the forward pass pass no gradient.",
+        ),
     ]
     for label, g, w in zip(("loss", *_GRAD_NAMES), got, want):
         try:
             assert_close(g, w, name=f"{where}: {label}")
         except AssertionError as err:
-            diagnosis = ("backward order: dscores -> (dh, dw2, db2) through the second dense layer -> "
-                         "dz1 = dh * relu'(z1) -> (dx, dw1, db1) through the first.")
+            diagnosis = (
+                "backward order: dscores -> (dh, dw2, db2) through the second dense layer -> "
+                "dz1 = dh * relu'(z1) -> (dx, dw1, db1) through the first."
+            )
             for wrong_fn, hint in mistakes:
                 wrong = _flatten(wrong_fn(*copy.deepcopy(case.args)))
                 if all(matches(a, b) for a, b in zip(got, wrong)):
@@ -325,15 +390,19 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
 _two_layer_judge.reference = _two_layer_reference  # type: ignore[attr-defined]
 _dense_forward_judge.reference = dense_forward  # type: ignore[attr-defined]
 
-TWO_LAYER_GRADS = register(Exercise(
-    notebook=NOTEBOOK,
-    name="two_layer_grads",
-    kind="function",
-    cases=_two_layer_cases,
-    judge=_two_layer_judge,
-    mistakes=(Mistake(_two_layer_no_relu_grad, "on the way back through the ReLU multiply by relu'(z1)."),),
-    references=("course_lib.np_ref.mlp.mlp_backward", "course_lib.torch_ref.mlp.mlp_backward"),
-))
+TWO_LAYER_GRADS = register(
+    Exercise(
+        notebook=NOTEBOOK,
+        name="two_layer_grads",
+        kind="function",
+        cases=_two_layer_cases,
+        judge=_two_layer_judge,
+        mistakes=(
+            Mistake(_two_layer_no_relu_grad, "on the way back through the ReLU multiply by relu'(z1)."),
+        ),
+        references=("course_lib.np_ref.mlp.mlp_backward", "course_lib.torch_ref.mlp.mlp_backward"),
+    )
+)
 
 
 check_chain_rule_grads = partial(run_check, CHAIN_RULE_GRADS)

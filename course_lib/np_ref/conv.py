@@ -94,7 +94,9 @@ def _check_conv(
 ) -> tuple[int, int]:
     """Validate conv2d arguments; return the output size (H', W')."""
     check_conv(fn, x, w, b, stride, pad)
-    return _output_size(x.shape[2], w.shape[2], stride, pad), _output_size(x.shape[3], w.shape[3], stride, pad)
+    return _output_size(x.shape[2], w.shape[2], stride, pad), _output_size(
+        x.shape[3], w.shape[3], stride, pad
+    )
 
 
 def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int) -> np.ndarray:
@@ -130,7 +132,9 @@ def _input_grad(
     for i in range(kh):
         for j in range(kw):
             # += : a pixel inside several windows (stride < kernel) collects from each.
-            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].transpose(1, 0, 2, 3)
+            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].transpose(
+                1, 0, 2, 3
+            )
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
     return dxp[:, :, pad : pad + h, pad : pad + w_in]
 
@@ -181,9 +185,7 @@ def conv2d_forward_naive(
     return out, Conv2dCache(cols, w, x.shape, stride, pad)
 
 
-def conv2d_backward(
-    dout: np.ndarray, cache: Conv2dCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(dout: np.ndarray, cache: Conv2dCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
 
     Forward was out = W @ cols + b with W (F, C*KH*KW) and cols (C*KH*KW, P), so

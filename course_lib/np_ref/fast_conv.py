@@ -113,15 +113,15 @@ def conv2d_forward(
     dtype = np.result_type(x, w, b)
     cols = _im2col(x.astype(dtype, copy=False), kh, kw, stride, pad, ho, wo)
     out_fp = scratch("conv.out_fp", (f, cols.shape[1]), dtype)
-    np.matmul(w.reshape(f, -1).astype(dtype, copy=False), cols, out=out_fp)  # (F, P): one BLAS call does all the work
+    np.matmul(
+        w.reshape(f, -1).astype(dtype, copy=False), cols, out=out_fp
+    )  # (F, P): one BLAS call does all the work
     out = np.empty((n, f, ho, wo), dtype=dtype)
     np.add(out_fp.reshape(f, n, ho, wo).transpose(1, 0, 2, 3), b[:, None, None], out=out)
     return out, Conv2dCache(cols, w, x.shape, stride, pad)
 
 
-def conv2d_backward(
-    dout: np.ndarray, cache: Conv2dCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(dout: np.ndarray, cache: Conv2dCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout (N, F, H', W') -> dx (N, C, H, W), dw (F, C, KH, KW), db (F,).
 
     Forward was out = W @ cols + b with W (F, C*KH*KW) and cols (C*KH*KW, P), so

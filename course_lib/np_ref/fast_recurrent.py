@@ -45,10 +45,10 @@ def _workspace(dtype: np.dtype, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     pad = _HUGE_PAGE if nbytes >= _HUGE_PAGE else 0  # smaller blocks cannot hold a huge page anyway
     raw = np.empty(nbytes + pad, np.uint8)
     start = -raw.ctypes.data % _HUGE_PAGE if pad else 0
-    flat = raw[start:start + nbytes].view(dtype)
+    flat = raw[start : start + nbytes].view(dtype)
     arrays, offset = [], 0
     for shape, size in zip(shapes, sizes):
-        arrays.append(flat[offset:offset + size].reshape(shape))
+        arrays.append(flat[offset : offset + size].reshape(shape))
         offset += size
     return arrays
 
@@ -83,7 +83,7 @@ def _sum_columns(a: np.ndarray) -> np.ndarray:
 
 
 class FastRNNCache(NamedTuple):
-    x: np.ndarray   # (T, N, D) the input, time-major
+    x: np.ndarray  # (T, N, D) the input, time-major
     hs: np.ndarray  # (T+1, H, N) the states, feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
     wx: np.ndarray  # (D, H)
     wh: np.ndarray  # (H, H)
@@ -142,8 +142,13 @@ def rnn_backward(
     dx = (da2.T @ wx.T).reshape(steps, n, d)
     dwx = da2 @ xt.reshape(-1, d)
     dwh = da2 @ _rows_by_step(hs[:-1]).T
-    return (np.ascontiguousarray(dx.transpose(1, 0, 2)), np.ascontiguousarray(carry.T),
-            np.ascontiguousarray(dwx.T), np.ascontiguousarray(dwh.T), _sum_columns(da2))
+    return (
+        np.ascontiguousarray(dx.transpose(1, 0, 2)),
+        np.ascontiguousarray(carry.T),
+        np.ascontiguousarray(dwx.T),
+        np.ascontiguousarray(dwh.T),
+        _sum_columns(da2),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,13 +156,13 @@ def rnn_backward(
 
 
 class FastLSTMCache(NamedTuple):
-    x1: np.ndarray      # (T, N, D+1) the input, time-major, with a column of ones appended
-    hs: np.ndarray      # (T+1, H, N) feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
-    cs: np.ndarray      # (T+1, H, N) feature-major: cs[0] = c0.T = 0, cs[t+1] = c_t.T
-    gates: np.ndarray   # (T, 4H, N) activated gates i, f, g, o, feature-major
+    x1: np.ndarray  # (T, N, D+1) the input, time-major, with a column of ones appended
+    hs: np.ndarray  # (T+1, H, N) feature-major: hs[0] = h0.T, hs[t+1] = h_t.T
+    cs: np.ndarray  # (T+1, H, N) feature-major: cs[0] = c0.T = 0, cs[t+1] = c_t.T
+    gates: np.ndarray  # (T, 4H, N) activated gates i, f, g, o, feature-major
     tanh_c: np.ndarray  # (T, H, N) tanh(c_t).T
-    wx: np.ndarray      # (D, 4H)
-    wh: np.ndarray      # (H, 4H)
+    wx: np.ndarray  # (D, 4H)
+    wh: np.ndarray  # (H, 4H)
 
 
 def lstm_forward(
@@ -173,7 +178,12 @@ def lstm_forward(
     dtype = np.result_type(x, h0, wx, wh, b)
     wx, wh = wx.astype(dtype, copy=False), wh.astype(dtype, copy=False)
     x1, gates, hs, cs, tanh_c = _workspace(
-        dtype, (steps, n, d + 1), (steps, 4 * hid, n), (steps + 1, hid, n), (steps + 1, hid, n), (steps, hid, n)
+        dtype,
+        (steps, n, d + 1),
+        (steps, 4 * hid, n),
+        (steps + 1, hid, n),
+        (steps + 1, hid, n),
+        (steps, hid, n),
     )
     # The bias trick: with a column of ones appended to x, "+ b" is one more row of the
     # weight matrix, and db comes out of the same matmul as dwx in backward.
@@ -182,7 +192,7 @@ def lstm_forward(
     # sigmoid(z) = (1 + tanh(z / 2)) / 2. Halving the i, f, o rows of the weights (exact: a
     # power of two) lets ONE tanh call per step activate all four gates, without overflow.
     half = np.full((4 * hid, 1), 0.5, dtype)
-    half[2 * hid:3 * hid] = 1
+    half[2 * hid : 3 * hid] = 1
     wxb_t = np.concatenate([wx.T, b[:, None]], axis=1)  # (4H, D+1)
     wxb_t *= half
     # Only h_{t-1} @ wh is sequential: the input term of every step is computed up front.
@@ -197,10 +207,10 @@ def lstm_forward(
         np.dot(wh_t, hs[t], out=rec)  # np.dot: ~1 us less call overhead than np.matmul
         a += rec
         np.tanh(a, out=a)
-        for s in (a[:2 * hid], a[3 * hid:]):  # i, f and o: tanh(z/2) -> sigmoid(z)
+        for s in (a[: 2 * hid], a[3 * hid :]):  # i, f and o: tanh(z/2) -> sigmoid(z)
             s *= 0.5
             s += 0.5
-        i, f, g, o = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
+        i, f, g, o = a[:hid], a[hid : 2 * hid], a[2 * hid : 3 * hid], a[3 * hid :]
         np.multiply(f, cs[t], out=cs[t + 1])
         np.multiply(i, g, out=ig)
         cs[t + 1] += ig
@@ -223,7 +233,7 @@ def lstm_backward(
     hid = wh.shape[0]
     require_shape("lstm_backward", "dh", dh, [("N", n), ("T", steps), ("H", hid)])
     dtype = gates.dtype
-    i, f, g, o = (gates[:, j * hid:(j + 1) * hid] for j in range(4))  # each (T, H, N)
+    i, f, g, o = (gates[:, j * hid : (j + 1) * hid] for j in range(4))  # each (T, H, N)
     # Everything in dL/da_t except the two sequential factors dc_t and dh_t depends only on
     # forward values, so it is computed for all steps at once, before the loop:
     #   da_i = dc * [g i (1-i)],  da_f = dc * [c_prev f (1-f)],  da_g = dc * [i (1-g^2)],
@@ -234,7 +244,7 @@ def lstm_backward(
     )
     np.subtract(1, gates, out=da)
     da *= gates  # s (1 - s) in all four blocks; the g block is fixed next
-    da_i, da_f, da_g, da_o = (da[:, j * hid:(j + 1) * hid] for j in range(4))
+    da_i, da_f, da_g, da_o = (da[:, j * hid : (j + 1) * hid] for j in range(4))
     np.multiply(g, g, out=da_g)
     np.subtract(1, da_g, out=da_g)
     da_i *= g

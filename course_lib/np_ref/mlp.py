@@ -89,7 +89,9 @@ def mlp_forward(
     """
     fn = "mlp_forward"
     if activation not in ACTIVATIONS:
-        raise ValueError(f"{fn}: argument 'activation' must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(
+            f"{fn}: argument 'activation' must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     if len(params) == 0:
         raise ValueError(f"{fn}: argument 'params' must hold at least one (w, b) layer, got none")
     require_ndim(fn, "x", x, 2, "(N, D_0)")

@@ -100,7 +100,9 @@ def sgd_step(
     fn = "sgd_step"
     check_step_args(fn, param, grad, lr, weight_decay)
     if state is not None:
-        raise ValueError(f"{fn}: argument 'state' must be None (SGD keeps no state), got {type(state).__name__}")
+        raise ValueError(
+            f"{fn}: argument 'state' must be None (SGD keeps no state), got {type(state).__name__}"
+        )
     if weight_decay != 0:
         grad = grad + weight_decay * param
     return param - lr * grad, None
@@ -131,8 +133,10 @@ def momentum_step(
     require_in_range(fn, "dampening", dampening, 0.0, 1.0)
     require_bool(fn, "nesterov", nesterov)
     if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
-                         f"momentum={momentum!r}, dampening={dampening!r}")
+        raise ValueError(
+            f"{fn}: nesterov=True needs momentum > 0 and dampening = 0, got "
+            f"momentum={momentum!r}, dampening={dampening!r}"
+        )
     if weight_decay != 0:
         grad = grad + weight_decay * param
     if state is None:
@@ -340,7 +344,9 @@ def gradient_descent(
     step_fn = resolve_optimizer(fn, optimizer, hyper, OPTIMIZERS)
     require_nonnegative_int(fn, "steps", steps)
     if not callable(grad_fn):
-        raise ValueError(f"{fn}: argument 'grad_fn' must be a function w -> dL/dw, got {type(grad_fn).__name__}")
+        raise ValueError(
+            f"{fn}: argument 'grad_fn' must be a function w -> dL/dw, got {type(grad_fn).__name__}"
+        )
     w = w0 if isinstance(w0, np.ndarray) else np.asarray(w0, dtype=np.float64)
     require_float(fn, "w0", w)
     path = np.full((steps + 1, *w.shape), np.nan, dtype=w.dtype)
@@ -373,7 +379,9 @@ def iterate_minibatches(
     require_bool(fn, "shuffle", shuffle)
     for name, arr in (("x", x), ("y", y)):
         if not hasattr(arr, "shape") or len(arr.shape) == 0:
-            raise ValueError(f"{fn}: argument {name!r} must be an array with a sample axis (N, ...), got {arr!r}")
+            raise ValueError(
+                f"{fn}: argument {name!r} must be an array with a sample axis (N, ...), got {arr!r}"
+            )
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"{fn}: arguments 'x' and 'y' must have the same number of samples (axis 0), "
@@ -391,7 +399,9 @@ def iterate_minibatches(
     return _batches(x, y, order, batch_size)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _batches(
+    x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         yield x[idx], y[idx]

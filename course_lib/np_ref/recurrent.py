@@ -72,11 +72,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class RNNStepCache(NamedTuple):
-    x: np.ndarray       # (N, D)
+    x: np.ndarray  # (N, D)
     h_prev: np.ndarray  # (N, H)
-    wx: np.ndarray      # (D, H)
-    wh: np.ndarray      # (H, H)
-    h: np.ndarray       # (N, H): tanh's derivative is 1 - h**2, so the output is all we keep
+    wx: np.ndarray  # (D, H)
+    wh: np.ndarray  # (H, H)
+    h: np.ndarray  # (N, H): tanh's derivative is 1 - h**2, so the output is all we keep
 
 
 def rnn_step_forward(
@@ -153,12 +153,12 @@ def rnn_backward(
 
 
 class LSTMStepCache(NamedTuple):
-    x: np.ndarray       # (N, D)
+    x: np.ndarray  # (N, D)
     h_prev: np.ndarray  # (N, H)
     c_prev: np.ndarray  # (N, H)
-    wx: np.ndarray      # (D, 4H)
-    wh: np.ndarray      # (H, 4H)
-    gates: np.ndarray   # (N, 4H) activated gates i, f, g, o
+    wx: np.ndarray  # (D, 4H)
+    wh: np.ndarray  # (H, 4H)
+    gates: np.ndarray  # (N, 4H) activated gates i, f, g, o
     tanh_c: np.ndarray  # (N, H) tanh(c)
 
 
@@ -198,9 +198,9 @@ def lstm_step_backward(
     dc_total = dc + dh * o * (1 - tanh_c * tanh_c)
     da = np.concatenate(
         [
-            dc_total * g * i * (1 - i),        # sigmoid'(a) = s (1 - s)
+            dc_total * g * i * (1 - i),  # sigmoid'(a) = s (1 - s)
             dc_total * c_prev * f * (1 - f),
-            dc_total * i * (1 - g * g),        # tanh'(a) = 1 - g^2
+            dc_total * i * (1 - g * g),  # tanh'(a) = 1 - g^2
             dh * tanh_c * o * (1 - o),
         ],
         axis=1,
@@ -248,7 +248,9 @@ def lstm_backward(
     dh_prev = np.zeros_like(first.tanh_c)  # dL/dh_t arriving from step t+1
     dc_prev = np.zeros_like(first.tanh_c)  # dL/dc_t arriving from step t+1 (c_t -> c_{t+1})
     for t in range(len(cache.steps) - 1, -1, -1):
-        dx_t, dh_prev, dc_prev, dwx_t, dwh_t, db_t = lstm_step_backward(dh[:, t] + dh_prev, dc_prev, cache.steps[t])
+        dx_t, dh_prev, dc_prev, dwx_t, dwh_t, db_t = lstm_step_backward(
+            dh[:, t] + dh_prev, dc_prev, cache.steps[t]
+        )
         dxs.append(dx_t)
         dwx += dwx_t
         dwh += dwh_t
@@ -271,8 +273,11 @@ def clip_grad_norm(grads: Sequence[np.ndarray], *, max_norm: float) -> tuple[lis
     Unlike torch, the inputs are not modified.
     """
     fn = "clip_grad_norm"
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.floating, np.integer)) \
-            or not 0 < float(max_norm) < np.inf:
+    if (
+        isinstance(max_norm, bool)
+        or not isinstance(max_norm, (int, float, np.floating, np.integer))
+        or not 0 < float(max_norm) < np.inf
+    ):
         raise ValueError(f"{fn}: argument 'max_norm' must be a positive finite number, got {max_norm!r}")
     if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence):
         raise ValueError(f"{fn}: argument 'grads' must be a list of arrays, got {type(grads).__name__}")

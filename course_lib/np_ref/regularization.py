@@ -21,7 +21,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from course_lib.validation import require_bool, require_float, require_in_range, require_positive_int, require_probability, require_shape
+from course_lib.validation import (
+    require_bool,
+    require_float,
+    require_in_range,
+    require_positive_int,
+    require_probability,
+    require_shape,
+)
 
 __all__ = [
     "l2_penalty",
@@ -91,7 +98,9 @@ def dropout_forward(
     if not train or p_drop == 0:
         return x.copy(), DropoutCache(None)
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"{fn}: argument 'rng' must be a np.random.Generator when train=True, got {type(rng).__name__}")
+        raise ValueError(
+            f"{fn}: argument 'rng' must be a np.random.Generator when train=True, got {type(rng).__name__}"
+        )
     keep = rng.random(x.shape) >= p_drop  # P(u >= p_drop) = 1 - p_drop for u ~ U[0, 1)
     mask = keep.astype(x.dtype) * (1.0 / (1.0 - p_drop))
     return x * mask, DropoutCache(mask)
@@ -145,11 +154,18 @@ def batchnorm_forward(
     fn = "batchnorm_forward"
     require_float(fn, "x", x)
     if x.ndim not in (2, 4):
-        raise ValueError(f"{fn}: argument 'x' must be 2-D (N, D) or 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{fn}: argument 'x' must be 2-D (N, D) or 4-D (N, C, H, W), got shape {tuple(x.shape)}"
+        )
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     letter = "D" if x.ndim == 2 else "C"
     channels = x.shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+    for name, v in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         require_float(fn, name, v)
         require_shape(fn, name, v, [(letter, channels)])
     require_bool(fn, "train", train)
@@ -234,5 +250,7 @@ class EarlyStopping:
         return self.num_bad_epochs >= self.patience
 
     def __repr__(self) -> str:
-        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, best_loss={self.best_loss}, "
-                f"best_epoch={self.best_epoch}, num_bad_epochs={self.num_bad_epochs})")
+        return (
+            f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, best_loss={self.best_loss}, "
+            f"best_epoch={self.best_epoch}, num_bad_epochs={self.num_bad_epochs})"
+        )

@@ -91,7 +91,9 @@ def _input_grad(
     for i in range(kh):
         for j in range(kw):
             # += : a pixel inside several windows (stride < kernel) collects from each.
-            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].permute(1, 0, 2, 3)
+            dxp[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] += dcols[:, i, j].permute(
+                1, 0, 2, 3
+            )
     # Gradients that fall on the zero padding belong to no input pixel: crop them.
     return dxp[:, :, pad : pad + h, pad : pad + w_in]
 

@@ -65,7 +65,9 @@ def binary_cross_entropy(probs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
     return loss, dprobs
 
 
-def binary_cross_entropy_with_logits(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def binary_cross_entropy_with_logits(
+    logits: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BCE of sigmoid(logits) against y, as max(x, 0) - x y + log(1 + exp(-|x|)).
 
     logits, y (same shape) -> (loss, dlogits = (sigmoid(logits) - y) / size).

@@ -68,7 +68,9 @@ class MLP(nn.Module):
     def __init__(self, sizes: Sequence[int], activation: str = "relu", *, dropout: float = 0.0) -> None:
         super().__init__()
         if len(sizes) < 2:
-            raise ValueError(f"MLP: argument 'sizes' must list at least input and output sizes, got {list(sizes)}")
+            raise ValueError(
+                f"MLP: argument 'sizes' must list at least input and output sizes, got {list(sizes)}"
+            )
         for s in sizes:
             require_positive_int("MLP", "sizes", s)
         if not 0.0 <= dropout < 1.0:
@@ -356,7 +358,9 @@ def train(
     device = torch.device(device)
     model.to(device)
     dtype = _float_dtype(model)
-    tensors = [_as_tensor(a, device, dtype, labels=(i % 2 == 1 and loss != "mse")) for i, a in enumerate(parts)]
+    tensors = [
+        _as_tensor(a, device, dtype, labels=(i % 2 == 1 and loss != "mse")) for i, a in enumerate(parts)
+    ]
     if loss == "mse":
         tensors[1::2] = [t.to(dtype) for t in tensors[1::2]]
     x_train, y_train = tensors[0], tensors[1]
@@ -377,9 +381,10 @@ def train(
     # change what the student's next torch.randn returns. Only the generators that
     # are forked get seeded.
     fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), tqdm(
-        range(epochs), desc="training", unit="epoch", disable=not progress, leave=True
-    ) as bar:
+    with (
+        torch.random.fork_rng(devices=fork_devices),
+        tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, leave=True) as bar,
+    ):
         torch.default_generator.manual_seed(seed)
         if device.type == "cuda":
             with torch.cuda.device(device):

@@ -39,7 +39,15 @@ Tensor = torch.Tensor
 
 
 def _check_args(
-    fn: str, x: Tensor, h_prev: Tensor, wx: Tensor, wh: Tensor, b: Tensor, *, gates: int, h_name: str,
+    fn: str,
+    x: Tensor,
+    h_prev: Tensor,
+    wx: Tensor,
+    wh: Tensor,
+    b: Tensor,
+    *,
+    gates: int,
+    h_name: str,
 ) -> None:
     """The shared checks of x, h_prev, wx, wh, b (``validation.check_recurrent``), plus one torch needs: a shared dtype."""
     check_recurrent(fn, x, h_prev, wx, wh, b, gates=gates, h_name=h_name)  # duck-typed: serves both paths
@@ -47,7 +55,9 @@ def _check_args(
     if len({arr.dtype for _, arr in named}) > 1:
         # NumPy would silently promote; torch's matmul refuses, so say which arguments differ.
         got = ", ".join(f"{name}={arr.dtype}" for name, arr in named)
-        raise ValueError(f"{fn}: arguments {', '.join(repr(k) for k, _ in named)} must share one dtype, got {got}")
+        raise ValueError(
+            f"{fn}: arguments {', '.join(repr(k) for k, _ in named)} must share one dtype, got {got}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,14 +65,16 @@ def _check_args(
 
 
 class RNNStepCache(NamedTuple):
-    x: Tensor       # (N, D)
+    x: Tensor  # (N, D)
     h_prev: Tensor  # (N, H)
-    wx: Tensor      # (D, H)
-    wh: Tensor      # (H, H)
-    h: Tensor       # (N, H): tanh's derivative is 1 - h**2, so the output is all we keep
+    wx: Tensor  # (D, H)
+    wh: Tensor  # (H, H)
+    h: Tensor  # (N, H): tanh's derivative is 1 - h**2, so the output is all we keep
 
 
-def rnn_step_forward(x: Tensor, h_prev: Tensor, wx: Tensor, wh: Tensor, b: Tensor) -> tuple[Tensor, RNNStepCache]:
+def rnn_step_forward(
+    x: Tensor, h_prev: Tensor, wx: Tensor, wh: Tensor, b: Tensor
+) -> tuple[Tensor, RNNStepCache]:
     """h = tanh(x @ wx + h_prev @ wh + b).
 
     x (N, D), h_prev (N, H), wx (D, H), wh (H, H), b (H,) -> h (N, H), cache.
@@ -81,7 +93,7 @@ def rnn_step_backward(dh: Tensor, cache: RNNStepCache) -> tuple[Tensor, Tensor, 
 
 
 class RNNCache(NamedTuple):
-    x: Tensor   # (T, N, D) time-major copy of the input
+    x: Tensor  # (T, N, D) time-major copy of the input
     hs: Tensor  # (T+1, N, H) time-major: hs[0] = h0, hs[t+1] = h_t
     wx: Tensor  # (D, H)
     wh: Tensor  # (H, H)
@@ -133,12 +145,12 @@ def rnn_backward(dh: Tensor, cache: RNNCache) -> tuple[Tensor, Tensor, Tensor, T
 
 
 class LSTMStepCache(NamedTuple):
-    x: Tensor       # (N, D)
+    x: Tensor  # (N, D)
     h_prev: Tensor  # (N, H)
     c_prev: Tensor  # (N, H)
-    wx: Tensor      # (D, 4H)
-    wh: Tensor      # (H, 4H)
-    gates: Tensor   # (N, 4H) activated gates i, f, g, o
+    wx: Tensor  # (D, 4H)
+    wh: Tensor  # (H, 4H)
+    gates: Tensor  # (N, 4H) activated gates i, f, g, o
     tanh_c: Tensor  # (N, H) tanh(c)
 
 
@@ -164,16 +176,18 @@ def lstm_step_forward(
     return h, c, LSTMStepCache(x, h_prev, c_prev, wx, wh, gates, tanh_c)
 
 
-def _lstm_gate_grads(dh: Tensor, dc: Tensor, gates: Tensor, c_prev: Tensor, tanh_c: Tensor) -> tuple[Tensor, Tensor]:
+def _lstm_gate_grads(
+    dh: Tensor, dc: Tensor, gates: Tensor, c_prev: Tensor, tanh_c: Tensor
+) -> tuple[Tensor, Tensor]:
     """(N, H) upstream dh, dc on one step -> dL/da (N, 4H) and the total dL/dc_t (N, H)."""
     i, f, g, o = gates.chunk(4, dim=-1)
     # c reaches the loss directly (dc) and through h = o * tanh(c).
     dc_total = dc + dh * o * (1 - tanh_c * tanh_c)
     da = torch.cat(
         [
-            dc_total * g * i * (1 - i),        # sigmoid'(a) = s (1 - s)
+            dc_total * g * i * (1 - i),  # sigmoid'(a) = s (1 - s)
             dc_total * c_prev * f * (1 - f),
-            dc_total * i * (1 - g * g),        # tanh'(a) = 1 - g^2
+            dc_total * i * (1 - g * g),  # tanh'(a) = 1 - g^2
             dh * tanh_c * o * (1 - o),
         ],
         dim=-1,
@@ -196,13 +210,13 @@ def lstm_step_backward(
 
 
 class LSTMCache(NamedTuple):
-    x: Tensor       # (T, N, D) time-major copy of the input
-    hs: Tensor      # (T+1, N, H) time-major: hs[0] = h0, hs[t+1] = h_t
-    cs: Tensor      # (T+1, N, H) time-major: cs[0] = c0 = 0, cs[t+1] = c_t
-    gates: Tensor   # (T, N, 4H) activated gates i, f, g, o
+    x: Tensor  # (T, N, D) time-major copy of the input
+    hs: Tensor  # (T+1, N, H) time-major: hs[0] = h0, hs[t+1] = h_t
+    cs: Tensor  # (T+1, N, H) time-major: cs[0] = c0 = 0, cs[t+1] = c_t
+    gates: Tensor  # (T, N, 4H) activated gates i, f, g, o
     tanh_c: Tensor  # (T, N, H) tanh(c_t)
-    wx: Tensor      # (D, 4H)
-    wh: Tensor      # (H, 4H)
+    wx: Tensor  # (D, 4H)
+    wh: Tensor  # (H, 4H)
 
 
 def lstm_forward(x: Tensor, h0: Tensor, wx: Tensor, wh: Tensor, b: Tensor) -> tuple[Tensor, LSTMCache]:
@@ -222,9 +236,9 @@ def lstm_forward(x: Tensor, h0: Tensor, wx: Tensor, wh: Tensor, b: Tensor) -> tu
     for t in range(steps):
         a = gates[t]
         a += hs[t] @ wh
-        a[:, :2 * hidden].sigmoid_()  # i, f; torch's sigmoid is stable for any |z|
-        a[:, 2 * hidden:3 * hidden].tanh_()  # g
-        a[:, 3 * hidden:].sigmoid_()  # o
+        a[:, : 2 * hidden].sigmoid_()  # i, f; torch's sigmoid is stable for any |z|
+        a[:, 2 * hidden : 3 * hidden].tanh_()  # g
+        a[:, 3 * hidden :].sigmoid_()  # o
         i, f, g, o = a.chunk(4, dim=1)
         torch.addcmul(f * cs[t], i, g, out=cs[t + 1])
         torch.tanh(cs[t + 1], out=tanh_c[t])
@@ -245,10 +259,10 @@ def lstm_backward(dh: Tensor, cache: LSTMCache) -> tuple[Tensor, Tensor, Tensor,
     dh_t = dh.transpose(0, 1)
     da = torch.empty_like(gates)
     carry = torch.zeros_like(hs[0])  # dL/dh_t arriving from step t+1
-    dc = torch.zeros_like(hs[0])     # dL/dc_t arriving from step t+1, i.e. dc_{t+1} * f_{t+1}
+    dc = torch.zeros_like(hs[0])  # dL/dc_t arriving from step t+1, i.e. dc_{t+1} * f_{t+1}
     for t in range(steps - 1, -1, -1):
         da[t], dc_total = _lstm_gate_grads(carry + dh_t[t], dc, gates[t], cs[t], tanh_c[t])
-        dc = dc_total * gates[t, :, hidden:2 * hidden]
+        dc = dc_total * gates[t, :, hidden : 2 * hidden]
         carry = da[t] @ wh.T
     # The weights are shared by all steps, so their gradients sum over steps: one matmul each.
     da2 = da.reshape(-1, 4 * hidden)
@@ -270,8 +284,11 @@ def clip_grad_norm(grads: Sequence[Tensor], *, max_norm: float) -> tuple[list[Te
     tensor on the gradients' device (no host sync). Unlike torch, the inputs are not modified.
     """
     fn = "clip_grad_norm"
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) \
-            or not 0 < float(max_norm) < float("inf"):
+    if (
+        isinstance(max_norm, bool)
+        or not isinstance(max_norm, (int, float))
+        or not 0 < float(max_norm) < float("inf")
+    ):
         raise ValueError(f"{fn}: argument 'max_norm' must be a positive finite number, got {max_norm!r}")
     if isinstance(grads, Tensor) or not isinstance(grads, Sequence):
         raise ValueError(f"{fn}: argument 'grads' must be a list of tensors, got {type(grads).__name__}")

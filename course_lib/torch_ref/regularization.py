@@ -16,7 +16,13 @@ from typing import Any, NamedTuple
 import torch
 
 from course_lib.np_ref.regularization import EarlyStopping
-from course_lib.validation import require_bool, require_float, require_in_range, require_probability, require_shape
+from course_lib.validation import (
+    require_bool,
+    require_float,
+    require_in_range,
+    require_probability,
+    require_shape,
+)
 
 __all__ = [
     "l2_penalty",
@@ -89,7 +95,9 @@ def dropout_forward(
     if not train or p_drop == 0:
         return x.clone(), DropoutCache(None)
     if not isinstance(rng, torch.Generator):
-        raise ValueError(f"{fn}: argument 'rng' must be a torch.Generator when train=True, got {type(rng).__name__}")
+        raise ValueError(
+            f"{fn}: argument 'rng' must be a torch.Generator when train=True, got {type(rng).__name__}"
+        )
     u = torch.rand(x.shape, generator=rng, device=x.device, dtype=x.dtype)
     keep = u >= p_drop  # P(u >= p_drop) = 1 - p_drop for u ~ U[0, 1)
     mask = keep.to(x.dtype) * (1.0 / (1.0 - p_drop))
@@ -140,11 +148,18 @@ def batchnorm_forward(
     fn = "batchnorm_forward"
     require_float(fn, "x", x)
     if x.ndim not in (2, 4):
-        raise ValueError(f"{fn}: argument 'x' must be 2-D (N, D) or 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{fn}: argument 'x' must be 2-D (N, D) or 4-D (N, C, H, W), got shape {tuple(x.shape)}"
+        )
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     letter = "D" if x.ndim == 2 else "C"
     channels = x.shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+    for name, v in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         require_float(fn, name, v)
         require_shape(fn, name, v, [(letter, channels)])
     require_bool(fn, "train", train)

@@ -11,4 +11,11 @@ from course_lib.widgets.explorer import LearningRateExplorer, learning_rate_expl
 from course_lib.widgets.playground import Playground, playground
 from course_lib.widgets.verdict import Verdict, classify_run
 
-__all__ = ["learning_rate_explorer", "LearningRateExplorer", "playground", "Playground", "Verdict", "classify_run"]
+__all__ = [
+    "learning_rate_explorer",
+    "LearningRateExplorer",
+    "playground",
+    "Playground",
+    "Verdict",
+    "classify_run",
+]

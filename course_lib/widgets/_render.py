@@ -15,11 +15,10 @@ times faster than ``savefig``'s default and only a little larger.
 from __future__ import annotations
 
 import io
-
-import numpy as np
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,7 +91,8 @@ class Blitter:
 
 def display_static(fig: Figure, caption: str) -> None:
     """Show the figure as a plain PNG plus a line of text: what nbconvert/HTML exports keep."""
-    from IPython.display import Image as PNG, Markdown, display
+    from IPython.display import Image as PNG
+    from IPython.display import Markdown, display
 
     display(PNG(data=figure_png(fig), format="png"))
     if caption:

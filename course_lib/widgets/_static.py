@@ -44,7 +44,7 @@ def _parent_metadata(kernel: Any) -> dict[str, Any]:
             parent = kernel.get_parent("shell")
         except TypeError:  # older ipykernel: get_parent() takes no channel
             parent = kernel.get_parent()
-    except Exception:  # noqa: BLE001 - any failure just means "no evidence of a front end"
+    except Exception:
         return {}
     metadata = parent.get("metadata") if isinstance(parent, dict) else None
     return metadata if isinstance(metadata, dict) else {}

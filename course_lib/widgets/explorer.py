@@ -25,8 +25,14 @@ from course_lib.widgets._static import resolve_static
 from course_lib.widgets.surfaces import SURFACES, Surface
 from course_lib.widgets.verdict import Verdict, classify_run
 
-__all__ = ["OPTIMIZER_CHOICES", "LR_RANGE", "MAX_STEPS", "run_optimizer", "LearningRateExplorer",
-           "learning_rate_explorer"]
+__all__ = [
+    "OPTIMIZER_CHOICES",
+    "LR_RANGE",
+    "MAX_STEPS",
+    "run_optimizer",
+    "LearningRateExplorer",
+    "learning_rate_explorer",
+]
 
 OPTIMIZER_CHOICES: tuple[tuple[str, str], ...] = (
     ("SGD", "sgd"),
@@ -49,7 +55,12 @@ _LOSS_SHOWN = (1e-16, 1e60)
 
 
 def run_optimizer(
-    surface: Surface, *, optimizer: str, lr: float, momentum: float, steps: int,
+    surface: Surface,
+    *,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    steps: int,
     start: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """S = ``steps`` updates from ``start`` (default: the surface's) -> path (S + 1, 2)."""
@@ -68,14 +79,18 @@ def run_optimizer(
 
 def _check_choice(name: str, value: Any, choices: Any) -> None:
     if value not in choices:
-        raise ValueError(f"learning_rate_explorer: argument {name!r} must be one of "
-                         f"{', '.join(map(repr, choices))}, got {value!r}")
+        raise ValueError(
+            f"learning_rate_explorer: argument {name!r} must be one of "
+            f"{', '.join(map(repr, choices))}, got {value!r}"
+        )
 
 
 def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not lo <= float(value) <= hi:
-        raise ValueError(f"learning_rate_explorer: argument {name!r} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+        raise ValueError(
+            f"learning_rate_explorer: argument {name!r} must be a number in [{lo:g}, {hi:g}], got {value!r}"
+        )
 
 
 class LearningRateExplorer:
@@ -86,8 +101,14 @@ class LearningRateExplorer:
     """
 
     def __init__(
-        self, *, surface: str = "ravine", optimizer: str = "sgd", lr: float = 0.05,
-        momentum: float = 0.9, steps: int = 50, start: tuple[float, float] | None = None,
+        self,
+        *,
+        surface: str = "ravine",
+        optimizer: str = "sgd",
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        steps: int = 50,
+        start: tuple[float, float] | None = None,
         static: bool | None = None,
     ) -> None:
         _check_choice("surface", surface, SURFACES)
@@ -95,34 +116,51 @@ class LearningRateExplorer:
         _check_range("lr", lr, *LR_RANGE)
         _check_range("momentum", momentum, 0.0, 0.99)
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-            raise ValueError(f"learning_rate_explorer: argument 'steps' must be an integer in [1, {MAX_STEPS}], got {steps!r}")
+            raise ValueError(
+                f"learning_rate_explorer: argument 'steps' must be an integer in [1, {MAX_STEPS}], got {steps!r}"
+            )
         if start is not None and np.shape(start) != (2,):
-            raise ValueError(f"learning_rate_explorer: argument 'start' must be a point (w1, w2), got {start!r}")
+            raise ValueError(
+                f"learning_rate_explorer: argument 'start' must be a point (w1, w2), got {start!r}"
+            )
         self.static = static
         self.start = start
         self._batching = False
 
         style = {"description_width": "initial"}
         self.lr_slider = widgets.FloatLogSlider(
-            value=lr, base=10, min=np.log10(LR_RANGE[0]), max=np.log10(LR_RANGE[1]), step=0.05,
-            description="learning rate", readout_format=".2g", style=style)
+            value=lr,
+            base=10,
+            min=np.log10(LR_RANGE[0]),
+            max=np.log10(LR_RANGE[1]),
+            step=0.05,
+            description="learning rate",
+            readout_format=".2g",
+            style=style,
+        )
         self.lr_slider.add_class("course-lr-slider")
-        self.optimizer_menu = widgets.Dropdown(options=OPTIMIZER_CHOICES, value=optimizer, description="optimizer")
-        self.momentum_slider = widgets.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
-                                                   description="momentum", style=style)
+        self.optimizer_menu = widgets.Dropdown(
+            options=OPTIMIZER_CHOICES, value=optimizer, description="optimizer"
+        )
+        self.momentum_slider = widgets.FloatSlider(
+            value=momentum, min=0.0, max=0.99, step=0.01, description="momentum", style=style
+        )
         self.steps_slider = widgets.IntSlider(value=steps, min=1, max=MAX_STEPS, description="steps")
         self.surface_menu = widgets.Dropdown(
-            options=[(s.title, key) for key, s in SURFACES.items()], value=surface, description="surface")
+            options=[(s.title, key) for key, s in SURFACES.items()], value=surface, description="surface"
+        )
         self.image = widgets.Image(format="png")
         self.image.add_class("course-explorer-plot")
         self.verdict_label = widgets.HTML()
         self.verdict_label.add_class("course-explorer-verdict")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.surface_menu, self.optimizer_menu]),
-            widgets.HBox([self.lr_slider, self.momentum_slider, self.steps_slider]),
-            self.image,
-            self.verdict_label,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.surface_menu, self.optimizer_menu]),
+                widgets.HBox([self.lr_slider, self.momentum_slider, self.steps_slider]),
+                self.image,
+                self.verdict_label,
+            ]
+        )
 
         self.figure = new_figure((9.0, 3.8), left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.28)
         self.surface_ax, self.loss_ax = self.figure.subplots(1, 2, width_ratios=[1.1, 1.0])
@@ -134,8 +172,13 @@ class LearningRateExplorer:
         self.losses: np.ndarray = np.empty(0)
         self.verdict: Verdict | None = None
 
-        for control in (self.lr_slider, self.optimizer_menu, self.momentum_slider, self.steps_slider,
-                        self.surface_menu):
+        for control in (
+            self.lr_slider,
+            self.optimizer_menu,
+            self.momentum_slider,
+            self.steps_slider,
+            self.surface_menu,
+        ):
             control.observe(self._on_change, names="value")
         self.update()
 
@@ -143,11 +186,18 @@ class LearningRateExplorer:
 
     def set(self, **values: Any) -> LearningRateExplorer:
         """Move several controls at once (one redraw): lr, optimizer, momentum, steps, surface."""
-        controls = {"lr": self.lr_slider, "optimizer": self.optimizer_menu, "momentum": self.momentum_slider,
-                    "steps": self.steps_slider, "surface": self.surface_menu}
+        controls = {
+            "lr": self.lr_slider,
+            "optimizer": self.optimizer_menu,
+            "momentum": self.momentum_slider,
+            "steps": self.steps_slider,
+            "surface": self.surface_menu,
+        }
         for name in values:
             if name not in controls:
-                raise ValueError(f"LearningRateExplorer.set: no control {name!r} (have {', '.join(controls)})")
+                raise ValueError(
+                    f"LearningRateExplorer.set: no control {name!r} (have {', '.join(controls)})"
+                )
         self._batching = True
         try:
             for name, value in values.items():
@@ -175,9 +225,14 @@ class LearningRateExplorer:
         """Re-run gradient descent with the current controls and redraw."""
         surface = self.surface
         self.momentum_slider.disabled = self.optimizer_menu.value not in _USES_MOMENTUM
-        self.path = run_optimizer(surface, optimizer=self.optimizer_menu.value, lr=float(self.lr_slider.value),
-                                  momentum=float(self.momentum_slider.value), steps=int(self.steps_slider.value),
-                                  start=self.start)
+        self.path = run_optimizer(
+            surface,
+            optimizer=self.optimizer_menu.value,
+            lr=float(self.lr_slider.value),
+            momentum=float(self.momentum_slider.value),
+            steps=int(self.steps_slider.value),
+            start=self.start,
+        )
         with np.errstate(all="ignore"):  # a diverging path makes inf/nan losses on purpose
             self.losses = surface.loss(self.path[:, 0], self.path[:, 1])
         self.verdict = classify_run(self.path, self.losses, surface.grad, global_min=surface.global_min)
@@ -199,8 +254,9 @@ class LearningRateExplorer:
         (self.end_marker,) = ax.plot([], [], "*", color="k", ms=12, zorder=5, label="end")
         lax = self.loss_ax
         (self.loss_line,) = lax.plot([], [], "-", color="tab:red", lw=1.5)
-        self.overflow_note = lax.text(0.98, 0.03, "", transform=lax.transAxes, ha="right", va="bottom", fontsize=8,
-                                      color="tab:red")
+        self.overflow_note = lax.text(
+            0.98, 0.03, "", transform=lax.transAxes, ha="right", va="bottom", fontsize=8, color="tab:red"
+        )
         lax.set_yscale("log")
         # Few, fixed ticks: a blow-up spans 100 decades and tick labels dominate the draw time.
         lax.yaxis.set_major_locator(LogLocator(numticks=6))
@@ -214,8 +270,15 @@ class LearningRateExplorer:
         ax = self.surface_ax
         if surface.key not in self._surface_artists:
             before = set(ax.get_children())
-            plot_loss_surface(surface.loss, ax=ax, xlim=surface.xlim, ylim=surface.ylim, vectorized=True,
-                              resolution=80, levels=14)
+            plot_loss_surface(
+                surface.loss,
+                ax=ax,
+                xlim=surface.xlim,
+                ylim=surface.ylim,
+                vectorized=True,
+                resolution=80,
+                levels=14,
+            )
             ax.plot(*surface.global_min, "P", color="tab:green", ms=9, zorder=3, label="global min")
             self._surface_artists[surface.key] = [a for a in ax.get_children() if a not in before]
             if ax.get_legend() is None:
@@ -246,14 +309,23 @@ class LearningRateExplorer:
         y = np.clip(self.losses[ok], *_LOSS_SHOWN)
         self.loss_line.set_data(steps[ok], y)
         off_chart = not ok.all() or self.losses[ok].max() > _LOSS_SHOWN[1]
-        self.overflow_note.set_text(f"losses above {_LOSS_SHOWN[1]:.0e} drawn at {_LOSS_SHOWN[1]:.0e}" if off_chart else "")
+        self.overflow_note.set_text(
+            f"losses above {_LOSS_SHOWN[1]:.0e} drawn at {_LOSS_SHOWN[1]:.0e}" if off_chart else ""
+        )
         lax = self.loss_ax
         lax.set_xlim(0, max(len(self.losses) - 1, 1))
         lax.set_ylim(y.min() / 3.0, y.max() * 3.0)
         names = dict((key, label) for label, key in OPTIMIZER_CHOICES)
-        momentum = f", momentum {self.momentum_slider.value:.2f}" if self.optimizer_menu.value in _USES_MOMENTUM else ""
-        lax.set_title(f"{names[self.optimizer_menu.value]}, lr {self.lr_slider.value:.3g}{momentum}: "
-                      f"{self.verdict.kind}", fontsize=10)
+        momentum = (
+            f", momentum {self.momentum_slider.value:.2f}"
+            if self.optimizer_menu.value in _USES_MOMENTUM
+            else ""
+        )
+        lax.set_title(
+            f"{names[self.optimizer_menu.value]}, lr {self.lr_slider.value:.3g}{momentum}: "
+            f"{self.verdict.kind}",
+            fontsize=10,
+        )
 
     # --- display ---------------------------------------------------------------------------
 
@@ -267,8 +339,14 @@ class LearningRateExplorer:
 
 
 def learning_rate_explorer(
-    *, surface: str = "ravine", optimizer: str = "sgd", lr: float = 0.05, momentum: float = 0.9,
-    steps: int = 50, start: tuple[float, float] | None = None, static: bool | None = None,
+    *,
+    surface: str = "ravine",
+    optimizer: str = "sgd",
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    steps: int = 50,
+    start: tuple[float, float] | None = None,
+    static: bool | None = None,
 ) -> LearningRateExplorer:
     """Build the explorer. Show it by making it the last expression of a cell (or ``display(...)``).
 
@@ -278,5 +356,12 @@ def learning_rate_explorer(
     the surface's start point. ``static``: True shows a PNG, False the live widget, None
     (default) decides by whether a widget front end is present (see ``_static``).
     """
-    return LearningRateExplorer(surface=surface, optimizer=optimizer, lr=lr, momentum=momentum, steps=steps,
-                                start=start, static=static)
+    return LearningRateExplorer(
+        surface=surface,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        steps=steps,
+        start=start,
+        static=static,
+    )

@@ -65,20 +65,41 @@ class Playground:
     """
 
     def __init__(
-        self, *, dataset: str = "xor", hidden_layers: int = 2, units: int = 8, activation: str = "tanh",
-        lr: float = 0.1, l2: float = 0.0, p_drop: float = 0.0, batch_size: int = 16, seed: int = 0,
-        epochs_per_frame: int = 5, max_epochs: int = 2000, static_epochs: int = 200, static: bool | None = None,
+        self,
+        *,
+        dataset: str = "xor",
+        hidden_layers: int = 2,
+        units: int = 8,
+        activation: str = "tanh",
+        lr: float = 0.1,
+        l2: float = 0.0,
+        p_drop: float = 0.0,
+        batch_size: int = 16,
+        seed: int = 0,
+        epochs_per_frame: int = 5,
+        max_epochs: int = 2000,
+        static_epochs: int = 200,
+        static: bool | None = None,
     ) -> None:
         fn = "playground"
         if dataset not in DATASETS:
-            raise ValueError(f"{fn}: argument 'dataset' must be one of {', '.join(map(repr, DATASETS))}, got {dataset!r}")
+            raise ValueError(
+                f"{fn}: argument 'dataset' must be one of {', '.join(map(repr, DATASETS))}, got {dataset!r}"
+            )
         if activation not in ACTIVATION_CHOICES:
-            raise ValueError(f"{fn}: argument 'activation' must be one of {ACTIVATION_CHOICES}, got {activation!r}")
+            raise ValueError(
+                f"{fn}: argument 'activation' must be one of {ACTIVATION_CHOICES}, got {activation!r}"
+            )
         if l2 not in L2_CHOICES:
             raise ValueError(f"{fn}: argument 'l2' must be one of {L2_CHOICES}, got {l2!r}")
-        for name, value, lo, hi in (("hidden_layers", hidden_layers, 0, 4), ("units", units, 1, 16),
-                                    ("batch_size", batch_size, 1, 10_000), ("epochs_per_frame", epochs_per_frame, 1, 1000),
-                                    ("max_epochs", max_epochs, 1, 10**6), ("static_epochs", static_epochs, 0, 10**5)):
+        for name, value, lo, hi in (
+            ("hidden_layers", hidden_layers, 0, 4),
+            ("units", units, 1, 16),
+            ("batch_size", batch_size, 1, 10_000),
+            ("epochs_per_frame", epochs_per_frame, 1, 1000),
+            ("max_epochs", max_epochs, 1, 10**6),
+            ("static_epochs", static_epochs, 0, 10**5),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
                 raise ValueError(f"{fn}: argument {name!r} must be an integer in [{lo}, {hi}], got {value!r}")
         if not (isinstance(lr, (int, float)) and 1e-3 <= lr <= 1.0):
@@ -99,31 +120,51 @@ class Playground:
 
         style = {"description_width": "initial"}
         self.dataset_menu = widgets.Dropdown(options=list(DATASETS), value=dataset, description="data")
-        self.layers_slider = widgets.IntSlider(value=hidden_layers, min=0, max=4, description="hidden layers", style=style)
+        self.layers_slider = widgets.IntSlider(
+            value=hidden_layers, min=0, max=4, description="hidden layers", style=style
+        )
         self.units_slider = widgets.IntSlider(value=units, min=1, max=16, description="units", style=style)
-        self.activation_menu = widgets.Dropdown(options=ACTIVATION_CHOICES, value=activation, description="activation",
-                                                style=style)
-        self.lr_slider = widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.1, readout_format=".2g",
-                                                description="learning rate", style=style)
+        self.activation_menu = widgets.Dropdown(
+            options=ACTIVATION_CHOICES, value=activation, description="activation", style=style
+        )
+        self.lr_slider = widgets.FloatLogSlider(
+            value=lr,
+            base=10,
+            min=-3,
+            max=0,
+            step=0.1,
+            readout_format=".2g",
+            description="learning rate",
+            style=style,
+        )
         self.l2_slider = widgets.SelectionSlider(options=L2_CHOICES, value=l2, description="L2", style=style)
-        self.dropout_slider = widgets.FloatSlider(value=p_drop, min=0.0, max=0.7, step=0.05, description="dropout",
-                                                  style=style)
+        self.dropout_slider = widgets.FloatSlider(
+            value=p_drop, min=0.0, max=0.7, step=0.05, description="dropout", style=style
+        )
         self.train_button = widgets.Button(description="Train", icon="play", button_style="success")
         self.step_button = widgets.Button(description="Step", icon="step-forward")
         self.reset_button = widgets.Button(description="Reset", icon="undo")
         self.status = widgets.HTML()
         # CSS classes name the parts for the browser test (and for anyone styling the notebook).
-        for control, name in ((self.train_button, "train"), (self.step_button, "step"), (self.reset_button, "reset"),
-                              (self.status, "status")):
+        for control, name in (
+            (self.train_button, "train"),
+            (self.step_button, "step"),
+            (self.reset_button, "reset"),
+            (self.status, "status"),
+        ):
             control.add_class(f"course-playground-{name}")
         self.image = widgets.Image(format="png")
         self.image.add_class("course-playground-plot")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.dataset_menu, self.activation_menu, self.layers_slider, self.units_slider]),
-            widgets.HBox([self.lr_slider, self.l2_slider, self.dropout_slider]),
-            widgets.HBox([self.train_button, self.step_button, self.reset_button, self.status]),
-            self.image,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox(
+                    [self.dataset_menu, self.activation_menu, self.layers_slider, self.units_slider]
+                ),
+                widgets.HBox([self.lr_slider, self.l2_slider, self.dropout_slider]),
+                widgets.HBox([self.train_button, self.step_button, self.reset_button, self.status]),
+                self.image,
+            ]
+        )
 
         self.figure = new_figure((9.0, 3.8), left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.22)
         self.region_ax, self.loss_ax = self.figure.subplots(1, 2, width_ratios=[1.0, 1.1])
@@ -148,9 +189,15 @@ class Playground:
 
     def set(self, **values: Any) -> Playground:
         """Move controls (dataset, hidden_layers, units, activation, lr, l2, p_drop); resets at most once."""
-        controls = {"dataset": self.dataset_menu, "hidden_layers": self.layers_slider, "units": self.units_slider,
-                    "activation": self.activation_menu, "lr": self.lr_slider, "l2": self.l2_slider,
-                    "p_drop": self.dropout_slider}
+        controls = {
+            "dataset": self.dataset_menu,
+            "hidden_layers": self.layers_slider,
+            "units": self.units_slider,
+            "activation": self.activation_menu,
+            "lr": self.lr_slider,
+            "l2": self.l2_slider,
+            "p_drop": self.dropout_slider,
+        }
         for name in values:
             if name not in controls:
                 raise ValueError(f"Playground.set: no control {name!r} (have {', '.join(controls)})")
@@ -172,8 +219,9 @@ class Playground:
         self.x_val, self.y_val = x[_N_TRAIN:], y[_N_TRAIN:]
         self.n_classes = int(y.max()) + 1
         self.rng = np.random.default_rng(self.seed)
-        self.params: Params = init_params(self.hidden, self.n_classes, activation=self.activation_menu.value,
-                                          rng=self.rng)
+        self.params: Params = init_params(
+            self.hidden, self.n_classes, activation=self.activation_menu.value, rng=self.rng
+        )
         self.train_loss: list[float] = []
         self.val_loss: list[float] = []
         self._record_losses()
@@ -185,15 +233,25 @@ class Playground:
         """Train ``epochs`` epochs of mini-batch SGD with the current controls, then redraw once."""
         activation = self.activation_menu.value
         for _ in range(epochs):
-            self.params = train_epoch(self.params, self.x_train, self.y_train, activation=activation,
-                                      lr=float(self.lr_slider.value), l2=float(self.l2_slider.value),
-                                      p_drop=float(self.dropout_slider.value), batch_size=self.batch_size, rng=self.rng)
+            self.params = train_epoch(
+                self.params,
+                self.x_train,
+                self.y_train,
+                activation=activation,
+                lr=float(self.lr_slider.value),
+                l2=float(self.l2_slider.value),
+                p_drop=float(self.dropout_slider.value),
+                batch_size=self.batch_size,
+                rng=self.rng,
+            )
             self._record_losses()
         self.redraw()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """x (N, 2) -> class probabilities (N, K) of the current model (no dropout)."""
-        scores, _ = forward(self.params, x, activation=self.activation_menu.value, p_drop=0.0, train=False, rng=None)
+        scores, _ = forward(
+            self.params, x, activation=self.activation_menu.value, p_drop=0.0, train=False, rng=None
+        )
         return softmax(scores, axis=1)
 
     def png(self) -> bytes:
@@ -203,9 +261,17 @@ class Playground:
         same; the decision regions, the points on top of them and the curves are redrawn.
         """
         # Same order as a full draw: spines go over the image and the curves, as they do there.
-        dynamic = [self.region_image, *self._points, *self.region_ax.spines.values(), self.region_ax.get_legend(),
-                   self.region_ax.title, self.train_line, self.val_line, *self.loss_ax.spines.values(),
-                   self.loss_ax.title]
+        dynamic = [
+            self.region_image,
+            *self._points,
+            *self.region_ax.spines.values(),
+            self.region_ax.get_legend(),
+            self.region_ax.title,
+            self.train_line,
+            self.val_line,
+            *self.loss_ax.spines.values(),
+            self.loss_ax.title,
+        ]
         key = (self._drawn_dataset, self.loss_ax.get_xlim(), self.loss_ax.get_ylim())
         return self._blitter.png(dynamic, key=key)
 
@@ -270,19 +336,37 @@ class Playground:
             x = np.concatenate([self.x_train, self.x_val])
             lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
             g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], _GRID), np.linspace(lo[1], hi[1], _GRID))
-            image = ax.imshow(np.ones((_GRID, _GRID, 3)), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
-                              aspect="auto", interpolation="bilinear")
+            image = ax.imshow(
+                np.ones((_GRID, _GRID, 3)),
+                origin="lower",
+                extent=(lo[0], hi[0], lo[1], hi[1]),
+                aspect="auto",
+                interpolation="bilinear",
+            )
             colors = _CLASS_RGB[: self.n_classes]
             points = [
-                ax.scatter(*self.x_train.T, c=colors[self.y_train], s=14, edgecolors="k", linewidths=0.4,
-                           label="train"),
-                ax.scatter(*self.x_val.T, facecolors="none", edgecolors=colors[self.y_val], s=16, linewidths=1.0,
-                           label="validation"),
+                ax.scatter(
+                    *self.x_train.T,
+                    c=colors[self.y_train],
+                    s=14,
+                    edgecolors="k",
+                    linewidths=0.4,
+                    label="train",
+                ),
+                ax.scatter(
+                    *self.x_val.T,
+                    facecolors="none",
+                    edgecolors=colors[self.y_val],
+                    s=16,
+                    linewidths=1.0,
+                    label="validation",
+                ),
             ]
             if ax.get_legend() is None:
                 ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
-            self._views[key] = _DataView(np.stack([g1.ravel(), g2.ravel()], axis=1), image, points,
-                                         ((lo[0], hi[0]), (lo[1], hi[1])))
+            self._views[key] = _DataView(
+                np.stack([g1.ravel(), g2.ravel()], axis=1), image, points, ((lo[0], hi[0]), (lo[1], hi[1]))
+            )
         for other, view in self._views.items():
             for artist in (view.image, *view.points):
                 artist.set_visible(other == key)
@@ -306,9 +390,13 @@ class Playground:
         self.loss_ax.set_xlim(0, 50 * max(1, int(np.ceil(self.epoch / 50))))
         self.loss_ax.set_ylim(0.0, top)
         layers = " x ".join(map(str, self.hidden)) or "no"
-        self.region_ax.set_title(f"{self.dataset_menu.value}: {layers} hidden, {self.activation_menu.value}, "
-                                 f"epoch {self.epoch}", fontsize=10)
-        self.loss_ax.set_title(f"train {self.train_loss[-1]:.3f}, validation {self.val_loss[-1]:.3f}", fontsize=10)
+        self.region_ax.set_title(
+            f"{self.dataset_menu.value}: {layers} hidden, {self.activation_menu.value}, epoch {self.epoch}",
+            fontsize=10,
+        )
+        self.loss_ax.set_title(
+            f"train {self.train_loss[-1]:.3f}, validation {self.val_loss[-1]:.3f}", fontsize=10
+        )
         self.status.value = f"epoch <b>{self.epoch}</b>"
         self.image.value = self.png()
 
@@ -318,8 +406,11 @@ class Playground:
         if resolve_static(self.static):
             if self.epoch == 0 and self.static_epochs > 0:
                 self.step(self.static_epochs)  # a static picture of an untrained model teaches nothing
-            display_static(self.figure, f"after {self.epoch} epochs: train loss {self.train_loss[-1]:.3f}, "
-                                        f"validation loss {self.val_loss[-1]:.3f}")
+            display_static(
+                self.figure,
+                f"after {self.epoch} epochs: train loss {self.train_loss[-1]:.3f}, "
+                f"validation loss {self.val_loss[-1]:.3f}",
+            )
         else:
             from IPython.display import display
 
@@ -327,8 +418,16 @@ class Playground:
 
 
 def playground(
-    *, dataset: str = "xor", hidden_layers: int = 2, units: int = 8, activation: str = "tanh", lr: float = 0.1,
-    l2: float = 0.0, p_drop: float = 0.0, seed: int = 0, static: bool | None = None,
+    *,
+    dataset: str = "xor",
+    hidden_layers: int = 2,
+    units: int = 8,
+    activation: str = "tanh",
+    lr: float = 0.1,
+    l2: float = 0.0,
+    p_drop: float = 0.0,
+    seed: int = 0,
+    static: bool | None = None,
 ) -> Playground:
     """Build the playground. Show it by making it the last expression of a cell (or ``display(...)``).
 
@@ -338,5 +437,14 @@ def playground(
     PNG (after 200 epochs of training), False the live widget, None (default) decides by
     whether a widget front end is present. For more knobs build ``Playground(...)``.
     """
-    return Playground(dataset=dataset, hidden_layers=hidden_layers, units=units, activation=activation, lr=lr, l2=l2,
-                      p_drop=p_drop, seed=seed, static=static)
+    return Playground(
+        dataset=dataset,
+        hidden_layers=hidden_layers,
+        units=units,
+        activation=activation,
+        lr=lr,
+        l2=l2,
+        p_drop=p_drop,
+        seed=seed,
+        static=static,
+    )

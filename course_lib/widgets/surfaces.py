@@ -84,11 +84,34 @@ _bowl_loss, _bowl_grad = _quadratic((1.0, 2.0), 0.0)
 _ravine_loss, _ravine_grad = _quadratic((1.0, 20.0), 30.0)
 
 SURFACES: dict[str, Surface] = {
-    "bowl": Surface("bowl", "convex bowl", _bowl_loss, _bowl_grad,
-                    start=(-1.6, 1.2), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), global_min=(0.0, 0.0)),
-    "ravine": Surface("ravine", "ill-conditioned ravine", _ravine_loss, _ravine_grad,
-                      start=(-1.7, 0.3), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), global_min=(0.0, 0.0)),
-    "wells": Surface("wells", "non-convex: local minima", _wells_loss, _wells_grad,
-                     start=(1.8, 1.7), xlim=(-2.0, 2.0), ylim=(-2.0, 2.0),
-                     global_min=(float(_WELLS_MIN[0]), float(_WELLS_MIN[1]))),
+    "bowl": Surface(
+        "bowl",
+        "convex bowl",
+        _bowl_loss,
+        _bowl_grad,
+        start=(-1.6, 1.2),
+        xlim=(-2.0, 2.0),
+        ylim=(-2.0, 2.0),
+        global_min=(0.0, 0.0),
+    ),
+    "ravine": Surface(
+        "ravine",
+        "ill-conditioned ravine",
+        _ravine_loss,
+        _ravine_grad,
+        start=(-1.7, 0.3),
+        xlim=(-2.0, 2.0),
+        ylim=(-2.0, 2.0),
+        global_min=(0.0, 0.0),
+    ),
+    "wells": Surface(
+        "wells",
+        "non-convex: local minima",
+        _wells_loss,
+        _wells_grad,
+        start=(1.8, 1.7),
+        xlim=(-2.0, 2.0),
+        ylim=(-2.0, 2.0),
+        global_min=(float(_WELLS_MIN[0]), float(_WELLS_MIN[1])),
+    ),
 }

@@ -37,7 +37,9 @@ class LayerCache(NamedTuple):
     dropout: DropoutCache | None  # None for the output layer
 
 
-def init_params(hidden: Sequence[int], n_classes: int, *, activation: str, rng: np.random.Generator) -> Params:
+def init_params(
+    hidden: Sequence[int], n_classes: int, *, activation: str, rng: np.random.Generator
+) -> Params:
     """Weights for 2 -> hidden... -> n_classes: He init for relu-like units, Xavier for the others."""
     init = "xavier" if activation in ("tanh", "sigmoid", "linear") else "he"
     return init_mlp([2, *hidden, n_classes], rng=rng, init=init)
@@ -81,8 +83,16 @@ def data_loss(params: Params, x: Array, y: Array, *, activation: str) -> float:
 
 
 def train_epoch(
-    params: Params, x: Array, y: Array, *, activation: str, lr: float, l2: float, p_drop: float,
-    batch_size: int, rng: np.random.Generator,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    activation: str,
+    lr: float,
+    l2: float,
+    p_drop: float,
+    batch_size: int,
+    rng: np.random.Generator,
 ) -> Params:
     """One pass of mini-batch SGD over (x (N, 2), y (N,)); returns the new params."""
     for xb, yb in iterate_minibatches(x, y, batch_size=batch_size, rng=rng):
@@ -92,5 +102,7 @@ def train_epoch(
         if l2 > 0:
             _, penalty_grads = l2_penalty([w for w, _ in params], lam=l2)
             grads = [(dw + pw, db) for (dw, db), pw in zip(grads, penalty_grads)]
-        params = [(sgd_step(w, dw, lr=lr)[0], sgd_step(b, db, lr=lr)[0]) for (w, b), (dw, db) in zip(params, grads)]
+        params = [
+            (sgd_step(w, dw, lr=lr)[0], sgd_step(b, db, lr=lr)[0]) for (w, b), (dw, db) in zip(params, grads)
+        ]
     return params

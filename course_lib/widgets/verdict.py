@@ -25,7 +25,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["GRAD_TOL", "STEP_TOL", "GLOBAL_TOL", "REVERSAL_FRACTION", "RISE_FRACTION", "Verdict", "classify_run"]
+__all__ = [
+    "GRAD_TOL",
+    "STEP_TOL",
+    "GLOBAL_TOL",
+    "REVERSAL_FRACTION",
+    "RISE_FRACTION",
+    "Verdict",
+    "classify_run",
+]
 
 GRAD_TOL = 1e-2
 STEP_TOL = 1e-3
@@ -68,14 +76,22 @@ def classify_run(
     path = np.asarray(path, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
     if path.ndim != 2 or path.shape[1] != 2 or len(path) < 2:
-        raise ValueError(f"classify_run: argument 'path' must have shape (S + 1, 2) with S >= 1, got {path.shape}")
+        raise ValueError(
+            f"classify_run: argument 'path' must have shape (S + 1, 2) with S >= 1, got {path.shape}"
+        )
     if losses.shape != (len(path),):
-        raise ValueError(f"classify_run: argument 'losses' must have shape ({len(path)},), got {losses.shape}")
+        raise ValueError(
+            f"classify_run: argument 'losses' must have shape ({len(path)},), got {losses.shape}"
+        )
     s = len(path) - 1
     final = float(losses[-1])
     if not (np.isfinite(path).all() and np.isfinite(losses).all()) or final > losses[0]:
         bad = np.flatnonzero(~np.isfinite(losses) | ~np.isfinite(path).all(axis=1))
-        where = f"overflowed at step {bad[0]}" if len(bad) else f"the loss grew from {losses[0]:.3g} to {final:.3g}"
+        where = (
+            f"overflowed at step {bad[0]}"
+            if len(bad)
+            else f"the loss grew from {losses[0]:.3g} to {final:.3g}"
+        )
         return Verdict("diverged", final, False, where)
     at_global = bool(np.linalg.norm(path[-1] - np.asarray(global_min)) <= GLOBAL_TOL)
     with np.errstate(all="ignore"):
@@ -83,13 +99,22 @@ def classify_run(
     last_step = float(np.linalg.norm(path[-1] - path[-2]))
     if grad_norm <= GRAD_TOL and last_step <= STEP_TOL:
         where = "the global minimum" if at_global else "a stationary point that is not the global minimum"
-        return Verdict("converged", final, at_global, f"came to rest at {where}: loss {final:.3g} after {s} steps")
+        return Verdict(
+            "converged", final, at_global, f"came to rest at {where}: loss {final:.3g} after {s} steps"
+        )
     reversals, rises = _second_half_fractions(path, losses)
     if reversals >= REVERSAL_FRACTION or rises >= RISE_FRACTION:
-        return Verdict("oscillated", final, at_global,
-                       f"the path turned back on {reversals:.0%} and the loss rose on {rises:.0%} "
-                       f"of the last {s - s // 2} steps (loss {final:.3g})")
-    return Verdict("slow", final, at_global,
-                   f"neither at rest nor oscillating after {s} steps (loss {final:.3g}): "
-                   "typically a learning rate too small for this many steps")
-
+        return Verdict(
+            "oscillated",
+            final,
+            at_global,
+            f"the path turned back on {reversals:.0%} and the loss rose on {rises:.0%} "
+            f"of the last {s - s // 2} steps (loss {final:.3g})",
+        )
+    return Verdict(
+        "slow",
+        final,
+        at_global,
+        f"neither at rest nor oscillating after {s} steps (loss {final:.3g}): "
+        "typically a learning rate too small for this many steps",
+    )
