@@ -85,7 +85,8 @@ def version() -> str:
     """ "v2", "v1" or "" — which cgroup layout this process (root) can create groups in."""
     if os.geteuid() != 0:
         return ""
-    for kind, dirs in (("v2", [_v2_dir()] if _v2_dir() else None), ("v1", _v1_dirs())):
+    v2 = _v2_dir()
+    for kind, dirs in (("v2", [v2] if v2 else None), ("v1", _v1_dirs())):
         if not dirs:
             continue
         probe = [d / f"autograder-probe-{os.getpid()}" for d in dirs]

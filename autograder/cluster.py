@@ -244,7 +244,7 @@ def open_engine(spec: ClusterSpec) -> Iterator[DaskEngine]:
                         dashboard_address=":0",
                         memory_limit=0,
                         silence_logs=logging.ERROR,  # dashboard on loopback, any port
-                    )  # fmt: skip
+                    )
                 )
             client = stack.enter_context(Client(cluster))
         else:

@@ -78,9 +78,10 @@ def mount_of(path: Path, mounts: list[Mount]) -> Mount | None:
     (the later of two equal ones: it is mounted on top)."""
     best: Mount | None = None
     for mount in mounts:
-        if Path(path).is_relative_to(mount.mount_point):
-            if best is None or len(mount.mount_point.parts) >= len(best.mount_point.parts):
-                best = mount
+        if Path(path).is_relative_to(mount.mount_point) and (
+            best is None or len(mount.mount_point.parts) >= len(best.mount_point.parts)
+        ):
+            best = mount
     return best
 
 
@@ -102,11 +103,13 @@ def sqlite_path(db_url: str) -> Path | None:
     from sqlalchemy.engine import make_url
 
     url = make_url(db_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
         return None
-    if url.database.startswith("file:"):  # URI filenames: sqlite:///file:path?mode=...&uri=true
-        return Path(url.database.removeprefix("file:").split("?", 1)[0])
-    return Path(url.database)
+    assert database is not None
+    if database.startswith("file:"):  # URI filenames: sqlite:///file:path?mode=...&uri=true
+        return Path(database.removeprefix("file:").split("?", 1)[0])
+    return Path(database)
 
 
 def check_sqlite_location(db_url: str, *, mountinfo: str | None = None) -> None:

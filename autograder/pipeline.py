@@ -217,13 +217,18 @@ class _Layout:
     answer_cells: dict[int, str]  # index -> exercise, for the answer cells
 
 
+def _grade_id(cell: nbformat.NotebookNode) -> str:
+    """The cell's nbgrader grade_id ("" for a cell without one)."""
+    return str(nbgrader_meta(cell).get("grade_id") or "")
+
+
 def _layout(canon: Any, release: nbformat.NotebookNode, registry: dict[str, Any]) -> _Layout:
     nb = canon.notebook
     stubs = {nbgrader_meta(c).get("grade_id"): c.source.strip() for c in release.cells}
     tests: dict[str, list[int]] = {}
     hidden, answer_cells = set(), {}
     for index, cell in enumerate(nb.cells):
-        gid = nbgrader_meta(cell).get("grade_id")
+        gid = _grade_id(cell)
         if _is_test(cell):
             tests.setdefault(_exercise_of(gid), []).append(index)
             # Only a registered exercise can be scored without nbgrader running its hidden tests.
@@ -246,7 +251,10 @@ def _static_evidence(nb: nbformat.NotebookNode, layout: _Layout, job: Job) -> li
         for index, cell in enumerate(nb.cells)
         if cell.cell_type == "code" and (not nbgrader_meta(cell) or index in layout.answer_cells)
     ]
-    located = [LocatedEvidence(ev, ev.cell, layout.answer_cells.get(ev.cell)) for ev in scan_cells(cells)]
+    located = [
+        LocatedEvidence(ev, ev.cell, layout.answer_cells.get(ev.cell) if ev.cell is not None else None)
+        for ev in scan_cells(cells)
+    ]
     if job.beside:
         root = job.folder or (job.path.parent if job.path is not None else Path("."))
         located.extend(LocatedEvidence(ev, None) for ev in scan_files(job.beside, root))
@@ -358,7 +366,7 @@ def _seeds(source: nbformat.NotebookNode, secret: int) -> dict[str, frozenset[in
     """grade_id -> the seeds its canonical cell checks (hidden cells: + the secret seed)."""
     out = {}
     for cell in source.cells:
-        gid = nbgrader_meta(cell).get("grade_id")
+        gid = _grade_id(cell)
         if _is_test(cell):
             extra = {secret} if gid.endswith("_hidden") or _HIDDEN_MARK in cell.source else set()
             out[gid] = frozenset(test_seeds(cell.source)) | extra

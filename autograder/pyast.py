@@ -20,4 +20,6 @@ _LOCK = threading.Lock()
 def parse(source: str, filename: str = "<unknown>", mode: str = "exec") -> ast.Module:
     """``ast.parse(source, filename, mode)``, one thread at a time."""
     with _LOCK:
-        return ast.parse(source, filename, mode)
+        tree = ast.parse(source, filename, mode)
+    assert isinstance(tree, ast.Module), f"parse: mode {mode!r} gave a {type(tree).__name__}, not a Module"
+    return tree

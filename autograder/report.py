@@ -300,7 +300,7 @@ def write_report(
                 + _exercise_rows(to_fix, lambda e: e.note)
                 + "</details>"
             ),
-        ),  # fmt: skip
+        ),
         "<h2>To review (not flagged)</h2>",
         _none_or(
             review,

@@ -220,7 +220,7 @@ def _decode(node: Any, arrays: list[np.ndarray], torch_tensors: bool, depth: int
         return tuple(items()) if t == "tuple" else items()
     if t == "named":
         values = items()
-        cls = _trusted_class(_field(node, "cls", str))
+        cls: Any = _trusted_class(_field(node, "cls", str))  # a NamedTuple class: it has _fields
         return cls(*values) if cls is not None and len(values) == len(cls._fields) else tuple(values)
     if t == "func":
         func = _trusted_callable(*_field(node, "path", str).partition(":")[::2])

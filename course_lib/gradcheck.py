@@ -20,7 +20,9 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, *, eps: 
     ``x`` is perturbed in place one element at a time and restored afterwards, so ``f``
     may close over it.
     """
-    return numerical_vjp(lambda v: np.asarray(f(v), dtype=np.float64), x, np.float64(1.0), eps=eps)
+    return numerical_vjp(
+        lambda v: np.asarray(f(v), dtype=np.float64), x, np.ones((), dtype=np.float64), eps=eps
+    )
 
 
 def numerical_vjp(

@@ -82,7 +82,7 @@ def precision_recall_f1(pred_labels: Any, labels: Any, *, positive: int | None =
     fn = "precision_recall_f1"
     pred, true = _labels_pair(fn, pred_labels, labels)
     if positive is None:
-        classes = range(int(max(pred.max(), true.max())) + 1)
+        classes: range | list[int] = range(int(max(pred.max(), true.max())) + 1)
     else:
         if isinstance(positive, bool) or not isinstance(positive, (int, np.integer)) or positive < 0:
             raise ValueError(

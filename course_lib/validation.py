@@ -111,7 +111,7 @@ def require_shape(fn: str, name: str, x: Any, pattern: Sequence[ShapeEntry]) -> 
     shape = tuple(x.shape)
     ok = len(shape) == len(pattern)
     if ok:
-        for actual, entry in zip(shape, pattern):
+        for actual, entry in zip(shape, pattern, strict=True):
             size = entry[1] if isinstance(entry, tuple) else entry
             if size is not None and actual != size:
                 ok = False
@@ -280,7 +280,7 @@ def check_step_args(fn: str, param: Any, grad: Any, lr: Any, weight_decay: Any) 
     require_in_range(fn, "weight_decay", weight_decay, 0.0)
 
 
-def check_optimizer_state(fn: str, state: Any, kind: type, param: Any) -> None:
+def check_optimizer_state(fn: str, state: Any, kind: type[tuple], param: Any) -> None:
     """A state handed back must come from the same rule and match param's shape."""
     if not isinstance(state, kind):
         raise ValueError(

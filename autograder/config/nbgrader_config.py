@@ -2,7 +2,7 @@
 # The autograder copies this file into each course directory it creates
 # (a temporary one for `release`, the run folder for `grade`), so instructors
 # change nbgrader's behaviour here, in the repository, not in ~/.jupyter.
-c = get_config()  # noqa: F821  (injected by traitlets)
+c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets)
 
 c.CourseDirectory.course_id = "dl-course"
 # The gradebook: nbgrader's embedded SQLite by default. Any SQLAlchemy URL nbgrader

@@ -245,7 +245,7 @@ def f_quadratic(v: np.ndarray) -> float:
 
 def f_softmax_loss(v: np.ndarray) -> float:
     """Softmax cross-entropy of logits v (3, K >= 4) against the fixed labels [1, 3, 0]."""
-    return softmax_cross_entropy(v, _LOGIT_LABELS)[0]
+    return float(softmax_cross_entropy(v, _LOGIT_LABELS)[0])
 
 
 def f_tanh_cubed(v: np.ndarray) -> float:
@@ -371,7 +371,7 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
             "units that were off in the forward pass pass no gradient.",
         ),
     ]
-    for label, g, w in zip(("loss", *_GRAD_NAMES), got, want):
+    for label, g, w in zip(("loss", *_GRAD_NAMES), got, want, strict=False):
         try:
             assert_close(g, w, name=f"{where}: {label}")
         except AssertionError as err:
@@ -381,7 +381,7 @@ def _two_layer_judge(case: Case | None, output: Any) -> None:
             )
             for wrong_fn, hint in mistakes:
                 wrong = _flatten(wrong_fn(*copy.deepcopy(case.args)))
-                if all(matches(a, b) for a, b in zip(got, wrong)):
+                if all(matches(a, b) for a, b in zip(got, wrong, strict=False)):
                     diagnosis = f"your output matches a typical mistake: {hint}"
                     break
             raise AssertionError(f"{err}\nHint: {diagnosis}") from None

@@ -93,7 +93,7 @@ def _l2_judge(case: Case | None, output: object) -> None:
         raise AssertionError(
             f"{where}: expected one gradient per weight array ({len(weights)}), got {len(got_grads)}."
         )
-    for i, (got, want, w) in enumerate(zip(got_grads, grads, weights)):
+    for i, (got, want, w) in enumerate(zip(got_grads, grads, weights, strict=False)):
         hint = "the gradient of lam / 2 * sum(w**2) with respect to w is lam * w."
         if lam and matches(got, 2 * lam * w):
             hint = "the gradient is twice too large: d/dw (lam / 2 * w**2) = lam * w (the 2 cancels the 1/2)."

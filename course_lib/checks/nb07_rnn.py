@@ -280,7 +280,7 @@ def _clip_judge(case: Case | None, output: object) -> None:
     per_tensor = [g * min(1.0, max_norm / (float(np.linalg.norm(g)) + 1e-6)) for g in grads]
     elementwise = [np.clip(g, -max_norm, max_norm) for g in grads]
     always = [g * (max_norm / expected_total) for g in grads]
-    for i, (got, want) in enumerate(zip(clipped, expected)):
+    for i, (got, want) in enumerate(zip(clipped, expected, strict=False)):
         if matches(got, want):
             continue
         hint = (
@@ -371,7 +371,7 @@ def _sigmoid(z):
 
 def _lstm_variant(x, h_prev, c_prev, wx, wh, b, *, order="ifgo", tanh_c=True, use_input_gate=True):
     a = x @ wx + h_prev @ wh + b
-    gates = dict(zip(order, np.split(a, 4, axis=1)))
+    gates = dict(zip(order, np.split(a, 4, axis=1), strict=True))
     i, f, o, g = _sigmoid(gates["i"]), _sigmoid(gates["f"]), _sigmoid(gates["o"]), np.tanh(gates["g"])
     c = f * c_prev + (i * g if use_input_gate else g)
     h = o * (np.tanh(c) if tanh_c else c)

@@ -47,7 +47,7 @@ def _workspace(dtype: np.dtype, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     start = -raw.ctypes.data % _HUGE_PAGE if pad else 0
     flat = raw[start : start + nbytes].view(dtype)
     arrays, offset = [], 0
-    for shape, size in zip(shapes, sizes):
+    for shape, size in zip(shapes, sizes, strict=True):
         arrays.append(flat[offset : offset + size].reshape(shape))
         offset += size
     return arrays

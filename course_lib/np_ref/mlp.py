@@ -74,7 +74,7 @@ def init_mlp(
     if init not in ("he", "xavier"):
         raise ValueError(f"{fn}: argument 'init' must be 'he' or 'xavier', got {init!r}")
     params = []
-    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+    for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
         std = np.sqrt(2.0 / d_in) if init == "he" else np.sqrt(2.0 / (d_in + d_out))
         params.append((rng.normal(0.0, std, size=(d_in, d_out)), np.zeros(d_out)))
     return params

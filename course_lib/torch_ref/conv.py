@@ -36,7 +36,7 @@ __all__ = [
 class Conv2dCache(NamedTuple):
     cols: torch.Tensor  # (C*KH*KW, P): im2col of the padded input, needed for dw
     w: torch.Tensor  # (F, C, KH, KW): needed for dx
-    x_shape: tuple[int, int, int, int]  # (N, C, H, W): the shape dx must have
+    x_shape: tuple[int, ...]  # (N, C, H, W): the shape dx must have
     stride: int
     pad: int
 
@@ -73,7 +73,7 @@ def _im2col(x: torch.Tensor, kh: int, kw: int, stride: int, pad: int, ho: int, w
 
 
 def _input_grad(
-    dout: torch.Tensor, w: torch.Tensor, x_shape: tuple[int, int, int, int], stride: int, pad: int
+    dout: torch.Tensor, w: torch.Tensor, x_shape: tuple[int, ...], stride: int, pad: int
 ) -> torch.Tensor:
     """dx (N, C, H, W) of the convolution, from dout (N, F, H', W') and w (F, C, KH, KW).
 
@@ -163,7 +163,7 @@ def conv2d_backward(
 
 class MaxPool2dCache(NamedTuple):
     first: torch.Tensor  # (N, C, H', W') int64: row-major position (i*K + j) of each window's maximum
-    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    x_shape: tuple[int, ...]  # (N, C, H, W)
     kernel: int
     stride: int
 
@@ -209,7 +209,7 @@ def max_pool2d_backward(dout: torch.Tensor, cache: MaxPool2dCache) -> torch.Tens
 
 
 class AvgPool2dCache(NamedTuple):
-    x_shape: tuple[int, int, int, int]  # (N, C, H, W)
+    x_shape: tuple[int, ...]  # (N, C, H, W)
     kernel: int
     stride: int
 

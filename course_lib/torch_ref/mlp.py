@@ -63,7 +63,7 @@ def init_mlp(sizes: Sequence[int], *, rng: torch.Generator, init: str = "he") ->
     if init not in ("he", "xavier"):
         raise ValueError(f"{fn}: argument 'init' must be 'he' or 'xavier', got {init!r}")
     params = []
-    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+    for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
         std = math.sqrt(2.0 / d_in) if init == "he" else math.sqrt(2.0 / (d_in + d_out))
         w = torch.randn(d_in, d_out, generator=rng, device=rng.device) * std
         params.append((w, torch.zeros(d_out, device=rng.device)))

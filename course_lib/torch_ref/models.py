@@ -76,7 +76,7 @@ class MLP(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MLP: argument 'dropout' must be in [0, 1), got {dropout!r}")
         layers: list[nn.Module] = []
-        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(nn.Linear(d_in, d_out))
             if i < len(sizes) - 2:
                 layers.append(_activation("MLP", activation))
@@ -133,7 +133,11 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {
+    "rnn": nn.RNN,
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+}
 
 
 def _recurrent(fn: str, cell: str, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:

@@ -27,7 +27,9 @@ def _pre_activation(fn: str, x: torch.Tensor, w: torch.Tensor, w0: float | torch
             f"to match w, got {tuple(x.shape)}"
         )
     if len(getattr(w0, "shape", ())) != 0:
-        raise ValueError(f"{fn}: argument 'w0' must be a scalar bias, got shape {tuple(w0.shape)}")
+        raise ValueError(
+            f"{fn}: argument 'w0' must be a scalar bias, got shape {tuple(getattr(w0, 'shape', ()))}"
+        )
     if not isinstance(w0, torch.Tensor):
         w0 = float(w0)  # a NumPy scalar on the left of `+` would turn the result into an ndarray
     return w0 + x @ w
@@ -78,7 +80,7 @@ def perceptron_train(
     mistakes_per_epoch: list[int] = []
     for _ in range(epochs):
         if rng is None:
-            order = range(n)
+            order: range | list[int] = range(n)
         else:
             order = torch.randperm(n, generator=rng, device=rng.device).tolist()
         mistakes = 0

@@ -38,7 +38,9 @@ def new_figure(figsize: tuple[float, float], *, dpi: float = 80.0, **margins: fl
 
 
 def _encode(fig: Figure) -> bytes:
-    rgba = np.asarray(fig.canvas.buffer_rgba())
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)  # figures here are made on an Agg canvas
+    rgba = np.asarray(canvas.buffer_rgba())
     buf = io.BytesIO()
     Image.fromarray(rgba).save(buf, format="png", compress_level=1)
     return buf.getvalue()
@@ -68,18 +70,19 @@ class Blitter:
 
     def png(self, dynamic: Sequence[Artist], full_axes: Sequence[Axes] = (), key: Hashable = None) -> bytes:
         canvas = self.fig.canvas
+        assert isinstance(canvas, FigureCanvasAgg)  # figures here are made on an Agg canvas
         hidden = [*full_axes, *dynamic]
         if key not in self._backgrounds:
             # Texts (titles) are blanked rather than hidden: the axes place a hidden title
             # somewhere else, and later draws would reuse that wrong position.
-            saved = [a.get_text() if isinstance(a, Text) else a.get_visible() for a in hidden]
+            saved: list[Any] = [a.get_text() if isinstance(a, Text) else a.get_visible() for a in hidden]
             for a in hidden:
                 a.set_text("") if isinstance(a, Text) else a.set_visible(False)
             canvas.draw()
             self._backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
             while len(self._backgrounds) > self.keep:
                 del self._backgrounds[next(iter(self._backgrounds))]
-            for a, value in zip(hidden, saved):
+            for a, value in zip(hidden, saved, strict=True):
                 a.set_text(value) if isinstance(a, Text) else a.set_visible(value)
         canvas.restore_region(self._backgrounds[key])
         renderer = canvas.get_renderer()

@@ -315,7 +315,7 @@ class LearningRateExplorer:
         lax = self.loss_ax
         lax.set_xlim(0, max(len(self.losses) - 1, 1))
         lax.set_ylim(y.min() / 3.0, y.max() * 3.0)
-        names = dict((key, label) for label, key in OPTIMIZER_CHOICES)
+        names = {key: label for label, key in OPTIMIZER_CHOICES}
         momentum = (
             f", momentum {self.momentum_slider.value:.2f}"
             if self.optimizer_menu.value in _USES_MOMENTUM
@@ -323,15 +323,21 @@ class LearningRateExplorer:
         )
         lax.set_title(
             f"{names[self.optimizer_menu.value]}, lr {self.lr_slider.value:.3g}{momentum}: "
-            f"{self.verdict.kind}",
+            f"{self._verdict().kind}",
             fontsize=10,
         )
+
+    def _verdict(self) -> Verdict:
+        """The verdict of the run on show (``__init__`` runs one before anything is drawn)."""
+        if self.verdict is None:
+            raise RuntimeError("Explorer: no run yet (the constructor runs one)")
+        return self.verdict
 
     # --- display ---------------------------------------------------------------------------
 
     def _ipython_display_(self) -> None:
         if resolve_static(self.static):
-            display_static(self.figure, f"**{self.verdict.kind}**: {self.verdict.message}")
+            display_static(self.figure, f"**{self._verdict().kind}**: {self._verdict().message}")
         else:
             from IPython.display import display
 

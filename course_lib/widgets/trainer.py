@@ -69,6 +69,7 @@ def backward(dscores: Array, caches: list[LayerCache], *, activation: str) -> Pa
     d = dscores
     for cache in reversed(caches):
         if cache.z is not None:
+            assert cache.dropout is not None  # every hidden layer (z given) has a dropout cache
             d = dropout_backward(d, cache.dropout) * g_grad(cache.z)
         d, dw, db = dense_backward(d, cache.dense)
         grads.append((dw, db))
@@ -101,8 +102,9 @@ def train_epoch(
         grads = backward(dscores, caches, activation=activation)
         if l2 > 0:
             _, penalty_grads = l2_penalty([w for w, _ in params], lam=l2)
-            grads = [(dw + pw, db) for (dw, db), pw in zip(grads, penalty_grads)]
+            grads = [(dw + pw, db) for (dw, db), pw in zip(grads, penalty_grads, strict=True)]
         params = [
-            (sgd_step(w, dw, lr=lr)[0], sgd_step(b, db, lr=lr)[0]) for (w, b), (dw, db) in zip(params, grads)
+            (sgd_step(w, dw, lr=lr)[0], sgd_step(b, db, lr=lr)[0])
+            for (w, b), (dw, db) in zip(params, grads, strict=True)
         ]
     return params
