@@ -74,14 +74,18 @@ def jupyter_lab(
         deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"jupyter lab exited with code {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 urllib.request.urlopen(lab.url("/api/status"), timeout=2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     tail = log.read_text()[-3000:]
-                    raise RuntimeError(f"jupyter lab did not answer within {start_timeout:g} s:\n{tail}") from None
+                    raise RuntimeError(
+                        f"jupyter lab did not answer within {start_timeout:g} s:\n{tail}"
+                    ) from None
                 time.sleep(0.3)
         yield lab
     finally:
