@@ -103,6 +103,11 @@ def test_pages_are_written_for_the_students_asked_for_only(tmp_path: Path) -> No
     assert not (tmp_path / "run" / "feedback" / "ann.html").exists()
 
 
+def test_a_student_with_no_submissions_gets_no_page(tmp_path: Path) -> None:
+    course = _run(tmp_path, [_record("ann")])
+    assert write_feedback(run_dir=tmp_path / "run", course=course, students=["zed"]).pages == ()
+
+
 def test_a_submission_that_was_not_graded_shows_no_score(tmp_path: Path) -> None:
     course = _run(tmp_path, [_record(status=Status.MISSING, score=None, reason="no notebook")])
     write_feedback(run_dir=tmp_path / "run", course=course)
