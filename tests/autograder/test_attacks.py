@@ -7,7 +7,6 @@ one whose pre_run_cell hook prints every cell it sees (hidden tests stay hidden)
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import re
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
 
 import tinycourse
+from students import student_notebook
 
 import autograder
 from autograder.course import CourseDir
@@ -194,25 +193,6 @@ get_ipython().events.register("pre_run_cell", _spy)
 """
 
 
-def _student(source, release, *, inserted: dict[str, str], answers: dict[str, str]) -> nbformat.NotebookNode:
-    """The release with ``answers`` by grade_id and, before the answer cell of each key of
-    ``inserted``, one code cell with no nbgrader metadata."""
-    nb = copy.deepcopy(release)
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in inserted:
-            cells.append(new_code_cell(inserted[gid]))
-        if gid in answers:
-            cell.source = answers[gid]
-        cells.append(cell)
-    nb.cells = cells
-    for cell in nb.cells:
-        cell.pop("id", None)
-    nb.nbformat_minor = 4
-    return nb
-
-
 @pytest.fixture(scope="module")
 def local_class(tiny_course, tiny_solutions, tmp_path_factory):
     sources, releases = tiny_course
@@ -222,8 +202,8 @@ def local_class(tiny_course, tiny_solutions, tmp_path_factory):
               "answer_lr": "answer_lr = _rate()\n"}  # fmt: skip
     root = tmp_path_factory.mktemp("local")
     notebooks = {
-        "helper": _student(source, release, inserted={"square": _RATE, "softsign": _MAGNITUDE}, answers=helper),
-        "spy": _student(source, release, inserted={"square": _SPY}, answers=answers),
+        "helper": student_notebook(release, helper, before={"square": _RATE, "softsign": _MAGNITUDE}, drop_ids=True),
+        "spy": student_notebook(release, answers, before={"square": _SPY}, drop_ids=True),
     }
     for student, nb in notebooks.items():
         (root / "class" / student).mkdir(parents=True)

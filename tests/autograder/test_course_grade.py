@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 import tinycourse
+from students import student_notebook
 from autograder.results import Status
 
 ASSIGNMENT = "week1"
@@ -49,12 +50,7 @@ def make_course(
 
 def answer(release: nbformat.NotebookNode, **overrides: str) -> nbformat.NotebookNode:
     """The released notebook with the instructor's answers typed in (``overrides`` by exercise)."""
-    nb = nbformat.from_dict(release)
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in tinycourse.ANSWERS:
-            cell.source = overrides.get(gid, tinycourse.ANSWERS[gid])
-    return nb
+    return student_notebook(release, {**tinycourse.ANSWERS, **overrides})
 
 
 def grade_options(**kw):

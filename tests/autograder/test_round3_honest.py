@@ -8,15 +8,14 @@ course_lib made for them). Each must get full marks, status graded and no eviden
 
 from __future__ import annotations
 
-import copy
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
 
 import tinycourse
+from students import student_notebook
 
 from autograder.results import Status
 from autograder.sample import solution_answers
@@ -103,26 +102,6 @@ BESIDE = {
 }
 
 
-def _student(release, answers, inserted, replaced, after) -> nbformat.NotebookNode:
-    answers = {**answers, **replaced}
-    nb = copy.deepcopy(release)
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in inserted:
-            cells.append(new_code_cell(inserted[gid]))
-        if gid in answers:
-            cell.source = answers[gid]
-        cells.append(cell)
-        if gid in after:
-            cells.append(new_code_cell(after[gid]))
-    nb.cells = cells
-    for cell in nb.cells:
-        cell.pop("id", None)
-    nb.nbformat_minor = 4
-    return nb
-
-
 @pytest.fixture(scope="module")
 def honest_run(tiny_course, tiny_solutions, tmp_path_factory):
     sources, releases = tiny_course
@@ -131,19 +110,19 @@ def honest_run(tiny_course, tiny_solutions, tmp_path_factory):
     for student, (inserted, replaced, after) in VARIANTS.items():
         folder = root / "class" / student
         folder.mkdir(parents=True)
-        nb = _student(releases[STEM], answers, inserted, replaced, after)
+        nb = student_notebook(releases[STEM], {**answers, **replaced}, before=inserted, after=after, drop_ids=True)
         nbformat.write(nb, str(folder / f"{STEM}.ipynb"))
     for student, (files, replaced) in BESIDE.items():
         folder = root / "class" / student
         folder.mkdir(parents=True)
         for name, text in files.items():
             (folder / name).write_text(text)
-        nbformat.write(_student(releases[STEM], answers, {}, replaced, {}), str(folder / f"{STEM}.ipynb"))
+        nbformat.write(student_notebook(releases[STEM], {**answers, **replaced}, drop_ids=True), str(folder / f"{STEM}.ipynb"))
     # a student who zipped her folder (on a Mac) and uploaded the zip
     folder = root / "class" / "zipped"
     folder.mkdir(parents=True)
     with zipfile.ZipFile(folder / "homework.zip", "w") as archive:
-        archive.writestr(f"homework/{STEM}.ipynb", nbformat.writes(_student(releases[STEM], answers, {}, {}, {})))
+        archive.writestr(f"homework/{STEM}.ipynb", nbformat.writes(student_notebook(releases[STEM], answers, drop_ids=True)))
         archive.writestr(f"__MACOSX/homework/._{STEM}.ipynb", b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     run = tinycourse.grade(root / "class", root / "run", tiny_solutions)
     return run, root / "run"
@@ -280,7 +259,7 @@ def test_value_answer_from_a_training_run_within_the_cell_limit_is_verified(tiny
     )
     folder = tmp_path / "class" / "trainer"
     folder.mkdir(parents=True)
-    nbformat.write(_student(releases[STEM], answers, {}, {"answer_lr": run_cell}, {}), str(folder / f"{STEM}.ipynb"))
+    nbformat.write(student_notebook(releases[STEM], {**answers, "answer_lr": run_cell}, drop_ids=True), str(folder / f"{STEM}.ipynb"))
     limits = Limits(**{**tinycourse.FAST_LIMITS, "cell_timeout": 20.0, "notebook_budget": 60.0, "verify_timeout": 10.0})
     options = GradeOptions(workers=1, limits=limits, support=tinycourse.SUPPORT)
     run = grade_class(submissions=tmp_path / "class", run_dir=tmp_path / "run", solutions_dir=tiny_solutions, options=options)

@@ -164,17 +164,10 @@ def test_feedback_for_a_deeply_nested_markdown_cell_is_bounded(tmp_path: Path) -
 
 def _answered(tiny_course, **sources: str) -> nbformat.NotebookNode:
     """The release with the instructor's answers, some replaced by ``sources``."""
-    import copy
-    import re
+    from students import student_notebook, typed_answers
 
     _, releases = tiny_course
-    nb = copy.deepcopy(releases[STEM])
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in tinycourse.ANSWERS:
-            answer = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n", "", tinycourse.ANSWERS[gid])
-            cell.source = sources.get(gid, answer)
-    return nb
+    return student_notebook(releases[STEM], typed_answers(**sources))
 
 
 def test_a_latin1_folder_name_neither_fails_its_student_nor_crashes_export(tiny_course, tiny_solutions, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from students import student_notebook
 
 from autograder.api import GradeOptions, grade_class
 from autograder.results import Outcome
@@ -30,10 +31,7 @@ def _grade(tmp_path: Path, answers: dict[tuple[str, str], str]):
     student.mkdir(parents=True)
     for stem in sorted({s for s, _ in answers}):
         nb = nbformat.read(str(REPO / "solutions" / f"{stem}.ipynb"), as_version=4)
-        for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if (stem, gid) in answers:
-                cell.source = answers[(stem, gid)]
+        nb = student_notebook(nb, {gid: source for (s, gid), source in answers.items() if s == stem})
         nbformat.write(nb, str(student / f"{stem}.ipynb"))
     run = grade_class(
         submissions=tmp_path / "class", run_dir=tmp_path / "run", solutions_dir=REPO / "solutions",
@@ -125,31 +123,17 @@ def test_copycat_cannot_hide_behind_a_setup_failure_it_caused(tiny_course, tiny_
     # status FAILED, retried on every run, and the copycat's reference calls are never
     # seen. Root cause: verify._verdict trusts a setup failure as the grader's own even
     # when student cells ran before it (replay.replay_plan keeps cells before setup).
-    import copy
-
     import tinycourse
-    from nbformat.v4 import new_code_cell
+    from students import student_notebook
 
     from autograder.results import Status
 
     _, releases = tiny_course
-    nb = copy.deepcopy(releases[tinycourse.STEM])
     answers = {
         "square": "from tiny_refs import reference_square\ndef square(x):\n    return reference_square(x)\n",
         "softsign": "from tiny_refs import reference_softsign\ndef softsign(x):\n    return reference_softsign(x)\n",
     }
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid == "setup":
-            cells.append(new_code_cell(_BREAK_SETUP_IN_CHILD))
-        if gid in answers:
-            cell.source = answers[gid]
-        cells.append(cell)
-    nb.cells = cells
-    for cell in nb.cells:
-        cell.pop("id", None)
-    nb.nbformat_minor = 4
+    nb = student_notebook(releases[tinycourse.STEM], answers, before={"setup": _BREAK_SETUP_IN_CHILD}, drop_ids=True)
     (tmp_path / "class" / "mallory").mkdir(parents=True)
     nbformat.write(nb, str(tmp_path / "class" / "mallory" / f"{tinycourse.STEM}.ipynb"))
     run = tinycourse.grade(tmp_path / "class", tmp_path / "run", tiny_solutions)
@@ -187,22 +171,17 @@ def test_student_code_cannot_forge_a_setup_failure(tiny_course, tiny_solutions, 
     # and the copycat's calls to tiny_refs are never judged. Root cause: the report fd
     # and EVIDENCE_FD are writable by student code (verify_jail._fork_child/_child), and
     # verify._verdict trusts "setup" frames and a stuck setup cell after student cells ran.
-    import copy
-
     import tinycourse
+    from students import student_notebook
 
     from autograder.results import Status
 
     _, releases = tiny_course
-    nb = copy.deepcopy(releases[tinycourse.STEM])
     answers = {
         "square": forge + "from tiny_refs import reference_square\ndef square(x):\n    return reference_square(x)\n",
         "softsign": "from tiny_refs import reference_softsign\ndef softsign(x):\n    return reference_softsign(x)\n",
     }
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in answers:
-            cell.source = answers[gid]
+    nb = student_notebook(releases[tinycourse.STEM], answers)
     (tmp_path / "class" / "mallory").mkdir(parents=True)
     nbformat.write(nb, str(tmp_path / "class" / "mallory" / f"{tinycourse.STEM}.ipynb"))
     run = tinycourse.grade(tmp_path / "class", tmp_path / "run", tiny_solutions)
@@ -213,19 +192,13 @@ def test_student_code_cannot_forge_a_setup_failure(tiny_course, tiny_solutions, 
 
 def _tiny_student(tiny_course, tmp_path: Path, answers: dict[str, str]):
     """Grade one tiny-course student (the instructor's answers, with ``answers`` swapped in)."""
-    import copy
-
     import tinycourse
+    from students import student_notebook
 
     from autograder.sample import solution_answers
 
     sources, releases = tiny_course
-    nb = copy.deepcopy(releases[tinycourse.STEM])
-    full = {**solution_answers(sources[tinycourse.STEM]), **answers}
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in full:
-            cell.source = full[gid]
+    nb = student_notebook(releases[tinycourse.STEM], {**solution_answers(sources[tinycourse.STEM]), **answers})
     (tmp_path / "class" / "mallory").mkdir(parents=True)
     nbformat.write(nb, str(tmp_path / "class" / "mallory" / f"{tinycourse.STEM}.ipynb"))
     return tmp_path / "class"
@@ -299,32 +272,19 @@ def test_secret_seed_cases_never_reach_the_feedback(tiny_course, tiny_solutions,
     # hidden cases' answers (computed at home with course_lib). Root cause:
     # verify_jail._child/_replay_and_call (cases in memory during student code) and
     # verify._verdict (cell-issue messages from the child shown verbatim).
-    import copy
     import re
 
     import tinycourse
     import tiny_checks
-    from nbformat.v4 import new_code_cell
+    from students import student_notebook
 
     from autograder.feedback import write_feedback
     from autograder.sample import solution_answers
 
     sources, releases = tiny_course
-    nb = copy.deepcopy(releases[tinycourse.STEM])
     answers = solution_answers(sources[tinycourse.STEM])
     answers["square"] = "def square(x):\n    raise ValueError('not done yet')\n"  # unfinished (not the stub)
-    cells = []
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid == "square":
-            cells.append(new_code_cell(_LEAK_SECRET_CASES))
-        if gid in answers:
-            cell.source = answers[gid]
-        cells.append(cell)
-    nb.cells = cells
-    for cell in nb.cells:
-        cell.pop("id", None)
-    nb.nbformat_minor = 4
+    nb = student_notebook(releases[tinycourse.STEM], answers, before={"square": _LEAK_SECRET_CASES}, drop_ids=True)
     (tmp_path / "class" / "mallory").mkdir(parents=True)
     nbformat.write(nb, str(tmp_path / "class" / "mallory" / f"{tinycourse.STEM}.ipynb"))
     run_dir = tmp_path / "run"
