@@ -59,10 +59,14 @@ from autograder.results import Status
 
 __all__ = [
     "MAX_NOTEBOOK_BYTES",
+    "MAX_WALK_DEPTH",
+    "Handed",
     "Identity",
     "IntakeLimits",
     "Job",
     "Manifest",
+    "SubmissionError",
+    "alongside",
     "collect",
     "identify",
     "item_key",
@@ -70,6 +74,7 @@ __all__ = [
     "read_capped",
     "read_submission",
     "safe_key",
+    "walk",
 ]
 
 log = logging.getLogger(__name__)
@@ -451,8 +456,9 @@ def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) ->
 
 
 @dataclass
-class _Handed:
-    """What one student handed in, before matching."""
+class Handed:
+    """What one student handed in, before matching (filled by ``walk``; an nbgrader course's
+    folders are walked the same way, see ``autograder.nbcourse``)."""
 
     folder: Path | None = None  # the student's folder; None for flat downloads
     notebooks: list[Path] = field(default_factory=list)
@@ -469,7 +475,7 @@ def _is_zip(path: Path) -> bool:
 MAX_WALK_DEPTH = 64  # folders below a hand-in; far past any honest one, far under the recursion limit
 
 
-def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> None:
+def walk(folder: Path, shown: str, handed: Handed, *, zips: bool = True) -> None:
     """Regular files under ``folder``; links and special files become problems, never followed.
     Zips are also noted for unpacking when ``zips`` (the student's own files, not a zip's).
 
@@ -527,7 +533,7 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
         stack.extend((sub, depth + 1) for sub in reversed(folders))
 
 
-def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> None:
+def _unpack_handed(handed: Handed, inner_root: Path, limits: IntakeLimits) -> None:
     """Unpack the zips a student handed in (one level) into ``inner_root`` and walk them."""
     for path, shown in handed.zips:
         # Named by the zip's path, so a re-run replaces the same folder (``_unpack`` is atomic).
@@ -543,10 +549,10 @@ def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> N
             continue
         for parts, why in sorted(problems.items()):
             handed.problems.append((f"{shown}/{'/'.join(parts)}", why))
-        _walk(target, shown, handed, zips=False)
+        walk(target, shown, handed, zips=False)
 
 
-def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, _Handed]:
+def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, Handed]:
     """Student -> what they handed in, for an unpacked folder."""
     entries = [p for p in sorted(root.iterdir()) if p.name not in _SKIP_DIRS and not p.name.startswith(".")]
     wrapper = entries[0] if len(entries) == 1 else None
@@ -570,13 +576,13 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
                 log.warning("intake: zip entry %s belongs to no student: %s", "/".join(parts), why)
         return _handed_in(wrapper, inner)  # a zip with one wrapping folder
 
-    students: dict[str, tuple[Identity, _Handed]] = {}  # by Identity.origin
+    students: dict[str, tuple[Identity, Handed]] = {}  # by Identity.origin
 
-    def of(name: str, *, folder: bool) -> tuple[_Handed, str] | None:
+    def of(name: str, *, folder: bool) -> tuple[Handed, str] | None:
         found = identify(name, folder=folder)
         if found is None:
             return None
-        return students.setdefault(found[0].origin, (found[0], _Handed()))[1], found[1]
+        return students.setdefault(found[0].origin, (found[0], Handed()))[1], found[1]
 
     for entry in entries:
         try:
@@ -589,10 +595,10 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
         if target is None:
             log.warning("intake: %s belongs to no student; ignored", entry.name)
             continue
-        handed, own_name = target
+        handed, _ = target
         if stat.S_ISDIR(mode):
             handed.folder = handed.folder or entry
-            _walk(entry, entry.name, handed)
+            walk(entry, entry.name, handed)
         elif not stat.S_ISREG(mode):
             handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
         elif info.st_nlink > 1:
@@ -618,7 +624,7 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
 
 
 def _add_batches(
-    root: Path, students: dict[Identity, _Handed], batches_root: Path, limits: IntakeLimits
+    root: Path, students: dict[Identity, Handed], batches_root: Path, limits: IntakeLimits
 ) -> None:
     """A zip at the top of a submissions folder that belongs to no student is another LMS
     download (a late batch, say): its students are graded with the others, never dropped."""
@@ -787,7 +793,7 @@ class Job(NotebookItem):
     provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
 
-def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
+def alongside(notebook: Path, handed: Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
     """(file, path relative to ``notebook``) for the files handed in next to it or below it."""
     here, out = notebook.parent, []
     for path in handed.beside:
@@ -815,7 +821,7 @@ def _grade_ids(path: Path) -> set[str] | None:
         return None
 
 
-def _match_student(student: str, display: str, handed: _Handed, manifest: Manifest, root: Path) -> list[Job]:
+def _match_student(student: str, display: str, handed: Handed, manifest: Manifest, root: Path) -> list[Job]:
     # (rank, path or None for a file that cannot be read, shown name, how matched or why unread)
     candidates: dict[str, list[tuple[int, Path | None, str, str]]] = {}
     notes: list[str] = []
@@ -881,7 +887,7 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
             display=display,
             beside=beside,
             folder=folder,
-            alongside=_alongside(path, handed),
+            alongside=alongside(path, handed),
         )
         if rank > 0:
             job.notes.append(f"matched {path.name} {how}")

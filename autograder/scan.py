@@ -36,6 +36,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
+import itertools
 import posixpath
 import re
 import shlex
@@ -306,7 +307,7 @@ def _protected_path(text: str, way: str) -> str | None:
         if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
             return "sitecustomize"
         if ".ipython" in parts or any(
-            a.startswith("profile_") and b == "startup" for a, b in zip(parts, parts[1:])
+            a.startswith("profile_") and b == "startup" for a, b in itertools.pairwise(parts)
         ):
             return ".ipython"
         if leaves and (found := _COURSE_WRITE.intersection(parts)):
@@ -398,7 +399,7 @@ def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
     if name.startswith("python") and rest[:2] == ["-m", "pip"]:
         name, rest = "pip", rest[2:]
     if name in _PACKAGERS:
-        for option, value in zip(rest, [*rest[1:], ""]):
+        for option, value in zip(rest, [*rest[1:], ""], strict=True):
             if option.split("=")[0] in _INSTALL_TARGETS:
                 found.append((option.split("=", 1)[1] if "=" in option else value, _WRITE))
             elif "/" in option:
