@@ -55,6 +55,7 @@ from typing import Literal
 
 import nbformat
 
+from autograder.cells import grade_id
 from autograder.results import Status
 
 __all__ = [
@@ -716,11 +717,7 @@ class Manifest:
     def from_notebooks(cls, notebooks: dict[str, nbformat.NotebookNode]) -> Manifest:
         ids = {}
         for stem, nb in notebooks.items():
-            ids[stem] = frozenset(
-                c.metadata["nbgrader"]["grade_id"]
-                for c in nb.cells
-                if "grade_id" in c.metadata.get("nbgrader", {})
-            )
+            ids[stem] = frozenset(gid for c in nb.cells if (gid := grade_id(c)) is not None)
         return cls(grade_ids=ids)
 
     def match_name(self, name: str) -> str | None:
@@ -810,12 +807,7 @@ def _grade_ids(path: Path) -> set[str] | None:
     try:
         data = json.loads(read_capped(path, MAX_NOTEBOOK_BYTES).decode("utf-8", errors="replace"))
         return {
-            c["metadata"]["nbgrader"]["grade_id"]
-            for c in data.get("cells", [])
-            if isinstance(c, dict)
-            and isinstance(c.get("metadata"), dict)
-            and isinstance(c["metadata"].get("nbgrader"), dict)
-            and isinstance(c["metadata"]["nbgrader"].get("grade_id"), str)
+            gid for c in data.get("cells", []) if isinstance(c, dict) and (gid := grade_id(c)) is not None
         }
     except Exception:  # RecursionError, MemoryError, a link, any decoder error: this file only
         return None
