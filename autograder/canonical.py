@@ -25,7 +25,9 @@ import ast
 import copy
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import nbformat
 from nbformat.v4 import new_notebook
@@ -64,7 +66,6 @@ class ParseBudget:
 
     ipython_work: int = MAX_IPYTHON_WORK_PER_NOTEBOOK
     parse_bytes: int = MAX_PARSE_BYTES_PER_NOTEBOOK
-    parses: int = 0  # parse_cell calls that reached ast.parse
     ipython_transforms: int = 0  # calls of IPython's TransformerManager
 
 
@@ -98,7 +99,6 @@ def _plain_transform(source: str) -> str:
 
 
 def _ast(text: str, budget: ParseBudget) -> ast.Module | None:
-    budget.parses += 1
     budget.parse_bytes -= len(text)
     try:
         return pyast.parse(text)
@@ -164,13 +164,13 @@ def answer_defines(source: str, budget: ParseBudget | None = None) -> set[str]:
     return names
 
 
-def _fresh(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def _fresh(cell: Mapping[str, Any]) -> nbformat.NotebookNode:
     # outputs are dropped before the copy: they can be most of a (capped, but large) file
-    cell = copy.deepcopy(nbformat.NotebookNode({k: v for k, v in cell.items() if k != "outputs"}))
-    if cell.get("cell_type") == "code":
-        cell.outputs, cell.execution_count = [], None
-        cell.pop("attachments", None)  # not allowed on code cells; some editors add it
-    return cell
+    fresh = copy.deepcopy(nbformat.NotebookNode({k: v for k, v in cell.items() if k != "outputs"}))
+    if fresh.get("cell_type") == "code":
+        fresh.outputs, fresh.execution_count = [], None
+        fresh.pop("attachments", None)  # not allowed on code cells; some editors add it
+    return fresh
 
 
 def canonicalize(

@@ -857,8 +857,8 @@ def _match_student(student: str, display: str, handed: Handed, manifest: Manifes
                 )
             )
             continue
-        rank, path, shown, how = found[0]
-        if path is None:
+        rank, chosen, shown, how = found[0]
+        if chosen is None:
             jobs.append(
                 Job(
                     student,
@@ -875,16 +875,18 @@ def _match_student(student: str, display: str, handed: Handed, manifest: Manifes
         job = Job(
             student,
             stem,
-            path,
+            chosen,
             display=display,
             beside=beside,
             folder=folder,
-            alongside=alongside(path, handed),
+            alongside=alongside(chosen, handed),
         )
         if rank > 0:
-            job.notes.append(f"matched {path.name} {how}")
+            job.notes.append(f"matched {chosen.name} {how}")
         for _, other, other_name, why in found[1:]:
-            job.notes.append(f"also found {other_name}; graded {path.name}" + ("" if other else f" ({why})"))
+            job.notes.append(
+                f"also found {other_name}; graded {chosen.name}" + ("" if other else f" ({why})")
+            )
         job.notes.extend(notes)
         jobs.append(job)
     return jobs

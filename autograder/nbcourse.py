@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from traitlets.config import Config
 
-from autograder.course import CourseDir, read_notebook, run_nbgrader
+from autograder.course import CourseDir, generate_assignments, read_notebook
 from autograder.gradebook import GradebookLock, Ledger, merge_result
 from autograder.grading_run import (
     GradeOptions,
@@ -196,7 +196,7 @@ def ensure_released(course: NbgraderCourse, manifest: dict[str, tuple[str, ...]]
             if not _in_gradebook(course, assignment, notebooks):
                 stale.append(assignment)
     if stale:
-        run_nbgrader(course.dir, ["generate_assignment", *stale])
+        generate_assignments(course.dir, stale)
     return stale
 
 

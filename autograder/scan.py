@@ -542,12 +542,17 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(node, ast.Attribute) and node.attr in ("__file__", "__path__"):
             module = self.origin(node.value)  # where a module lives: outside the student's folder
             return f"/{module.replace('.', '/')}/__init__.py" if module and _RESULT not in module else None
-        if (isinstance(node, ast.Attribute) and node.attr == "parent") or (
+        climbed = None  # what `.parent` or `.parents[i]` climbs from
+        if isinstance(node, ast.Attribute) and node.attr == "parent":
+            climbed = node.value
+        elif (
             isinstance(node, ast.Subscript)
             and isinstance(node.value, ast.Attribute)
             and node.value.attr == "parents"
         ):
-            base = self.text(node.value if isinstance(node, ast.Attribute) else node.value.value)
+            climbed = node.value.value
+        if climbed is not None:
+            base = self.text(climbed)
             return None if base is None else f"{base}/.."  # climbing from a known place
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
             left, right = self.text(node.left), self.text(node.right)
