@@ -76,7 +76,7 @@ class Worker:
 
     def __init__(self, module: str, case: str, library: str, *, threads: int, keep_blas_env: bool):
         self.label = f"{module}:{case} ({library}, {threads} threads)"
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: it can never fill up and block
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close()) -- a file, not a pipe: it can never fill up and block
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), module, case, library],
             env=child_env(threads, keep_blas_env=keep_blas_env),
