@@ -33,6 +33,8 @@ from pathlib import Path
 import nbformat
 import tomllib
 
+from autograder.cells import HIDDEN_TEST_MARKERS, SOLUTION_MARKERS, is_grade, is_solution, nbgrader_meta
+
 __all__ = [
     "BundleResult", "GRADER_ONLY_DEPENDENCIES", "MARKER", "REPO", "add_arguments", "main", "run_cli",
     "write_student_bundle",
@@ -47,11 +49,9 @@ GRADER_ONLY_DEPENDENCIES = frozenset({"nbgrader", "bleach"})
 _PIP_TO_CONDA = {"torch": "pytorch"}
 # Folders of the repository a bundle must never be written into (or replace).
 _PROTECTED = ("notebooks", "course_lib", "solutions", "autograder", "tests", ".git")
-_NBGRADER_MARKERS = (
-    "### BEGIN SOLUTION",
-    "### BEGIN HIDDEN TESTS",
-    "### END SOLUTION",
-    "### END HIDDEN TESTS",
+# As the instructor writes them: BEGIN SOLUTION, BEGIN HIDDEN TESTS, END SOLUTION, END HIDDEN TESTS.
+_NBGRADER_MARKERS = tuple(
+    f"### {m}" for pair in zip(SOLUTION_MARKERS, HIDDEN_TEST_MARKERS, strict=True) for m in pair
 )
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".ipynb_checkpoints", ".DS_Store")
 
@@ -245,8 +245,8 @@ def _notebook_table(notebooks: Sequence[Path]) -> str:
     rows = []
     for path in notebooks:
         nb = nbformat.read(str(path), as_version=4)
-        graded = [c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-        answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        graded = [nbgrader_meta(c) for c in nb.cells if is_grade(c)]
+        answers = [c for c in nb.cells if is_solution(c)]
         points = sum(float(meta.get("points", 0)) for meta in graded)
         rows.append(f"| `{path.stem}` | {len(answers)} | {points:g} |")
     return "\n".join(rows)

@@ -25,12 +25,15 @@ import ast
 import copy
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import nbformat
 from nbformat.v4 import new_notebook
 
 from autograder import pyast
+from autograder.cells import grade_id, is_answer, nbgrader_meta
 
 __all__ = [
     "Canonicalized",
@@ -39,7 +42,6 @@ __all__ = [
     "MAX_PARSE_BYTES",
     "answer_defines",
     "canonicalize",
-    "nbgrader_meta",
     "parse_cell",
 ]
 
@@ -64,7 +66,6 @@ class ParseBudget:
 
     ipython_work: int = MAX_IPYTHON_WORK_PER_NOTEBOOK
     parse_bytes: int = MAX_PARSE_BYTES_PER_NOTEBOOK
-    parses: int = 0  # parse_cell calls that reached ast.parse
     ipython_transforms: int = 0  # calls of IPython's TransformerManager
 
 
@@ -98,7 +99,6 @@ def _plain_transform(source: str) -> str:
 
 
 def _ast(text: str, budget: ParseBudget) -> ast.Module | None:
-    budget.parses += 1
     budget.parse_bytes -= len(text)
     try:
         return pyast.parse(text)
@@ -143,19 +143,10 @@ class Canonicalized:
     budget: ParseBudget = field(default_factory=ParseBudget)  # what parsing the submission cost
 
 
-def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _grade_id(cell: nbformat.NotebookNode) -> str | None:
-    gid = nbgrader_meta(cell).get("grade_id")
-    return gid if isinstance(gid, str) else None
-
-
 def _is_answer(cell: nbformat.NotebookNode) -> bool:
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("solution")) and not meta.get("grade") and not meta.get("locked")
+    """An answer cell whose metadata is not also marked ``locked``: such a cell is overwritten
+    with the instructor's, like a locked one (nbgrader would keep the student's)."""
+    return is_answer(cell) and not nbgrader_meta(cell).get("locked")
 
 
 def answer_defines(source: str, budget: ParseBudget | None = None) -> set[str]:
@@ -173,13 +164,13 @@ def answer_defines(source: str, budget: ParseBudget | None = None) -> set[str]:
     return names
 
 
-def _fresh(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def _fresh(cell: Mapping[str, Any]) -> nbformat.NotebookNode:
     # outputs are dropped before the copy: they can be most of a (capped, but large) file
-    cell = copy.deepcopy(nbformat.NotebookNode({k: v for k, v in cell.items() if k != "outputs"}))
-    if cell.get("cell_type") == "code":
-        cell.outputs, cell.execution_count = [], None
-        cell.pop("attachments", None)  # not allowed on code cells; some editors add it
-    return cell
+    fresh = copy.deepcopy(nbformat.NotebookNode({k: v for k, v in cell.items() if k != "outputs"}))
+    if fresh.get("cell_type") == "code":
+        fresh.outputs, fresh.execution_count = [], None
+        fresh.pop("attachments", None)  # not allowed on code cells; some editors add it
+    return fresh
 
 
 def canonicalize(
@@ -191,8 +182,8 @@ def canonicalize(
 ) -> Canonicalized:
     """The gradable notebook for ``submitted`` (left unchanged)."""
     result = Canonicalized(notebook=new_notebook())
-    canon = {gid: c for c in source.cells if (gid := _grade_id(c))}
-    stubs = {gid: c for c in release.cells if (gid := _grade_id(c))}
+    canon = {gid: c for c in source.cells if (gid := grade_id(c))}
+    stubs = {gid: c for c in release.cells if (gid := grade_id(c))}
     answer_ids = [gid for gid, c in canon.items() if _is_answer(c)]
 
     cells: list[nbformat.NotebookNode] = []
@@ -206,7 +197,7 @@ def canonicalize(
             continue
         cell = _fresh(raw)
         cell.setdefault("metadata", {})
-        gid = _grade_id(cell)
+        gid = grade_id(cell)
         if gid is not None and (gid not in canon or gid in seen):
             why = "duplicated" if gid in seen else "unknown"
             result.notes.append(f"cell with {why} grade_id {gid!r}: graded as an ordinary cell")
@@ -233,7 +224,7 @@ def canonicalize(
         if gid in seen:
             continue
         for cell in reversed(cells):
-            if cell.cell_type == "code" and _grade_id(cell) is None and gid in defines(cell.source):
+            if cell.cell_type == "code" and grade_id(cell) is None and gid in defines(cell.source):
                 cell.metadata["nbgrader"] = {"grade_id": gid}  # full metadata is restored below
                 seen.add(gid)
                 result.notes.append(
@@ -242,12 +233,12 @@ def canonicalize(
                 break
 
     # Overwrite instructor cells, keep answers; restore what was deleted.
-    by_id = {gid: i for i, c in enumerate(cells) if (gid := _grade_id(c))}
+    by_id = {gid: i for i, c in enumerate(cells) if (gid := grade_id(c))}
     out: list[nbformat.NotebookNode] = []
     placed: set[str] = set()
     canon_order = list(canon)
     for cell in cells:
-        gid = _grade_id(cell)
+        gid = grade_id(cell)
         if gid is None:
             out.append(cell)
             continue

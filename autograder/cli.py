@@ -10,9 +10,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autograder.console import format_table, grade_with_progress
 from autograder.safe_output import terminal_text
 
 if TYPE_CHECKING:
@@ -130,38 +132,6 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-key", type=Path, help="this coordinator's private key")
 
 
-def format_table(results: Sequence[object]) -> str:
-    """One row per submission; a student's missing notebooks share one row. "flagged"
-    rows list their evidence with where it was found; others say what to fix."""
-    from autograder.export import describe_submission
-    from autograder.results import Status
-
-    rows = [("student", "notebook", "status", "score", "why")]
-    missing: dict[str, list[str]] = {}
-    for r in results:
-        if r.status is Status.MISSING:
-            missing.setdefault(r.student, []).append(r.key)
-    for r in results:
-        if r.status is Status.MISSING:
-            names = missing.pop(r.student, None)
-            if names:
-                label = names[0] if len(names) == 1 else f"({len(names)} notebooks)"
-                rows.append(
-                    (r.student, label, "missing", "—", ", ".join(names) if len(names) > 1 else r.reason)
-                )
-            continue
-        score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
-        rows.append((r.student, r.key, str(r.status), score, describe_submission(r, instructor=True)[:160]))
-    # Names, file names and reasons come from submissions: shown, never obeyed by the terminal.
-    rows = [tuple(terminal_text(cell) for cell in row) for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows
-    ]
-    lines.insert(1, "-" * min(120, len(lines[0]) + 20))
-    return "\n".join(lines)
-
-
 def _release(args: argparse.Namespace) -> int:
     from autograder.release import release_course
 
@@ -197,13 +167,19 @@ def _grade(args: argparse.Namespace) -> int:
             raise ValueError("grade: give a submissions folder or --course COURSE_DIR, not both")
         from autograder.api import grade_course
 
-        run = _run_grading(args.submissions, args.run_dir, args.solutions, options,
-                           grade=lambda **kw: grade_course(course_dir=args.course, run_dir=_course_run_dir(args), **kw))  # fmt: skip
-        return 0 if run is not None else 1
+        grade_with_progress(
+            partial(grade_course, course_dir=args.course, run_dir=_course_run_dir(args)), options
+        )
+        return 0
     if args.submissions is None:
         raise ValueError("grade: give a submissions folder (or zip), or --course COURSE_DIR")
-    run = _run_grading(args.submissions, args.run_dir, args.solutions, options)
-    return 0 if run is not None else 1
+    from autograder.api import grade_class
+
+    grade = partial(
+        grade_class, submissions=args.submissions, run_dir=args.run_dir, solutions_dir=args.solutions
+    )
+    grade_with_progress(grade, options)
+    return 0
 
 
 def _course_run_dir(args: argparse.Namespace) -> Path | None:
@@ -219,42 +195,6 @@ def _course_paths(args: argparse.Namespace) -> tuple[Path, CourseDir | None, str
 
     course = load_course(args.course, run_dir=_course_run_dir(args), db_url=getattr(args, "db", None))
     return course.run_dir, course.dir, course.course_id
-
-
-def _run_grading(submissions: Path, run_dir: Path, solutions: Path, options: object, grade=None):
-    from tqdm import tqdm
-
-    from autograder.api import grade_class
-
-    if grade is None:
-
-        def grade(**kw):
-            return grade_class(submissions=submissions, run_dir=run_dir, solutions_dir=solutions, **kw)
-
-    bar: list[tqdm] = []
-
-    def on_start(n: int, protections: object) -> None:
-        print(protections.summary, flush=True)
-        bar.append(tqdm(total=n, unit="notebook", desc="grading", file=sys.stderr))
-
-    def progress(result: object) -> None:
-        bar[0].set_postfix_str(
-            terminal_text(f"{result.student}/{result.assignment}: {result.status}"), refresh=False
-        )
-        bar[0].update(1)
-
-    run = grade(options=options, progress=progress, on_start=on_start)
-    if bar:
-        bar[0].close()
-    print(format_table(run.results))
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(run.counts().items()))
-    print(
-        f"\n{len(run.results)} submissions ({counts}); {run.resumed} reused from an earlier run; {run.seconds:.1f} s"
-    )
-    print(run.protections.summary)
-    for host in run.hosts:
-        print(terminal_text(host.line()))
-    return run
 
 
 def _feedback(args: argparse.Namespace) -> int:

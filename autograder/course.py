@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ __all__ = [
     "CourseDir",
     "assignment_stems",
     "nbgrader_env",
-    "run_nbgrader",
+    "generate_assignments",
     "source_digest",
 ]
 
@@ -88,7 +89,7 @@ class CourseDir:
             # Graders on several machines sharing a PostgreSQL gradebook each install their
             # course: one at a time, or two would create the same tables and rows at once.
             with database_lock(self.db_url):
-                run_nbgrader(self, ["generate_assignment", *changed])
+                generate_assignments(self, changed)
             for stem in changed:
                 (self.root / "source" / stem / _DIGEST_FILE).write_text(source_digest(solutions[stem]))
         return changed
@@ -120,7 +121,6 @@ _GENERATE = r"""
 import sys
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
-from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 root, db_url, *stems = sys.argv[1:]
@@ -138,18 +138,20 @@ sys.exit(1 if failed else 0)
 """
 
 
-def run_nbgrader(course: CourseDir, args: list[str]) -> None:
-    if args[0] != "generate_assignment":
-        raise ValueError(f"run_nbgrader: unsupported command {args[0]!r}")
+def generate_assignments(course: CourseDir, stems: Sequence[str]) -> None:
+    """``nbgrader generate_assignment`` for each of ``stems`` in ``course``, with the course's
+    own ``nbgrader_config.py``, in one subprocess; raises RuntimeError with its log on failure."""
     proc = subprocess.run(
-        [sys.executable, "-c", _GENERATE, str(course.root), course.db_url, *args[1:]],
+        [sys.executable, "-c", _GENERATE, str(course.root), course.db_url, *stems],
         cwd=course.root,
         env=nbgrader_env(),
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed in {course.root}:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"nbgrader generate_assignment {' '.join(stems)} failed in {course.root}:\n{proc.stderr[-4000:]}"
+        )
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:

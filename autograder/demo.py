@@ -12,9 +12,11 @@ from __future__ import annotations
 import shutil
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
-from autograder.api import GradeOptions, export_grades, write_feedback
+from autograder.api import GradeOptions, export_grades, grade_class, write_feedback
+from autograder.console import grade_with_progress
 from autograder.course import CourseDir, assignment_stems, read_notebook
 from autograder.release import release_course
 from autograder.sample import EXPECTED, write_sample_class
@@ -65,8 +67,6 @@ def build_sample_zip(*, solutions_dir: Path, run_dir: Path) -> Path:
 def run_demo(
     *, run_dir: Path, workers: int, solutions_dir: Path | None = None, notebooks_dir: Path | None = None
 ) -> int:
-    from autograder.cli import _run_grading
-
     start = time.monotonic()
     solutions_dir = solutions_dir or REPO / "solutions"
     notebooks_dir = notebooks_dir or REPO / "notebooks"
@@ -79,7 +79,8 @@ def run_demo(
     archive = build_sample_zip(solutions_dir=solutions_dir, run_dir=run_dir)
     print(f"sample class: {archive}")
     options = GradeOptions(workers=workers, limits=Limits(cell_timeout=20, notebook_budget=90), force=True)
-    run = _run_grading(archive, run_dir, solutions_dir, options)
+    grade = partial(grade_class, submissions=archive, run_dir=run_dir, solutions_dir=solutions_dir)
+    run = grade_with_progress(grade, options)
     feedback = write_feedback(run_dir=run_dir)
     report = export_grades(run_dir=run_dir, protections_summary=run.protections.summary)
     print(f"\nfeedback: {len(feedback.pages)} pages in {run_dir / 'feedback'}")

@@ -32,6 +32,7 @@ from autograder.safe_output import csv_row
 __all__ = ["ExportResult", "describe_submission", "export_grades", "gradebook_scores", "review_notes"]
 
 _TO_FIX = (Outcome.WRONG, Outcome.COULD_NOT_RUN)
+Scores = dict[tuple[str, str], dict[str, float]]  # (student, key) -> {grade_id: score} from nbgrader
 
 
 def _outcome(e: ExerciseScore) -> str:
@@ -70,12 +71,12 @@ class ExportResult:
 
 def gradebook_scores(
     course: CourseDir, records: list[SubmissionResult], *, course_id: str = "default_course"
-) -> dict[tuple[str, str], dict[str, float]]:
+) -> Scores:
     """{(student, key): {grade_id: score}} from nbgrader (manual overrides win); ``key`` is
     ``SubmissionResult.key`` (the assignment, or ``assignment/notebook``)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    out: dict[tuple[str, str], dict[str, float]] = {}
+    out: Scores = {}
     with Gradebook(course.db_url, course_id) as gb:
         for r in records:
             if r.score is None:
@@ -92,6 +93,66 @@ def _exercise_of(grade_id: str) -> str:
     return grade_id.removeprefix("test_").removesuffix("_hidden")
 
 
+def _saved_protections(run_dir: Path, given: str) -> str:
+    """``given``, or else what the grading run wrote to ``RUN/protections.txt`` (or "")."""
+    saved = run_dir / "protections.txt"
+    if not given and saved.exists():
+        return saved.read_text().strip()
+    return given
+
+
+def _total(r: SubmissionResult, scores: Scores) -> float | None:
+    """The submission's score: the gradebook's (manual overrides win), else the ledger's;
+    None when it was not graded."""
+    if r.score is None:
+        return None
+    grades = scores.get((r.student, r.key))
+    return sum(grades.values()) if grades is not None else r.score
+
+
+def _write_grades_csv(path: Path, records: list[SubmissionResult], scores: Scores) -> Path:
+    """``grades.csv``: one row per student, a score and a status column per assignment."""
+    assignments = column_keys(records)  # never a column for entries that are not assignments
+    students = sorted({r.student for r in records})
+    by_key = {(r.student, r.key): r for r in records}
+    names = {r.student: r.display for r in records if r.display}
+    with path.open("w", newline="", encoding="utf-8", errors="replace") as fh:
+        w = csv.writer(fh)
+        w.writerow(csv_row(["student", "name", *assignments, "total", *[f"{a} status" for a in assignments]]))
+        for s in students:
+            row_scores, statuses, tot = [], [], 0.0
+            for a in assignments:
+                r = by_key.get((s, a))
+                t = _total(r, scores) if r else None
+                row_scores.append("" if t is None else f"{t:g}")
+                statuses.append(str(r.status) if r else "missing")
+                tot += t or 0.0
+            w.writerow(csv_row([s, names.get(s, s), *row_scores, f"{tot:g}", *statuses]))
+    return path
+
+
+def _write_submissions_csv(path: Path, records: list[SubmissionResult], scores: Scores) -> Path:
+    """``submissions.csv``: one row per (student, assignment, exercise); a submission with no
+    exercise graded has one row with its status and reason."""
+    with path.open("w", newline="", encoding="utf-8", errors="replace") as fh:
+        w = csv.writer(fh)
+        w.writerow(csv_row(["student", "name", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
+                    "outcome", "note", "evidence", "review"]))  # fmt: skip
+        for r in records:
+            grades = scores.get((r.student, r.key), {})
+            why = describe_submission(r)
+            if not r.exercises:
+                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, "", "", r.max_score,
+                                    "", "", "", "", ""]))  # fmt: skip
+            for e in r.exercises:
+                manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
+                evidence = "; ".join(str(x) for x in e.evidence)
+                review = f"answer matches the library's reference ({e.review})" if e.review else ""
+                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
+                            e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
+    return path
+
+
 def export_grades(
     *,
     run_dir: Path,
@@ -104,70 +165,10 @@ def export_grades(
     run_dir = Path(run_dir).resolve()
     course = course or CourseDir.at(run_dir / "course")
     records = Ledger(run_dir).all()
-    saved = run_dir / "protections.txt"
-    if not protections_summary and saved.exists():
-        protections_summary = saved.read_text().strip()
     scores = gradebook_scores(course, records, course_id=course_id)
-    assignments = column_keys(records)  # never a column for entries that are not assignments
-    students = sorted({r.student for r in records})
-    by_key = {(r.student, r.key): r for r in records}
-    names = {r.student: r.display for r in records if r.display}
-
-    def total(r: SubmissionResult) -> float | None:
-        if r.score is None:
-            return None
-        grades = scores.get((r.student, r.key))
-        return sum(grades.values()) if grades is not None else r.score
-
-    grades_csv = run_dir / "grades.csv"
-    with grades_csv.open("w", newline="", encoding="utf-8", errors="replace") as fh:
-        w = csv.writer(fh)
-        w.writerow(csv_row(["student", "name", *assignments, "total", *[f"{a} status" for a in assignments]]))
-        for s in students:
-            row_scores, statuses, tot = [], [], 0.0
-            for a in assignments:
-                r = by_key.get((s, a))
-                t = total(r) if r else None
-                row_scores.append("" if t is None else f"{t:g}")
-                statuses.append(str(r.status) if r else "missing")
-                tot += t or 0.0
-            w.writerow(csv_row([s, names.get(s, s), *row_scores, f"{tot:g}", *statuses]))
-
-    submissions_csv = run_dir / "submissions.csv"
-    with submissions_csv.open("w", newline="", encoding="utf-8", errors="replace") as fh:
-        w = csv.writer(fh)
-        w.writerow(csv_row(["student", "name", "assignment", "status", "reason", "exercise", "score", "max_score", "verified",
-                    "outcome", "note", "evidence", "review"]))  # fmt: skip
-        for r in records:
-            grades = scores.get((r.student, r.key), {})
-            why = describe_submission(r)
-            if not r.exercises:
-                w.writerow(
-                    csv_row(
-                        [
-                            r.student,
-                            r.display or r.student,
-                            r.key,
-                            r.status,
-                            why,
-                            "",
-                            "",
-                            r.max_score,
-                            "",
-                            "",
-                            "",
-                            "",
-                            "",
-                        ]
-                    )
-                )
-            for e in r.exercises:
-                manual = sum(v for k, v in grades.items() if _exercise_of(k) == e.name) if grades else e.score
-                evidence = "; ".join(str(x) for x in e.evidence)
-                review = f"answer matches the library's reference ({e.review})" if e.review else ""
-                w.writerow(csv_row([r.student, r.display or r.student, r.key, r.status, why, e.name, f"{manual:g}", f"{e.max_score:g}",
-                            e.verified, _outcome(e), e.note, evidence, review]))  # fmt: skip
-
-    report = write_report(report_dir=run_dir / "report", records=records, score_of=total,
-                          describe=describe_submission, protections_summary=protections_summary)  # fmt: skip
+    grades_csv = _write_grades_csv(run_dir / "grades.csv", records, scores)
+    submissions_csv = _write_submissions_csv(run_dir / "submissions.csv", records, scores)
+    report = write_report(report_dir=run_dir / "report", records=records, score_of=lambda r: _total(r, scores),
+                          describe=describe_submission,
+                          protections_summary=_saved_protections(run_dir, protections_summary))  # fmt: skip
     return ExportResult(grades_csv, submissions_csv, report.page, report.histograms)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
-from autograder.canonical import nbgrader_meta
+from autograder.cells import nbgrader_meta
 from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger

@@ -33,36 +33,48 @@ assignment its file name and the grade_ids of its cells): by exact name, by the
 assignment name appearing in a renamed file ("01_perceptron (2).ipynb",
 "Copy of 01_perceptron.ipynb"), and for files renamed beyond recognition by their
 nbgrader grade_ids. Anything that cannot be matched gets a status, never a silent 0.
+
+Reading one file is ``autograder.intake_read``, naming students ``autograder.intake_names``,
+unpacking zips ``autograder.intake_zip``; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import stat
-import tempfile
-import unicodedata
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import nbformat
 
+from autograder.cells import grade_id
+from autograder.intake_names import Identity, assign_keys, identify, lms_file_name, safe_key
+from autograder.intake_read import (
+    MAX_NOTEBOOK_BYTES,
+    SubmissionError,
+    file_kind,
+    read_capped,
+    read_submission,
+)
+from autograder.intake_zip import SKIP_DIRS, IntakeLimits, unpack
 from autograder.results import Status
 
 __all__ = [
     "MAX_NOTEBOOK_BYTES",
+    "MAX_WALK_DEPTH",
+    "Handed",
     "Identity",
     "IntakeLimits",
     "Job",
     "Manifest",
+    "SubmissionError",
+    "alongside",
     "collect",
     "identify",
     "item_key",
@@ -70,380 +82,11 @@ __all__ = [
     "read_capped",
     "read_submission",
     "safe_key",
+    "walk",
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_NOTEBOOK_BYTES = 64 * 1024**2  # far above any honest notebook without outputs
-_SKIP_DIRS = frozenset({"__MACOSX", ".ipynb_checkpoints"})
-_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.@-]+")
-_MAX_KEY = 64
-
-
-class SubmissionError(Exception):
-    """A file that cannot be read as submitted; the message is safe to show (no contents)."""
-
-
-# ---------------------------------------------------------------------------------------
-# Reading one file: never through a link, never unbounded, never quoting contents.
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "symbolic link"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
-
-
-def read_capped(path: Path, cap: int) -> bytes:
-    """The bytes of the regular file ``path`` (at most ``cap``); raises ``SubmissionError``.
-
-    Opened with O_NOFOLLOW (a link is refused, not followed) and O_NONBLOCK (a fifo
-    cannot hang the batch), then checked to be a regular file on the opened descriptor,
-    so nothing can be swapped in between the check and the read.
-    """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SubmissionError("not a regular file (symbolic link)") from None
-        raise SubmissionError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SubmissionError(f"not a regular file ({_kind(info.st_mode)})")
-        if info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
-            raise SubmissionError("not a regular file of its own (it has other hard links)")
-        if info.st_size > cap:
-            raise SubmissionError(f"too large ({info.st_size} bytes; the limit is {cap})")
-        chunks, size = [], 0
-        while chunk := os.read(fd, min(1 << 20, cap + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > cap:  # grew while we read it
-                raise SubmissionError(f"too large (over {cap} bytes)")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise SubmissionError(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    finally:
-        os.close(fd)
-
-
-def _json_position(exc: BaseException) -> str:
-    """Line and column of a JSON syntax error (nbformat's own message quotes the file)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, json.JSONDecodeError):
-            return f" at line {exc.lineno}, column {exc.colno}"
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return ""
-
-
-def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
-    """The notebook at ``path``, or None and why it cannot be read.
-
-    Never follows a link, reads at most ``MAX_NOTEBOOK_BYTES``, survives any decoder
-    failure (deep nesting, memory), and the reason never quotes the file's contents.
-    """
-    try:
-        raw = read_capped(Path(path), MAX_NOTEBOOK_BYTES)
-    except SubmissionError as exc:
-        return None, str(exc)
-    if not raw.strip():
-        return None, "empty file"
-    try:
-        nb = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
-    except RecursionError:
-        return None, "not a readable notebook (nested too deeply)"
-    except MemoryError:
-        return None, "not a readable notebook (too large to decode)"
-    except Exception as exc:  # any decoder or validator failure: this file only
-        return None, f"not a readable notebook ({type(exc).__name__}{_json_position(exc)})"
-    cells = nb.get("cells") if isinstance(nb, dict) else None
-    if not isinstance(cells, list):
-        return None, "not a notebook (no cells)"
-    for index, cell in enumerate(cells):
-        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), str):
-            return None, f"not a notebook (cell {index} is malformed)"
-    return nb, ""
-
-
-# ---------------------------------------------------------------------------------------
-# Who a folder or file belongs to, as the LMS named it.
-
-_MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_?(?P<rest>.*)$")
-_CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<id>\d+)_(?P<sub>\d+)_(?P<rest>.+)$")
-# The first "_<user>_attempt_<date>" names the student (the assignment name is
-# Blackboard's); what follows is the student's own file name and may contain anything.
-_BLACKBOARD = re.compile(
-    r"^(?P<assign>.+?)_(?P<name>[^_]+)_attempt_(?P<date>\d{4}(?:-\d{2}){5})(?:_(?P<rest>.+))?$"
-)
-_GRADESCOPE = re.compile(r"^submission_(?P<id>\d+)$")
-
-
-@dataclass(frozen=True)
-class Identity:
-    """One student as the LMS gave them: ``origin`` tells students apart, ``display`` is shown."""
-
-    display: str  # the name exactly as given, non-ASCII kept
-    lms_id: str = ""  # the LMS's id or username, "" when the name carries none
-    lms: Literal["moodle", "canvas", "blackboard", "gradescope", ""] = ""
-
-    @property
-    def origin(self) -> str:
-        return f"{self.lms}:{self.lms_id}" if self.lms_id else f"name:{self.display}"
-
-
-def readable_name(name: str) -> str:
-    """A file name as text: bytes that were not UTF-8 (os.listdir keeps them as lone
-    surrogates, e.g. "Jos\\udce9" from a cp1252 zip) decoded as cp1252, the LMSs' usual
-    legacy encoding, so that a name can be stored, written to a CSV and shown."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        raw = name.encode("utf-8", "surrogateescape")
-        return raw.decode("cp1252", errors="replace")
-
-
-def identify(name: str, *, folder: bool) -> tuple[Identity, str] | None:
-    """(student, the file's own name) for an entry of the submissions root; None if no student.
-
-    A folder is always a student; a flat file needs an LMS prefix, or the legacy
-    ``<student>_<anything>.ipynb`` form.
-    """
-    name = readable_name(name)
-    if m := _MOODLE.match(name):
-        return Identity(m["name"], m["id"], "moodle"), m["rest"]
-    if folder:
-        if m := _GRADESCOPE.match(name):
-            return Identity(name, name, "gradescope"), ""
-        return Identity(name), ""
-    if m := _CANVAS.match(name):
-        return Identity(m["name"], m["id"], "canvas"), m["rest"]
-    if m := _BLACKBOARD.match(name):
-        return Identity(m["name"], m["name"], "blackboard"), m["rest"] or ""
-    if name.endswith(".ipynb") and "_" in name and not name.startswith("_"):
-        return Identity(name.split("_", 1)[0]), name
-    return None
-
-
-def lms_file_name(name: str) -> str:
-    """The name the student gave a file, without an LMS's flat-download prefix."""
-    found = identify(name, folder=False)
-    return found[1] if found is not None and found[1] else name
-
-
-def _slug(text: str) -> str:
-    # Accents are dropped by decomposition only; other scripts leave nothing, and the hash
-    # added by ``safe_key`` keeps such students apart.
-    ascii_only = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _KEY_CHARS.sub("_", ascii_only).strip("._-")[:_MAX_KEY].strip("._-")
-
-
-def _short_hash(text: str) -> str:
-    # NFC first: one name in composed or decomposed form (macOS zips) hashes alike
-    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8", "surrogateescape")).hexdigest()[
-        :8
-    ]
-
-
-def safe_key(identity: Identity) -> str:
-    """An ASCII file-name-safe key: the name itself when already safe, else slug + id or hash."""
-    slug = _slug(identity.display)
-    if identity.lms_id:
-        lms_id = _slug(identity.lms_id) or _short_hash(identity.lms_id)
-        return lms_id if slug == lms_id else f"{slug or 'student'}_{lms_id}"
-    if slug == identity.display:
-        return slug
-    return f"{slug or 'student'}-{_short_hash(identity.display)}"
-
-
-def _assign_keys(identities: Iterable[Identity]) -> dict[Identity, str]:
-    """Distinct identities -> distinct keys (case-insensitively, for case-folding file systems)."""
-    keys = {ident: safe_key(ident) for ident in identities}
-    for _ in range(2):
-        groups: dict[str, list[Identity]] = {}
-        for ident, key in keys.items():
-            groups.setdefault(key.casefold(), []).append(ident)
-        clashes = [group for group in groups.values() if len(group) > 1]
-        if not clashes:
-            return keys
-        for group in clashes:
-            for ident in group:
-                keys[ident] = f"{keys[ident]}-{_short_hash(ident.origin)}"
-    # Only a hash collision or a deliberately crafted name gets here: number them in a stable order.
-    taken: set[str] = set()
-    for ident in sorted(keys, key=lambda i: i.origin):
-        key, n = keys[ident], 1
-        while key.casefold() in taken:
-            n += 1
-            key = f"{keys[ident]}-{n}"
-        keys[ident] = key
-        taken.add(key.casefold())
-    return keys
-
-
-# ---------------------------------------------------------------------------------------
-# Unpacking a zip: bounded, by path components, never a link, atomically replaced.
-
-
-@dataclass(frozen=True)
-class IntakeLimits:
-    """Bounds on what one zip may cost: sizes are measured while extracting (headers can lie);
-    the end record's entry count is used only to refuse a zip early."""
-
-    max_entries: int = 20_000
-    max_total_bytes: int = 2 * 1024**3
-    max_entry_bytes: int = 200 * 1024**2
-
-
-def _entry_name(info: zipfile.ZipInfo) -> str:
-    name = info.filename
-    if not info.flag_bits & 0x800:  # no UTF-8 flag: zipfile decoded cp437; most tools wrote UTF-8
-        try:
-            name = name.encode("cp437").decode("utf-8")
-        except UnicodeError:
-            pass
-    return name.replace("\\", "/")
-
-
-def _entry_parts(name: str) -> tuple[str, ...]:
-    """The safe path components of a zip entry; raises ``SubmissionError`` for a refused one."""
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise SubmissionError("refused: absolute path in the zip")
-    if "\x00" in name:
-        raise SubmissionError("refused: NUL in its name")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
-    if ".." in parts:
-        raise SubmissionError("refused: '..' in its path")
-    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
-        raise SubmissionError("refused: a name longer than 255 bytes")
-    return parts
-
-
-def _extract_one(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: list[int], limits: IntakeLimits
-) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(target, flags, 0o644)
-    except FileExistsError:
-        raise SubmissionError("refused: a second entry of the same name (the first was kept)") from None
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as out, archive.open(info) as src:
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > limits.max_entry_bytes:
-                    raise SubmissionError(f"refused: expands beyond {limits.max_entry_bytes} bytes")
-                if written > budget[0]:
-                    budget[0] = -1
-                    raise SubmissionError(
-                        f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all"
-                    )
-                out.write(chunk)
-        budget[0] -= written
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-
-
-def _extract_reason(exc: Exception) -> str:
-    if isinstance(exc, SubmissionError):
-        return str(exc)
-    if isinstance(exc, zipfile.BadZipFile) and "CRC" in str(exc):
-        return "damaged in the zip (CRC check failed)"
-    if isinstance(exc, RuntimeError) and "encrypted" in str(exc):
-        return "encrypted in the zip"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"cannot extract ({exc.strerror})"
-    return f"cannot extract ({type(exc).__name__})"
-
-
-def _declared_entries(archive_path: Path) -> int | None:
-    """The entry count the zip's end record declares, read before zipfile loads every entry."""
-    try:
-        with open(archive_path, "rb") as fp:
-            end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]  # stable since Python 2
-        return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # type: ignore[attr-defined]
-    except Exception:  # a private helper: without it, the per-entry cap below still holds
-        return None
-
-
-def _unpack(archive_path: Path, unpack_dir: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
-    """Unpack into a fresh folder that then replaces ``unpack_dir``; {entry parts: why refused}."""
-    declared = _declared_entries(archive_path)
-    if declared is not None and declared > 10 * limits.max_entries:  # its directory alone would fill memory
-        raise ValueError(
-            f"{archive_path.name}: declares {declared} entries; the limit is {limits.max_entries}"
-        )
-    try:
-        archive = zipfile.ZipFile(archive_path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{archive_path.name}: not a readable zip ({type(exc).__name__})") from None
-    unpack_dir.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.", dir=unpack_dir.parent))
-    try:
-        problems = _extract_all(archive, fresh, limits)
-    except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
-        raise
-    # Replace the previous unpack (a re-run) only once the new one is complete.
-    if unpack_dir.is_symlink() or unpack_dir.is_file():
-        unpack_dir.unlink()
-    if unpack_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{unpack_dir.name}.old.", dir=unpack_dir.parent))
-        os.replace(unpack_dir, old / "x")
-        os.replace(fresh, unpack_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(fresh, unpack_dir)
-    return problems
-
-
-def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) -> dict[tuple[str, ...], str]:
-    problems: dict[tuple[str, ...], str] = {}
-    budget = [limits.max_total_bytes]
-    with archive:
-        for count, info in enumerate(archive.infolist()):
-            name = _entry_name(info)
-            owner = tuple(p for p in name.split("/") if p not in ("", "."))
-            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or not owner or owner[0] == "..":
-                owner = ()  # outside every student's folder: nobody to tell but the log
-            try:
-                parts = _entry_parts(name)
-                if not parts or parts[0] in _SKIP_DIRS:
-                    continue
-                if count >= limits.max_entries:
-                    raise SubmissionError(f"refused: the zip has more than {limits.max_entries} entries")
-                if budget[0] < 0:
-                    raise SubmissionError(
-                        f"refused: the zip expands beyond {limits.max_total_bytes} bytes in all"
-                    )
-                kind = stat.S_IFMT(info.external_attr >> 16)
-                if info.is_dir():
-                    fresh.joinpath(*parts).mkdir(parents=True, exist_ok=True)
-                elif kind not in (0, stat.S_IFREG):  # a link (or fifo, device) stored in the zip
-                    raise SubmissionError(f"not a regular file ({_kind(kind)}): not extracted")
-                else:
-                    _extract_one(archive, info, fresh.joinpath(*parts), budget, limits)
-            except Exception as exc:  # this entry only: the rest is unpacked and graded
-                if owner:
-                    problems[owner] = _extract_reason(exc)
-                else:
-                    log.warning("intake: zip entry %r refused: %s", name[:200], _extract_reason(exc))
-    return problems
+_DEFAULT_LIMITS = IntakeLimits()  # frozen: one shared default is safe
 
 
 # ---------------------------------------------------------------------------------------
@@ -451,8 +94,9 @@ def _extract_all(archive: zipfile.ZipFile, fresh: Path, limits: IntakeLimits) ->
 
 
 @dataclass
-class _Handed:
-    """What one student handed in, before matching."""
+class Handed:
+    """What one student handed in, before matching (filled by ``walk``; an nbgrader course's
+    folders are walked the same way, see ``autograder.nbcourse``)."""
 
     folder: Path | None = None  # the student's folder; None for flat downloads
     notebooks: list[Path] = field(default_factory=list)
@@ -469,7 +113,7 @@ def _is_zip(path: Path) -> bool:
 MAX_WALK_DEPTH = 64  # folders below a hand-in; far past any honest one, far under the recursion limit
 
 
-def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> None:
+def walk(folder: Path, shown: str, handed: Handed, *, zips: bool = True) -> None:
     """Regular files under ``folder``; links and special files become problems, never followed.
     Zips are also noted for unpacking when ``zips`` (the student's own files, not a zip's).
 
@@ -495,7 +139,7 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
             except OSError:
                 is_dir = False
             if is_dir:
-                if entry.name in _SKIP_DIRS:
+                if entry.name in SKIP_DIRS:
                     continue
                 if depth + 1 > MAX_WALK_DEPTH:
                     handed.problems.append(
@@ -511,7 +155,7 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
                 continue
             mode = info.st_mode
             if not stat.S_ISREG(mode):
-                handed.problems.append((rel, f"not a regular file ({_kind(mode)}): not read"))
+                handed.problems.append((rel, f"not a regular file ({file_kind(mode)}): not read"))
             elif info.st_nlink > 1:  # a hard link may be any file on the host (a solution, say)
                 handed.problems.append(
                     (rel, "not a regular file of its own (it has other hard links): not read")
@@ -527,13 +171,13 @@ def _walk(folder: Path, shown: str, handed: _Handed, *, zips: bool = True) -> No
         stack.extend((sub, depth + 1) for sub in reversed(folders))
 
 
-def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> None:
+def _unpack_handed(handed: Handed, inner_root: Path, limits: IntakeLimits) -> None:
     """Unpack the zips a student handed in (one level) into ``inner_root`` and walk them."""
     for path, shown in handed.zips:
-        # Named by the zip's path, so a re-run replaces the same folder (``_unpack`` is atomic).
+        # Named by the zip's path, so a re-run replaces the same folder (``unpack`` is atomic).
         target = inner_root / hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         try:
-            problems = _unpack(path, target, limits)
+            problems = unpack(path, target, limits)
         except ValueError as exc:  # not a readable zip, or far too many entries: this file only
             why = str(exc).removeprefix(f"{path.name}: ")
             handed.problems.append((shown, why))
@@ -543,12 +187,12 @@ def _unpack_handed(handed: _Handed, inner_root: Path, limits: IntakeLimits) -> N
             continue
         for parts, why in sorted(problems.items()):
             handed.problems.append((f"{shown}/{'/'.join(parts)}", why))
-        _walk(target, shown, handed, zips=False)
+        walk(target, shown, handed, zips=False)
 
 
-def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, _Handed]:
+def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Identity, Handed]:
     """Student -> what they handed in, for an unpacked folder."""
-    entries = [p for p in sorted(root.iterdir()) if p.name not in _SKIP_DIRS and not p.name.startswith(".")]
+    entries = [p for p in sorted(root.iterdir()) if p.name not in SKIP_DIRS and not p.name.startswith(".")]
     wrapper = entries[0] if len(entries) == 1 else None
     # An LMS student folder (Moodle's "<name>_<id>_assignsubmission_file_") is never a wrapper,
     # even when it is the only one and keeps its notebook in a sub-folder.
@@ -570,13 +214,13 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
                 log.warning("intake: zip entry %s belongs to no student: %s", "/".join(parts), why)
         return _handed_in(wrapper, inner)  # a zip with one wrapping folder
 
-    students: dict[str, tuple[Identity, _Handed]] = {}  # by Identity.origin
+    students: dict[str, tuple[Identity, Handed]] = {}  # by Identity.origin
 
-    def of(name: str, *, folder: bool) -> tuple[_Handed, str] | None:
+    def of(name: str, *, folder: bool) -> tuple[Handed, str] | None:
         found = identify(name, folder=folder)
         if found is None:
             return None
-        return students.setdefault(found[0].origin, (found[0], _Handed()))[1], found[1]
+        return students.setdefault(found[0].origin, (found[0], Handed()))[1], found[1]
 
     for entry in entries:
         try:
@@ -589,12 +233,12 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
         if target is None:
             log.warning("intake: %s belongs to no student; ignored", entry.name)
             continue
-        handed, own_name = target
+        handed, _ = target
         if stat.S_ISDIR(mode):
             handed.folder = handed.folder or entry
-            _walk(entry, entry.name, handed)
+            walk(entry, entry.name, handed)
         elif not stat.S_ISREG(mode):
-            handed.problems.append((entry.name, f"not a regular file ({_kind(mode)}): not read"))
+            handed.problems.append((entry.name, f"not a regular file ({file_kind(mode)}): not read"))
         elif info.st_nlink > 1:
             handed.problems.append(
                 (entry.name, "not a regular file of its own (it has other hard links): not read")
@@ -607,7 +251,7 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
             if _is_zip(entry):
                 handed.zips.append((entry, entry.name))
     for parts, why in sorted(zip_problems.items()):
-        if parts[0] in _SKIP_DIRS:
+        if parts[0] in SKIP_DIRS:
             continue
         target = of(parts[0], folder=len(parts) > 1)
         if target is None:
@@ -618,7 +262,7 @@ def _handed_in(root: Path, zip_problems: dict[tuple[str, ...], str]) -> dict[Ide
 
 
 def _add_batches(
-    root: Path, students: dict[Identity, _Handed], batches_root: Path, limits: IntakeLimits
+    root: Path, students: dict[Identity, Handed], batches_root: Path, limits: IntakeLimits
 ) -> None:
     """A zip at the top of a submissions folder that belongs to no student is another LMS
     download (a late batch, say): its students are graded with the others, never dropped."""
@@ -631,7 +275,7 @@ def _add_batches(
             target = (
                 batches_root / hashlib.sha256(entry.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
             )
-            problems = _unpack(entry, target, limits)
+            problems = unpack(entry, target, limits)
             batch = _handed_in(target, problems)
         except Exception as exc:  # an unreadable batch is said, and costs nobody else
             log.warning(
@@ -655,7 +299,7 @@ def _add_batches(
 
 
 def collect(
-    submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = IntakeLimits()
+    submissions: Path, manifest: Manifest, *, unpack_dir: Path, limits: IntakeLimits = _DEFAULT_LIMITS
 ) -> list[Job]:
     """Every (student, assignment) pair, with the notebook to grade or a status.
 
@@ -665,7 +309,7 @@ def collect(
     submissions = Path(submissions).resolve()
     zip_problems: dict[tuple[str, ...], str] = {}
     if submissions.is_file() and zipfile.is_zipfile(submissions):
-        zip_problems = _unpack(submissions, Path(unpack_dir), limits)
+        zip_problems = unpack(submissions, Path(unpack_dir), limits)
         root = Path(unpack_dir)
     elif submissions.is_dir():
         root = submissions
@@ -681,7 +325,7 @@ def collect(
             _unpack_handed(handed, inner_root, limits)
         except Exception as exc:  # one student's zip must not cost the others
             handed.problems.append(("zip", f"cannot unpack ({type(exc).__name__})"))
-    keys = _assign_keys(students)
+    keys = assign_keys(students)
     jobs: list[Job] = []
     for ident in sorted(students, key=lambda i: keys[i]):
         handed, key = students[ident], keys[ident]
@@ -710,11 +354,7 @@ class Manifest:
     def from_notebooks(cls, notebooks: dict[str, nbformat.NotebookNode]) -> Manifest:
         ids = {}
         for stem, nb in notebooks.items():
-            ids[stem] = frozenset(
-                c.metadata["nbgrader"]["grade_id"]
-                for c in nb.cells
-                if "grade_id" in c.metadata.get("nbgrader", {})
-            )
+            ids[stem] = frozenset(gid for c in nb.cells if (gid := grade_id(c)) is not None)
         return cls(grade_ids=ids)
 
     def match_name(self, name: str) -> str | None:
@@ -787,7 +427,7 @@ class Job(NotebookItem):
     provided: tuple[tuple[Path, PurePosixPath], ...] = ()
 
 
-def _alongside(notebook: Path, handed: _Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
+def alongside(notebook: Path, handed: Handed) -> tuple[tuple[Path, PurePosixPath], ...]:
     """(file, path relative to ``notebook``) for the files handed in next to it or below it."""
     here, out = notebook.parent, []
     for path in handed.beside:
@@ -804,18 +444,13 @@ def _grade_ids(path: Path) -> set[str] | None:
     try:
         data = json.loads(read_capped(path, MAX_NOTEBOOK_BYTES).decode("utf-8", errors="replace"))
         return {
-            c["metadata"]["nbgrader"]["grade_id"]
-            for c in data.get("cells", [])
-            if isinstance(c, dict)
-            and isinstance(c.get("metadata"), dict)
-            and isinstance(c["metadata"].get("nbgrader"), dict)
-            and isinstance(c["metadata"]["nbgrader"].get("grade_id"), str)
+            gid for c in data.get("cells", []) if isinstance(c, dict) and (gid := grade_id(c)) is not None
         }
     except Exception:  # RecursionError, MemoryError, a link, any decoder error: this file only
         return None
 
 
-def _match_student(student: str, display: str, handed: _Handed, manifest: Manifest, root: Path) -> list[Job]:
+def _match_student(student: str, display: str, handed: Handed, manifest: Manifest, root: Path) -> list[Job]:
     # (rank, path or None for a file that cannot be read, shown name, how matched or why unread)
     candidates: dict[str, list[tuple[int, Path | None, str, str]]] = {}
     notes: list[str] = []
@@ -859,8 +494,8 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
                 )
             )
             continue
-        rank, path, shown, how = found[0]
-        if path is None:
+        rank, chosen, shown, how = found[0]
+        if chosen is None:
             jobs.append(
                 Job(
                     student,
@@ -877,16 +512,18 @@ def _match_student(student: str, display: str, handed: _Handed, manifest: Manife
         job = Job(
             student,
             stem,
-            path,
+            chosen,
             display=display,
             beside=beside,
             folder=folder,
-            alongside=_alongside(path, handed),
+            alongside=alongside(chosen, handed),
         )
         if rank > 0:
-            job.notes.append(f"matched {path.name} {how}")
+            job.notes.append(f"matched {chosen.name} {how}")
         for _, other, other_name, why in found[1:]:
-            job.notes.append(f"also found {other_name}; graded {path.name}" + ("" if other else f" ({why})"))
+            job.notes.append(
+                f"also found {other_name}; graded {chosen.name}" + ("" if other else f" ({why})")
+            )
         job.notes.extend(notes)
         jobs.append(job)
     return jobs

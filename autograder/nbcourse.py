@@ -33,26 +33,39 @@ from typing import TYPE_CHECKING
 
 from traitlets.config import Config
 
-from autograder.course import CourseDir, read_notebook, run_nbgrader
+from autograder.course import CourseDir, generate_assignments, read_notebook
+from autograder.gradebook import GradebookLock, Ledger, merge_result
+from autograder.grading_run import (
+    GradeOptions,
+    GradeRun,
+    StatusReport,
+    grade_resumable,
+    hidden_paths,
+    import_support,
+    preload,
+    scratch_root,
+    secret_seed,
+    selected,
+    write_protections,
+)
 from autograder.intake import (
     MAX_NOTEBOOK_BYTES,
+    Handed,
     Identity,
     Job,
     SubmissionError,
-    _alongside,
-    _Handed,
-    _walk,
+    alongside,
     item_key,
     read_capped,
     safe_key,
+    walk,
 )
-from autograder.pipeline import SubmissionResult
+from autograder.pipeline import GradingContext, SubmissionResult
 from autograder.results import Status
+from autograder.sandbox import Protections, detect_protections, remove_tree
 
 if TYPE_CHECKING:
-    from autograder.api import GradeOptions, GradeRun, StatusReport
     from autograder.cluster import DaskEngine
-    from autograder.sandbox import Protections
 
 __all__ = [
     "NOT_AN_ASSIGNMENT",
@@ -183,7 +196,7 @@ def ensure_released(course: NbgraderCourse, manifest: dict[str, tuple[str, ...]]
             if not _in_gradebook(course, assignment, notebooks):
                 stale.append(assignment)
     if stale:
-        run_nbgrader(course.dir, ["generate_assignment", *stale])
+        generate_assignments(course.dir, stale)
     return stale
 
 
@@ -327,10 +340,10 @@ def assignment_files(course: NbgraderCourse, assignment: str) -> tuple[tuple[Pat
     student's: every regular file under ``source/<assignment>/`` but notebooks, what
     nbgrader ignores and ``Autograde.exclude_overwriting``; each with its path relative to
     the assignment folder (where the notebooks are). Links and special files are skipped,
-    never followed; the walk is bounded as a student's is (``intake._walk``)."""
+    never followed; the walk is bounded as a student's is (``intake.walk``)."""
     folder = course.root / "source" / assignment
-    handed = _Handed(folder=folder)
-    _walk(folder, f"source/{assignment}", handed, zips=False)
+    handed = Handed(folder=folder)
+    walk(folder, f"source/{assignment}", handed, zips=False)
     for where, why in handed.problems:
         log.warning("grade --course: %s not put beside the notebooks: %s", where, why)
     keep = _not_overwritten(course, assignment)
@@ -355,8 +368,8 @@ def _assignment_jobs(
     if folder.is_symlink() or not folder.is_dir():
         why = f"{shown}: not a folder ({'symbolic link' if folder.is_symlink() else 'a file'}): not read"
         return [_refused(student, assignment, why, nb) for nb in notebooks]
-    handed = _Handed(folder=folder)
-    _walk(folder, shown, handed, zips=False)
+    handed = Handed(folder=folder)
+    walk(folder, shown, handed, zips=False)
     timestamp, stamp_note = read_timestamp(folder)
     if stamp_note:  # there but no time: graded, it would count as on time; nbgrader refuses it
         why = f"{shown}/{stamp_note}: not graded (replace it by the time of the submission, or delete it)"
@@ -375,7 +388,7 @@ def _assignment_jobs(
         path, where = folder / f"{nb}.ipynb", f"{shown}/{nb}.ipynb"
         if path in handed.notebooks:
             job = Job(student, assignment, path, notes=list(notes), beside=tuple(handed.beside), folder=folder,
-                      alongside=_alongside(path, handed), notebook_name=name, provided=provided)  # fmt: skip
+                      alongside=alongside(path, handed), notebook_name=name, provided=provided)  # fmt: skip
         elif where in problems:
             job = Job(
                 student,
@@ -411,15 +424,10 @@ def grade_course(
 ) -> GradeRun:
     """Grade ``COURSE_DIR/submitted/`` into the course's own gradebook and ``autograded/``
     (called through ``api.grade_course``)."""
-    from autograder import api
-    from autograder.gradebook import merge_result
-    from autograder.pipeline import GradingContext
-    from autograder.sandbox import detect_protections, remove_tree
-
     start = time.monotonic()
     course = load_course(course_dir, db_url=options.db_url, run_dir=run_dir)
     protections = detect_protections()
-    api._import_support(options.support)
+    import_support(options.support)
     course.run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(course.run_dir, 0o700)
     manifest = source_manifest(course)
@@ -428,18 +436,18 @@ def grade_course(
     sources = {k: read_notebook(course.dir.source(a, nb)) for k, (a, nb) in keys.items()}
     releases = {k: read_notebook(course.dir.release(a, nb)) for k, (a, nb) in keys.items()}
     jobs, stamps = course_jobs(course, manifest)
-    jobs = api._selected(jobs, options)
-    api._preload()
+    jobs = selected(jobs, options)
+    preload()
     hosts = engine.hosts() if engine is not None else ()
-    api._write_protections(course.run_dir, protections, hosts)
-    scratch_root = api._scratch_root(course.run_dir)
-    hide = api._hidden_paths(course.run_dir, course.root / "source", course.submitted, course.db_url)
+    write_protections(course.run_dir, protections, hosts)
+    scratch = scratch_root(course.run_dir)
+    hide = hidden_paths(course.run_dir, course.root / "source", course.submitted, course.db_url)
     hide += [
         p for p in (course.root, course.exchange_root) if p.is_dir() and p != Path("/") and p not in hide
     ]
     ctx = GradingContext(
-        course=course.dir, sources=sources, releases=releases, scratch_root=scratch_root, hide=hide,
-        limits=options.limits, protections=protections, secret_seed=api._secret_seed(course.run_dir),
+        course=course.dir, sources=sources, releases=releases, scratch_root=scratch, hide=hide,
+        limits=options.limits, protections=protections, secret_seed=secret_seed(course.run_dir),
         support=list(options.support), drop_demo=options.drop_demo, verify=options.verify,
     )  # fmt: skip
 
@@ -453,22 +461,20 @@ def grade_course(
             _copy_assignment_files(course, result)
 
     try:
-        results, resumed = api._grade_resumable(jobs, ctx, run_dir=course.run_dir, options=options, merge=merge,
-                                                progress=progress, on_start=on_start, engine=engine)  # fmt: skip
+        results, resumed = grade_resumable(jobs, ctx, run_dir=course.run_dir, options=options, merge=merge,
+                                           progress=progress, on_start=on_start, engine=engine)  # fmt: skip
     finally:
-        remove_tree(scratch_root)
+        remove_tree(scratch)
     if engine is not None:  # now with what each host graded
         hosts = engine.hosts()
-        api._write_protections(course.run_dir, protections, hosts)
-    return api.GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start, hosts)
+        write_protections(course.run_dir, protections, hosts)
+    return GradeRun(tuple(results), protections, course.run_dir, resumed, time.monotonic() - start, hosts)
 
 
 def _assign_late_penalty(course: NbgraderCourse, result: SubmissionResult) -> None:
     """nbgrader's ``AssignLatePenalties`` with the course's config (its
     ``LateSubmissionPlugin``), as ``nbgrader autograde`` runs it after saving the grades."""
     from nbgrader.preprocessors import AssignLatePenalties
-
-    from autograder.gradebook import GradebookLock
 
     resources = {"nbgrader": {"notebook": result.notebook_id, "assignment": result.assignment,
                               "student": result.student, "db_url": course.db_url}}  # fmt: skip
@@ -484,8 +490,8 @@ def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> 
     ``source/<assignment>/`` over them (but ``Autograde.exclude_overwriting``'s)."""
     folder = course.submitted / result.student / result.assignment
     dest = course.dir.autograded(result.student, result.assignment, result.notebook_name).parent
-    handed = _Handed(folder=folder)
-    _walk(folder, str(folder), handed, zips=False)
+    handed = Handed(folder=folder)
+    walk(folder, str(folder), handed, zips=False)
     copies = [(path, dest / path.relative_to(folder)) for path in handed.beside]
     copies += [(path, dest.joinpath(*rel.parts)) for path, rel in assignment_files(course, result.assignment)]
     for src, target in copies:
@@ -504,9 +510,6 @@ def _copy_assignment_files(course: NbgraderCourse, result: SubmissionResult) -> 
 def course_status_in(*, course_dir: Path, run_dir: Path | None = None) -> StatusReport:
     """What is graded (the ledger) and what in ``submitted/`` is not yet, by (student, ``Job.key``).
     Reads only: no release is generated, nothing is written."""
-    from autograder.api import StatusReport
-    from autograder.gradebook import Ledger
-
     course = load_course(course_dir, run_dir=run_dir)
     results = tuple(Ledger(course.run_dir).all())
     jobs, _ = course_jobs(course, source_manifest(course))

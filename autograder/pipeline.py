@@ -29,7 +29,8 @@ import nbformat
 from nbformat.v4 import new_output
 
 from autograder.beside import prepare_beside
-from autograder.canonical import canonicalize, nbgrader_meta
+from autograder.canonical import canonicalize
+from autograder.cells import nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
 from autograder.intake import (

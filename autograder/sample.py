@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_output
 
-from autograder.canonical import nbgrader_meta
+from autograder.cells import is_answer, is_grade, nbgrader_meta, strip_solution_markers
 from autograder.results import Status
 
 __all__ = ["EXPECTED", "RECIPES", "solution_answers", "student_notebook", "write_sample_class"]
 
-_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
 # status every submission of that student should get (None: depends on the notebook).
 # FLAGGED always comes with evidence; every honest recipe is never flagged.
@@ -65,14 +63,13 @@ def solution_answers(source: nbformat.NotebookNode) -> dict[str, str]:
     """grade_id -> the instructor's answer with the solution markers removed."""
     out = {}
     for cell in source.cells:
-        meta = nbgrader_meta(cell)
-        if meta.get("solution") and not meta.get("grade"):
-            out[meta["grade_id"]] = _MARKERS.sub("", cell.source)
+        if is_answer(cell):
+            out[nbgrader_meta(cell)["grade_id"]] = strip_solution_markers(cell.source)
     return out
 
 
 def _answer_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [c for c in nb.cells if nbgrader_meta(c).get("solution") and not nbgrader_meta(c).get("grade")]
+    return [c for c in nb.cells if is_answer(c)]
 
 
 def _with_answers(release: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
@@ -244,7 +241,7 @@ def _messy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     }
     nb.metadata["jupytext"] = {"formats": "ipynb,py"}
     nb.nbformat_minor = 4
-    tests = [c for c in nb.cells if nbgrader_meta(c).get("grade")]
+    tests = [c for c in nb.cells if is_grade(c)]
     answers = _answer_cells(nb)
     for cell in nb.cells:
         cell.pop("id", None)  # nbformat 4.4 had no cell ids

@@ -29,6 +29,9 @@ and flags only what an honest notebook has no reason to do:
 - ``exec``/``eval``/``compile`` of code read from a file or decoded at run time. Code
   built from literals in the cell is visible to whoever reads the notebook, so it is not
   flagged; only code the reader cannot see (read or decoded) is.
+
+The walker is here; the rules it applies are ``autograder.scan_rules`` and the reading of
+shell commands ``autograder.scan_shell``.
 """
 
 from __future__ import annotations
@@ -36,388 +39,54 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
-import posixpath
-import re
 import shlex
 import sys
 from collections.abc import Collection, Sequence
-from enum import Enum
 from pathlib import Path, PurePath
 
 from autograder import pyast
 from autograder.canonical import ParseBudget, parse_cell
 from autograder.intake import lms_file_name
 from autograder.results import Evidence
+from autograder.scan_rules import (
+    ALLOWED,
+    BOTH,
+    COMMAND_RUNNERS,
+    EXPANDED,
+    FILE_FUNCS,
+    FILE_MODULES,
+    FORBIDDEN_IMPORTS,
+    GC_WALK,
+    HIDERS,
+    IMPORT_STATE,
+    INNARDS,
+    MAX_MAGIC_DEPTH,
+    MUTATORS,
+    NOT_CODE,
+    OPTIONS_WITH_VALUE,
+    PASS_THROUGH,
+    PATH_BUILDERS,
+    PATH_METHODS,
+    PATH_METHODS_BUILDING,
+    PROTECTED,
+    PYTHON_MAGICS,
+    PYTHON_PROCESS,
+    READ,
+    RESULT,
+    SHELL,
+    SHELL_HOOKS,
+    SHELL_RUNNERS,
+    SOURCE_OF,
+    STR_METHODS,
+    TRACE,
+    WRITE,
+    WRITE_MAGICS,
+    Kind,
+    protected_path,
+)
+from autograder.scan_shell import shell_paths, shell_words
 
 __all__ = ["Kind", "scan_cells", "scan_files"]
-
-
-class Kind(str, Enum):
-    """What a piece of static evidence is (``Evidence.kind`` holds the value)."""
-
-    PATCHED_MODULE = "patched module"
-    TRACE_HOOK = "trace hook"
-    IMPORT_HOOK = "import hook"
-    IPYTHON_HOOK = "ipython hook"
-    WRITES_PROTECTED = "writes protected path"
-    READS_PROTECTED = "reads protected path"
-    NETWORK = "network access"
-    INTROSPECTION = "introspection of the grader"
-    HIDDEN_CODE = "runs hidden code"
-    SHADOWING_FILE = "shadowing module file"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-# Modules whose attributes a student never has reason to set.
-_PROTECTED = frozenset(
-    [
-        "numpy",
-        "torch",
-        "course_lib",
-        "builtins",
-        "math",
-        "sys",
-        "IPython",
-        "importlib",
-        "gc",
-        "os",
-        "inspect",
-        "types",
-        "traceback",
-        "unittest",
-        "nbgrader",
-        "autograder",
-        "site",
-        "threading",
-        "io",
-        "pathlib",
-        "json",
-        "pickle",
-        "random",
-        "scipy",
-        "operator",
-        "functools",
-        "copy",
-        "ipykernel",
-        "jupyter_client",
-        "nbclient",
-        "socket",
-        "ctypes",
-    ]
-)
-# Honest writes under protected modules: output capture, environment, determinism switches.
-_ALLOWED = ("torch.backends.", "sys.stdout", "sys.stderr", "sys.argv", "sys.path", "os.environ")
-_SHELL = "IPython.shell"  # the origin given to get_ipython() and the names bound to it
-_SHELL_HOOKS = frozenset(
-    [
-        "ast_transformers",
-        "input_transformers_cleanup",
-        "input_transformers_post",
-        "input_transformer_manager",
-        "set_custom_exc",
-        "custom_exceptions",
-        "events",
-        "register_magic_function",
-        "register_magics",
-        "magics_manager",
-        "showtraceback",
-        "_showtraceback",
-        "run_cell",
-        "run_ast_nodes",
-        "run_code",
-        "displayhook",
-        "display_pub",
-        "prefilter_manager",
-        "user_ns_hidden",
-    ]
-)
-_TRACE = frozenset(
-    [
-        "sys.settrace",
-        "sys.setprofile",
-        "sys.addaudithook",
-        "threading.settrace",
-        "threading.setprofile",
-        "threading.settrace_all_threads",
-        "threading.setprofile_all_threads",
-    ]
-)
-_IMPORT_STATE = ("sys.modules", "sys.meta_path", "sys.path_hooks", "sys.path_importer_cache")
-_GC_WALK = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents"})
-_SOURCE_OF = frozenset(
-    {"getsource", "getsourcelines", "getfile", "getsourcefile", "getclosurevars", "getmembers"}
-)
-_INNARDS = frozenset(
-    {"__code__", "__globals__", "__closure__", "__wrapped__", "__defaults__", "__kwdefaults__"}
-)
-_PASS_THROUGH = frozenset({"list", "tuple", "sorted", "reversed", "iter", "set"})
-_MUTATORS = frozenset(
-    [
-        "update",
-        "setdefault",
-        "pop",
-        "popitem",
-        "clear",
-        "__setitem__",
-        "__delitem__",
-        "append",
-        "insert",
-        "extend",
-        "remove",
-    ]
-)
-_FORBIDDEN_IMPORTS = {"socket": Kind.NETWORK, "_socket": Kind.NETWORK, "ctypes": Kind.INTROSPECTION}
-
-# File and shell operations: which way they touch a path.
-_READ, _WRITE, _BOTH = "read", "write", "both"
-_PATH_METHODS = {
-    "read_text": _READ, "read_bytes": _READ, "iterdir": _READ, "glob": _READ, "rglob": _READ,
-    "write_text": _WRITE, "write_bytes": _WRITE, "touch": _WRITE, "mkdir": _WRITE, "unlink": _WRITE,
-    "rename": _WRITE, "replace": _WRITE, "symlink_to": _WRITE, "hardlink_to": _WRITE, "chmod": _WRITE,
-    "rmdir": _WRITE,
-}  # fmt: skip
-_PATH_BUILDERS = frozenset(
-    [
-        "Path",
-        "PurePath",
-        "PosixPath",
-        "str",
-        "join",
-        "expanduser",
-        "expandvars",
-        "abspath",
-        "realpath",
-        "normpath",
-        "dirname",
-        "fspath",
-        "glob",
-        "iglob",
-    ]
-)
-_PATH_METHODS_BUILDING = frozenset(
-    ["joinpath", "with_name", "with_suffix", "resolve", "expanduser", "absolute", "format"]
-)
-_STR_METHODS = frozenset({"replace", "rename", "glob"})  # also str/DataFrame methods: only on a known path
-_FILE_FUNCS = {
-    "os.listdir": _READ, "os.scandir": _READ, "os.walk": _READ, "glob.glob": _READ, "glob.iglob": _READ,
-    "numpy.load": _READ, "numpy.loadtxt": _READ, "numpy.genfromtxt": _READ, "numpy.fromfile": _READ,
-    "torch.load": _READ, "nbformat.read": _READ, "json.load": _READ, "runpy.run_path": _READ,
-    "os.remove": _WRITE, "os.unlink": _WRITE, "os.rename": _WRITE, "os.replace": _WRITE,
-    "os.symlink": _WRITE, "os.link": _WRITE, "os.makedirs": _WRITE, "os.mkdir": _WRITE, "os.chmod": _WRITE,
-    "numpy.save": _WRITE, "numpy.savez": _WRITE, "numpy.savetxt": _WRITE, "torch.save": _WRITE,
-    "os.open": _BOTH, "io.open": _BOTH,
-}  # fmt: skip
-_FILE_MODULES = ("shutil.",)  # every function: both ways
-_COMMAND_RUNNERS = (
-    "subprocess.",
-    "pty.",
-    "os.system",
-    "os.popen",
-    "os.spawn",
-    "os.exec",
-)  # take a command line
-_SHELL_RUNNERS = frozenset({"system", "getoutput", "run_line_magic", "run_cell_magic", "magic"})
-# Magics whose text is Python the kernel runs (scanned as code), or a Python child process.
-_PYTHON_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
-_PYTHON_PROCESS = frozenset({"python", "python2", "python3", "pypy", "pypy3"})
-_WRITE_MAGICS = frozenset({"writefile", "file"})
-_NOT_CODE = frozenset({"html", "javascript", "js", "latex", "markdown", "svg"})
-_OPTIONS_WITH_VALUE = frozenset({"-n", "-r", "-p", "-s", "-l", "-T", "-D"})  # %timeit, %prun
-_EXPANDED = re.compile(r"\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
-_MAX_MAGIC_DEPTH = 8  # %%time inside %%capture inside ...: no honest cell nests deeper
-_RESULT = "()"  # in an origin: what a course_lib call returned -- data, not a module
-_HIDERS = frozenset(
-    [
-        "read",
-        "read_text",
-        "read_bytes",
-        "readline",
-        "readlines",
-        "decode",
-        "b64decode",
-        "b32decode",
-        "b16decode",
-        "b85decode",
-        "a85decode",
-        "decompress",
-        "fromhex",
-        "unhexlify",
-        "loads",
-        "urlopen",
-        "getoutput",
-        "check_output",
-    ]
-)
-
-# Names that are evidence only where the path leaves the student's folder (absolute, ``~``,
-# ``$VAR`` or ``..``): a student's own ``figures/source`` or ``data/solutions`` is hers.
-_COURSE_WRITE = frozenset(
-    [
-        "course_lib",
-        "autograder",
-        "solutions",
-        "source",
-        "autograded",
-        "submitted",
-        ".git",
-        "feedback",
-        "release",
-    ]
-)
-_COURSE_READ = frozenset(["solutions", "source", "autograded", "submitted", ".git"])
-# Written inside the student's folder these shadow the course's packages for later imports.
-_SHADOWED_HERE = frozenset({"course_lib", "autograder", "course_lib.py", "autograder.py"})
-_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
-# /proc entries about a process (environ, cmdline, mem, maps, fd, root, cwd...); /proc/cpuinfo,
-# /proc/meminfo and a process's own memory counters (/proc/self/status) are not.
-_PROC_PROCESS = re.compile(r"^/proc/(\d+|self|thread-self|[^/]*[{}$*?\[][^/]*)(?:/+([^/]*))?(?=/|$)")
-_PROC_HONEST = frozenset({"status", "statm", "stat", "io", "limits", "oom_score"})
-
-
-def _leaves_folder(parts: list[str], text: str) -> bool:
-    """Whether a path reaches outside the student's folder: absolute, home, a variable, or ``..``."""
-    return text.startswith(("/", "~", "$")) or ".." in parts
-
-
-def _protected_path(text: str, way: str) -> str | None:
-    """Why touching the one path ``text`` this way is evidence, or None."""
-    text = text.strip().replace("\\", "/")
-    if not text:
-        return None
-    # "../../../proc/self" climbs to the root from anywhere deep enough: read it from there too
-    climbed = "/" + text.lstrip("./") if text.startswith("../") else text
-    for candidate in {text, climbed}:
-        normal = posixpath.normpath(candidate) if candidate.startswith("/") else candidate
-        if (proc := _PROC_PROCESS.match(normal)) and proc[2] not in _PROC_HONEST:
-            return "/proc/"
-    # lexically resolved: "figures/source/x.png/.." (a .parent) is still inside the folder
-    parts = [p for p in posixpath.normpath(text).split("/") if p not in ("", ".")]
-    names = [p.lower() for p in parts]
-    leaves = _leaves_folder(parts, text)
-    if leaves and any("gradebook" in n for n in names):
-        return "gradebook"
-    if way in (_WRITE, _BOTH):
-        if found := _INSTALL_DIRS.intersection(parts):
-            return sorted(found)[0]
-        if names and names[-1].endswith(".pth"):
-            return ".pth"
-        if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
-            return "sitecustomize"
-        if ".ipython" in parts or any(
-            a.startswith("profile_") and b == "startup" for a, b in zip(parts, parts[1:])
-        ):
-            return ".ipython"
-        if leaves and (found := _COURSE_WRITE.intersection(parts)):
-            return sorted(found)[0]
-        if parts and parts[0] in _SHADOWED_HERE:
-            return parts[0]
-    if way in (_READ, _BOTH) and leaves and (found := _COURSE_READ.intersection(parts)):
-        return sorted(found)[0]
-    return None
-
-
-_SEPARATORS = frozenset({"|", "||", "&", "&&", ";", ";;", "(", ")", "|&"})
-_REDIRECT_OUT = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
-_PREFIXES = frozenset({"sudo", "env", "command", "exec", "nohup", "time", "nice", "xargs"})
-_WRITES_ALL = frozenset(
-    [
-        "rm",
-        "rmdir",
-        "mkdir",
-        "touch",
-        "tee",
-        "mv",
-        "ln",
-        "chmod",
-        "chown",
-        "chgrp",
-        "truncate",
-        "shred",
-        "unlink",
-        "save",
-    ]
-)
-_COPIES = frozenset({"cp", "rsync", "scp", "install"})  # last operand written, the others read
-_PACKAGERS = frozenset({"pip", "pip3", "conda", "mamba", "micromamba", "uv"})
-_INSTALL_TARGETS = frozenset({"--target", "-t", "--prefix", "--root", "--src", "-p"})
-_PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "awk", "sed"})
-
-
-def _words(line: str) -> list[str]:
-    try:
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        return list(lexer)
-    except ValueError:  # unbalanced quotes: words as the eye sees them
-        return line.split()
-
-
-def _shell_paths(command: str) -> list[tuple[str, str]]:
-    """The path operands of a shell command line and which way each is touched.
-
-    A name is a path only as an operand: redirection targets, the operands of file
-    commands (``cp``, ``mv``, ``rm``, ``tee``, ``sed -i``...), an install target
-    (``pip install --target``), or any word with a ``/``. Package names after ``pip`` or
-    ``conda`` and patterns after ``grep`` are not paths.
-    """
-    found: list[tuple[str, str]] = []
-    for line in command.splitlines():
-        segment: list[str] = []
-        for word in [*_words(line), ";"]:
-            if word not in _SEPARATORS:
-                segment.append(word)
-                continue
-            found.extend(_segment_paths(segment))
-            segment = []
-    return found
-
-
-def _segment_paths(words: list[str]) -> list[tuple[str, str]]:
-    """The path operands of one simple command (no pipes or separators)."""
-    found: list[tuple[str, str]] = []
-    operands: list[str] = []
-    redirect: str | None = None  # the way the next word is touched, after > or <
-    for index, word in enumerate(words):
-        if redirect is not None:
-            found.append((word, redirect))
-            redirect = None
-        elif word in _REDIRECT_OUT or word == "<":
-            redirect = _READ if word == "<" else _WRITE
-        elif not (word.isdigit() and words[index + 1 : index + 2] and words[index + 1] in _REDIRECT_OUT):
-            operands.append(word)  # (a digit before > is the descriptor of "2> file")
-    first = next(
-        (i for i, w in enumerate(operands) if not (w in _PREFIXES or ("=" in w and not w.startswith("-")))),
-        None,
-    )
-    if first is None:  # only VAR=value, sudo, env ...
-        return found
-    operands = operands[first:]
-    name, rest = operands[0].rsplit("/", 1)[-1], operands[1:]
-    if name.startswith("python") and rest[:2] == ["-m", "pip"]:
-        name, rest = "pip", rest[2:]
-    if name in _PACKAGERS:
-        for option, value in zip(rest, [*rest[1:], ""]):
-            if option.split("=")[0] in _INSTALL_TARGETS:
-                found.append((option.split("=", 1)[1] if "=" in option else value, _WRITE))
-            elif "/" in option:
-                found.append((option, _READ))  # -r requirements/dev.txt, ./wheel.whl
-        return found
-    files = [w.split("=", 1)[-1] for w in rest if not w.startswith("-") or "=" in w]
-    if name == "dd":
-        found.extend(
-            (w[3:], _WRITE if w.startswith("of=") else _READ) for w in rest if w.startswith(("if=", "of="))
-        )
-    elif name in _WRITES_ALL or (name in ("sed", "perl") and any(w.startswith("-i") for w in rest)):
-        found.extend((w, _BOTH) for w in files)
-    elif name in _COPIES and files:
-        found.extend([*((w, _READ) for w in files[:-1]), (files[-1], _WRITE)])
-    else:
-        if name in _PATTERN_FIRST and files and not any(w in ("-e", "-f") for w in rest):
-            files = files[1:]  # the pattern or script, not a file
-        found.extend((w, _READ) for w in [operands[0], *files] if "/" in w or w.startswith("~"))
-    return found
 
 
 def _scope_names(body: Sequence[ast.AST], args: ast.arguments | None) -> tuple[set[str], set[str]]:
@@ -509,7 +178,7 @@ class _Scanner(ast.NodeVisitor):
         called = self.origin(func) or ""
         first = node.args[0] if node.args else None
         if name == "get_ipython" or called == "IPython.get_ipython":
-            return _SHELL
+            return SHELL
         if name == "__import__" or called in (
             "importlib.import_module",
             "builtins.__import__",
@@ -540,13 +209,18 @@ class _Scanner(ast.NodeVisitor):
             return "".join(_literal(v) or "{}" for v in node.values)
         if isinstance(node, ast.Attribute) and node.attr in ("__file__", "__path__"):
             module = self.origin(node.value)  # where a module lives: outside the student's folder
-            return f"/{module.replace('.', '/')}/__init__.py" if module and _RESULT not in module else None
-        if (isinstance(node, ast.Attribute) and node.attr == "parent") or (
+            return f"/{module.replace('.', '/')}/__init__.py" if module and RESULT not in module else None
+        climbed = None  # what `.parent` or `.parents[i]` climbs from
+        if isinstance(node, ast.Attribute) and node.attr == "parent":
+            climbed = node.value
+        elif (
             isinstance(node, ast.Subscript)
             and isinstance(node.value, ast.Attribute)
             and node.value.attr == "parents"
         ):
-            base = self.text(node.value if isinstance(node, ast.Attribute) else node.value.value)
+            climbed = node.value.value
+        if climbed is not None:
+            base = self.text(climbed)
             return None if base is None else f"{base}/.."  # climbing from a known place
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div, ast.Mod)):
             left, right = self.text(node.left), self.text(node.right)
@@ -569,12 +243,12 @@ class _Scanner(ast.NodeVisitor):
 
     def _builds_path(self, func: ast.expr) -> bool:
         """Whether a call makes a path (or a string) out of its arguments."""
-        if isinstance(func, ast.Name) and func.id in _PATH_BUILDERS:
+        if isinstance(func, ast.Name) and func.id in PATH_BUILDERS:
             return True
         called = self.origin(func) or ""
-        if called.split(".")[-1] in _PATH_BUILDERS and called.split(".")[0] in ("pathlib", "os", "glob"):
+        if called.split(".")[-1] in PATH_BUILDERS and called.split(".")[0] in ("pathlib", "os", "glob"):
             return True
-        return isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS_BUILDING
+        return isinstance(func, ast.Attribute) and func.attr in PATH_METHODS_BUILDING
 
     def _hides(self, node: ast.AST) -> bool:
         """Whether an expression yields code read from a file or decoded at run time."""
@@ -583,9 +257,9 @@ class _Scanner(ast.NodeVisitor):
                 return True
             if isinstance(sub, ast.Call):
                 func = sub.func
-                if isinstance(func, ast.Name) and func.id in ("open", *_HIDERS):
+                if isinstance(func, ast.Name) and func.id in ("open", *HIDERS):
                     return True
-                if isinstance(func, ast.Attribute) and func.attr in _HIDERS:
+                if isinstance(func, ast.Attribute) and func.attr in HIDERS:
                     return True
         return False
 
@@ -622,17 +296,17 @@ class _Scanner(ast.NodeVisitor):
         student's to edit; only ``object.__setattr__`` (``bypass``), which exists to get
         past a frozen object's guard, is evidence there.
         """
-        if _RESULT in base and not bypass:
+        if RESULT in base and not bypass:
             return
         base = base.removesuffix(".__dict__")
         what = f"{base}.{key}"
-        if base == _SHELL or base.startswith(_SHELL + "."):
-            self.flag(Kind.IPYTHON_HOOK, node, f"{verb} {what.replace(_SHELL, 'get_ipython()')}")
-        elif base in _IMPORT_STATE or what in _IMPORT_STATE:
+        if base == SHELL or base.startswith(SHELL + "."):
+            self.flag(Kind.IPYTHON_HOOK, node, f"{verb} {what.replace(SHELL, 'get_ipython()')}")
+        elif base in IMPORT_STATE or what in IMPORT_STATE:
             self.flag(Kind.IMPORT_HOOK, node, f"{verb} {what}")
         elif base.startswith("?"):
             self.flag(Kind.PATCHED_MODULE, node, f"{verb} {key} of a module imported by a computed name")
-        elif base.split(".")[0] in _PROTECTED and not what.startswith(_ALLOWED):
+        elif base.split(".")[0] in PROTECTED and not what.startswith(ALLOWED):
             self.flag(Kind.PATCHED_MODULE, node, f"{verb} {what}")
 
     def _mutating_call(
@@ -648,9 +322,9 @@ class _Scanner(ast.NodeVisitor):
             if owner is not None:
                 verb = "sets" if func.attr == "__setattr__" else "deletes"
                 self._write_into(owner, key or "?", node, verb, bypass=bypass)
-        elif func.attr in _MUTATORS:
+        elif func.attr in MUTATORS:
             owner = self.origin(func.value)
-            if owner is not None and (owner.endswith(".__dict__") or owner in _IMPORT_STATE):
+            if owner is not None and (owner.endswith(".__dict__") or owner in IMPORT_STATE):
                 self._write_into(owner, "?", node, f"calls {func.attr}() on")
 
     # --- statements -------------------------------------------------------------------------
@@ -674,8 +348,8 @@ class _Scanner(ast.NodeVisitor):
 
     def _imported(self, module: str, node: ast.AST) -> None:
         root = module.split(".")[0]
-        if root in _FORBIDDEN_IMPORTS:
-            self.flag(_FORBIDDEN_IMPORTS[root], node, f"imports {module}")
+        if root in FORBIDDEN_IMPORTS:
+            self.flag(FORBIDDEN_IMPORTS[root], node, f"imports {module}")
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
@@ -718,7 +392,7 @@ class _Scanner(ast.NodeVisitor):
         while (
             isinstance(items, ast.Call)
             and isinstance(items.func, ast.Name)
-            and items.func.id in _PASS_THROUGH
+            and items.func.id in PASS_THROUGH
             and items.args
         ):
             items = items.args[0]
@@ -840,9 +514,9 @@ class _Scanner(ast.NodeVisitor):
 
     def check_attribute(self, node: ast.Attribute) -> None:
         base = self.origin(node.value)
-        if base == _SHELL and node.attr in _SHELL_HOOKS:
+        if base == SHELL and node.attr in SHELL_HOOKS:
             self.flag(Kind.IPYTHON_HOOK, node, f"uses get_ipython().{node.attr}")
-        elif base is not None and base.startswith("course_lib") and node.attr in _INNARDS:
+        elif base is not None and base.startswith("course_lib") and node.attr in INNARDS:
             self.flag(Kind.INTROSPECTION, node, f"reads {base}.{node.attr}")
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -860,15 +534,15 @@ class _Scanner(ast.NodeVisitor):
             self._write_into(target, key, node, "sets" if name == "setattr" else "deletes")
         elif isinstance(func, ast.Attribute):
             self._mutating_call(node, func, args, target)
-        if called in _TRACE:
+        if called in TRACE:
             self.flag(Kind.TRACE_HOOK, node, f"calls {called}")
         elif called in ("importlib.reload", "imp.reload"):
             self.flag(Kind.IMPORT_HOOK, node, f"calls {called}")
-        elif called in _GC_WALK:
+        elif called in GC_WALK:
             self.flag(Kind.INTROSPECTION, node, f"calls {called}")
         elif (
             called.startswith("inspect.")
-            and called.split(".")[-1] in _SOURCE_OF
+            and called.split(".")[-1] in SOURCE_OF
             and (target or "").startswith("course_lib")
         ):
             self.flag(Kind.INTROSPECTION, node, f"calls {called} on {target}")
@@ -876,7 +550,7 @@ class _Scanner(ast.NodeVisitor):
             self.flag(Kind.HIDDEN_CODE, node, f"{name}() of code read or decoded at run time")
         elif name == "__import__" or called in ("importlib.import_module",):
             module = _literal(args[0]) if args else None
-            if module and module.split(".")[0] in _FORBIDDEN_IMPORTS:
+            if module and module.split(".")[0] in FORBIDDEN_IMPORTS:
                 self._imported(module, node)
         self._file_op(node, name, called)
 
@@ -904,29 +578,29 @@ class _Scanner(ast.NodeVisitor):
         if name == "open" or called == "builtins.open":
             keyword = next((_literal(k.value) for k in node.keywords if k.arg == "mode"), "r")
             mode = _literal(node.args[1]) if len(node.args) > 1 else keyword
-            way = _WRITE if mode is None or set(mode) & set("wax+") else _READ
-        elif called in _FILE_FUNCS:
-            way = _FILE_FUNCS[called]
-        elif called.startswith(_COMMAND_RUNNERS):
+            way = WRITE if mode is None or set(mode) & set("wax+") else READ
+        elif called in FILE_FUNCS:
+            way = FILE_FUNCS[called]
+        elif called.startswith(COMMAND_RUNNERS):
             for operand in [*node.args, *(k.value for k in node.keywords if k.arg in (None, "args"))]:
                 self._command(node, self._command_text(operand))
             return
-        elif called.startswith(_FILE_MODULES):
-            way = _BOTH
+        elif called.startswith(FILE_MODULES):
+            way = BOTH
         elif (
             isinstance(func, ast.Attribute)
-            and self.origin(func.value) == _SHELL
-            and func.attr in _SHELL_RUNNERS
+            and self.origin(func.value) == SHELL
+            and func.attr in SHELL_RUNNERS
         ):
             self._shell_runner(node, func.attr)
             return
-        elif isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS:
-            if func.attr in _STR_METHODS and self.text(func.value) is None:
+        elif isinstance(func, ast.Attribute) and func.attr in PATH_METHODS:
+            if func.attr in STR_METHODS and self.text(func.value) is None:
                 return  # text.replace("solutions", ...) on a string, not a path the cell names
-            way = _PATH_METHODS[func.attr]
+            way = PATH_METHODS[func.attr]
         elif isinstance(func, ast.Attribute) and func.attr == "open" and not called:
             mode = _literal(node.args[0]) if node.args else "r"
-            way = _WRITE if mode is None or set(mode) & set("wax+") else _READ
+            way = WRITE if mode is None or set(mode) & set("wax+") else READ
         if way is None:
             return
         operands = [*node.args, *(k.value for k in node.keywords)]
@@ -934,9 +608,9 @@ class _Scanner(ast.NodeVisitor):
             operands.insert(0, func.value)
         for operand in operands:
             origin = self.origin(operand)
-            if origin is not None and origin.startswith("course_lib") and _RESULT not in origin:
-                kind = Kind.READS_PROTECTED if way == _READ else Kind.WRITES_PROTECTED
-                self.flag(kind, node, f"{'reads' if way == _READ else 'touches'} the files of {origin}")
+            if origin is not None and origin.startswith("course_lib") and RESULT not in origin:
+                kind = Kind.READS_PROTECTED if way == READ else Kind.WRITES_PROTECTED
+                self.flag(kind, node, f"{'reads' if way == READ else 'touches'} the files of {origin}")
                 return
             text = self.text(operand)
             if text is not None and self._path(node, text, way):
@@ -945,10 +619,10 @@ class _Scanner(ast.NodeVisitor):
     def _path(self, node: ast.AST, text: str, way: str, line: int | None = None) -> bool:
         """Flag touching a path (or each of several, one a line) this way; whether it was evidence."""
         for path in text.splitlines():
-            if way != _WRITE and (why := _protected_path(path, _READ)) is not None:
+            if way != WRITE and (why := protected_path(path, READ)) is not None:
                 self.flag(Kind.READS_PROTECTED, node, f"reads a path naming {why}", line)
                 return True
-            if way != _READ and (why := _protected_path(path, _WRITE)) is not None:
+            if way != READ and (why := protected_path(path, WRITE)) is not None:
                 self.flag(Kind.WRITES_PROTECTED, node, f"writes a path naming {why}", line)
                 return True
         return False
@@ -969,9 +643,9 @@ class _Scanner(ast.NodeVisitor):
         if command is None:
             return
         # IPython expands {name} and $name in shell lines: a path kept in a variable is still that path
-        command = _EXPANDED.sub(lambda m: self.texts.get(m[1] or m[2], m[0]), command)
+        command = EXPANDED.sub(lambda m: self.texts.get(m[1] or m[2], m[0]), command)
         for offset, text in enumerate(command.splitlines()):
-            for path, way in _shell_paths(text):
+            for path, way in shell_paths(text):
                 if self._path(node, path, way, None if first_line is None else first_line + offset):
                     return
 
@@ -994,20 +668,20 @@ class _Scanner(ast.NodeVisitor):
         if magic is None:  # a name computed at run time: its text can only be read as a command
             self._command(node, line)
             self._command(node, body)
-        elif magic in _PYTHON_MAGICS:
+        elif magic in PYTHON_MAGICS:
             if magic != "capture":  # %%capture's line names its output variable
                 for code in _code_after_options(line):
                     self._python(node, code, lineno - 1)
             if body is not None:
                 self._python(node, body, lineno)  # the body starts on the line after the magic
-        elif magic in _WRITE_MAGICS:
-            operands = [w for w in _words(line) if not w.startswith("-")]
+        elif magic in WRITE_MAGICS:
+            operands = [w for w in shell_words(line) if not w.startswith("-")]
             if operands:
-                self._path(node, operands[0], _WRITE)
-        elif body is not None and (magic in _PYTHON_PROCESS or (magic == "script" and "python" in line)):
+                self._path(node, operands[0], WRITE)
+        elif body is not None and (magic in PYTHON_PROCESS or (magic == "script" and "python" in line)):
             self._python(node, body, lineno, process=True)
         elif body is not None:
-            if magic not in _NOT_CODE:  # %%bash, %%sh, %%script, %%perl ...: commands
+            if magic not in NOT_CODE:  # %%bash, %%sh, %%script, %%perl ...: commands
                 self._command(node, body, lineno + 1)
         else:  # %run x.py, %load ../x.py, %cd .., %save f.py 1-3 ...: as the command it reads like
             self._command(node, f"{magic} {line}")
@@ -1019,8 +693,8 @@ class _Scanner(ast.NodeVisitor):
         """
         if not code.strip():
             return
-        if self.depth >= _MAX_MAGIC_DEPTH:
-            self.flag(Kind.HIDDEN_CODE, node, f"magics nested more than {_MAX_MAGIC_DEPTH} deep")
+        if self.depth >= MAX_MAGIC_DEPTH:
+            self.flag(Kind.HIDDEN_CODE, node, f"magics nested more than {MAX_MAGIC_DEPTH} deep")
             return
         tree = parse_cell(code, self.budget)
         if tree is None:
@@ -1056,7 +730,7 @@ def _code_after_options(line: str) -> list[str]:
     words = line.split()
     start = 0
     while start < len(words) and words[start].startswith("-"):
-        start += 2 if words[start] in _OPTIONS_WITH_VALUE else 1
+        start += 2 if words[start] in OPTIONS_WITH_VALUE else 1
     code = []
     for candidate in dict.fromkeys([" ".join(words[start:]), line.strip()]):
         try:

@@ -166,7 +166,7 @@ def withheld_for(exercise: Any) -> list[Withheld]:
 def checks_modules(support: Path | None) -> set[str]:
     """Modules replaced by stubs: every ``course_lib.checks`` module, and support modules
     that hold an exercise record (a course's own checks module)."""
-    from course_lib.checks import _core
+    from course_lib.checks import Exercise
 
     names = {"course_lib.checks"}
     package = importlib.import_module("course_lib.checks")
@@ -177,7 +177,7 @@ def checks_modules(support: Path | None) -> set[str]:
             names.add(f"course_lib.checks.{path.stem}")
     for path in _support_files(support):
         module = sys.modules.get(path.stem)
-        if module is not None and any(isinstance(v, _core.Exercise) for v in vars(module).values()):
+        if module is not None and any(isinstance(v, Exercise) for v in vars(module).values()):
             names.add(path.stem)
     return names
 

@@ -76,11 +76,14 @@ class Worker:
 
     def __init__(self, module: str, case: str, library: str, *, threads: int, keep_blas_env: bool):
         self.label = f"{module}:{case} ({library}, {threads} threads)"
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: it can never fill up and block
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close()) -- a file, not a pipe: it can never fill up and block
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), module, case, library],
             env=child_env(threads, keep_blas_env=keep_blas_env),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
         )
         self.info = self._answer()
 
@@ -105,14 +108,17 @@ class Worker:
         self.stderr.close()
 
 
-def compare(module: str, case: str, *, threads: int, rounds: int, repeats: int,
-            keep_blas_env: bool = False) -> dict:
+def compare(
+    module: str, case: str, *, threads: int, rounds: int, repeats: int, keep_blas_env: bool = False
+) -> dict:
     """Time both libraries' steps in turns, each in its own worker process; one result row."""
     spec: Case = importlib.import_module(module).CASES[case]
-    workers = {library: Worker(module, case, library, threads=threads, keep_blas_env=keep_blas_env)
-               for library in LIBRARIES}
+    workers = {
+        library: Worker(module, case, library, threads=threads, keep_blas_env=keep_blas_env)
+        for library in LIBRARIES
+    }
     try:
-        for library, worker in workers.items():  # a library that ignored the thread count would void the row
+        for worker in workers.values():  # a library that ignored the thread count would void the row
             if worker.info["threads"] != threads:
                 raise RuntimeError(f"{worker.label} runs on {worker.info['threads']} threads")
         blocks: dict[str, list[float]] = {library: [] for library in LIBRARIES}
@@ -151,7 +157,7 @@ def run_cases(module: str, *, rounds: int, repeats: int, keep_blas_env: bool = F
 
 def script_main(module: str, header: str, *, rounds: int, repeats: int) -> int:
     """``python bench_<x>.py [--keep-blas-env]``: print the table of one benchmark module."""
-    from bench_course_lib import print_rows
+    from results_table import print_rows
 
     print(f"{header}; best of {rounds} blocks x {repeats} runs per library, taking turns")
     keep = "--keep-blas-env" in sys.argv[1:]

@@ -16,7 +16,14 @@ def isolated(monkeypatch):
     import isolated
 
     yield isolated
-    for name in ("isolated", "bench_conv", "bench_recurrent", "bench_blas", "bench_course_lib"):
+    for name in (
+        "isolated",
+        "bench_conv",
+        "bench_recurrent",
+        "bench_blas",
+        "bench_course_lib",
+        "results_table",
+    ):
         sys.modules.pop(name, None)
 
 

@@ -65,6 +65,7 @@ class _CellError:
     evalue: str
 
 
+# autograder.cells.nbgrader_meta, copied: this file ships to students without the autograder.
 def _nbgrader(cell: Any) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) else {}

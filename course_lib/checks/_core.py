@@ -73,8 +73,9 @@ def register(exercise: Exercise) -> Exercise:
     """Add ``exercise`` to the registry. A judge built by ``diagnosing_judge`` lends it its catalogue
     of mistakes when the record names none itself, and the check-side function a judge compares
     with (``judge.reference``) joins ``references``."""
-    if not exercise.mistakes and getattr(exercise.judge, "mistakes", ()):
-        exercise = dataclasses.replace(exercise, mistakes=tuple(exercise.judge.mistakes))  # type: ignore[attr-defined]
+    lent: Sequence[Mistake] | None = getattr(exercise.judge, "mistakes", None)
+    if not exercise.mistakes and lent:
+        exercise = dataclasses.replace(exercise, mistakes=tuple(lent))
     reference = getattr(exercise.judge, "reference", None)
     if reference is not None and reference.__module__.startswith("course_lib.checks."):
         # A check-side helper computes the answer too (and a student can import it by name):
@@ -90,6 +91,9 @@ def register(exercise: Exercise) -> Exercise:
 
 
 def get(notebook: str, name: str) -> Exercise:
+    """The registered exercise ``name`` of ``notebook`` (e.g. ``get("07_rnn", "rnn_bptt")``);
+    KeyError naming both when there is none. The registry's lookup by key: the autograder
+    walks ``exercises()``; the tests ask for one exercise by name."""
     _load_all()
     try:
         return _REGISTRY[(notebook, name)]
@@ -98,6 +102,7 @@ def get(notebook: str, name: str) -> Exercise:
 
 
 def exercises(notebook: str | None = None) -> list[Exercise]:
+    """Every registered exercise (of ``notebook`` only, if given), sorted by (notebook, name)."""
     _load_all()
     return [ex for (nb, _), ex in sorted(_REGISTRY.items()) if notebook in (None, nb)]
 

@@ -8,7 +8,8 @@ import nbformat
 import pytest
 
 import tinycourse
-from autograder.canonical import answer_defines, canonicalize, nbgrader_meta
+from autograder.canonical import answer_defines, canonicalize
+from autograder.cells import nbgrader_meta
 from autograder.sample import solution_answers, student_notebook
 
 

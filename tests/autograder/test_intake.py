@@ -120,7 +120,9 @@ def test_moodle_folders_keep_the_participant_id(tiny_course, manifest, tmp_path:
     assert all(p is not None for p in _graded_paths(jobs).values())
 
 
-def test_non_ascii_names_keep_their_display_and_get_distinct_safe_keys(tiny_course, manifest, tmp_path: Path) -> None:
+def test_non_ascii_names_keep_their_display_and_get_distinct_safe_keys(
+    tiny_course, manifest, tmp_path: Path
+) -> None:
     _, releases = tiny_course
     subs = _class(tmp_path, releases[STEM], ["王伟", "李娜", "José Núñez"])
     jobs = collect(subs, manifest, unpack_dir=tmp_path / "u")
@@ -135,7 +137,9 @@ def test_non_ascii_names_keep_their_display_and_get_distinct_safe_keys(tiny_cour
     assert {j.display: j.student for j in again if j.assignment == STEM} == by_display  # stable keys
 
 
-def test_names_equal_but_for_case_or_crafted_to_collide_stay_apart(tiny_course, manifest, tmp_path: Path) -> None:
+def test_names_equal_but_for_case_or_crafted_to_collide_stay_apart(
+    tiny_course, manifest, tmp_path: Path
+) -> None:
     _, releases = tiny_course
     crafted = f"Alice_Smith-{_sha8('Alice Smith')}"  # what "Alice Smith" would become
     subs = _class(tmp_path, releases[STEM], ["ann", "Ann", "Alice Smith", crafted])
@@ -143,7 +147,9 @@ def test_names_equal_but_for_case_or_crafted_to_collide_stay_apart(tiny_course, 
     keys = [j.student for j in jobs if j.assignment == STEM]
     assert len(keys) == 4 and len({k.casefold() for k in keys}) == 4
     graded = {j.display: j.path for j in jobs if j.assignment == STEM}
-    assert all(graded[name] == subs / name / f"{STEM}.ipynb" for name in ["ann", "Ann", "Alice Smith", crafted])
+    assert all(
+        graded[name] == subs / name / f"{STEM}.ipynb" for name in ["ann", "Ann", "Alice Smith", crafted]
+    )
 
 
 def test_canvas_blackboard_and_gradescope_names(tiny_course, manifest, tmp_path: Path) -> None:
@@ -157,7 +163,12 @@ def test_canvas_blackboard_and_gradescope_names(tiny_course, manifest, tmp_path:
         zf.writestr(f"doejane_LATE_777_5680_numpy.py", "x = 1\n")
         zf.writestr(f"Homework 1_jdoe_attempt_2026-01-02-10-00-00_{STEM}.ipynb", text)
     jobs = {(j.student, j.assignment): j for j in collect(archive, manifest, unpack_dir=tmp_path / "u")}
-    for key, display in [("smithjohn_1234", "smithjohn"), ("smithjohn_4321", "smithjohn"), ("doejane_777", "doejane"), ("jdoe", "jdoe")]:
+    for key, display in [
+        ("smithjohn_1234", "smithjohn"),
+        ("smithjohn_4321", "smithjohn"),
+        ("doejane_777", "doejane"),
+        ("jdoe", "jdoe"),
+    ]:
         assert jobs[(key, STEM)].path is not None and jobs[(key, STEM)].display == display
     assert [p.name for p in jobs[("doejane_777", STEM)].beside] == ["doejane_LATE_777_5680_numpy.py"]
     assert jobs[("doejane_777", STEM)].folder == tmp_path / "u"  # flat: the unpacked root
@@ -191,7 +202,7 @@ def test_walk_is_iterative_and_bounded_in_depth(tmp_path: Path) -> None:
     import os
     import sys
 
-    from autograder.intake import MAX_WALK_DEPTH, _Handed, _walk
+    from autograder.intake import MAX_WALK_DEPTH, Handed, walk
 
     root = tmp_path / "hw"
     (root / "b").mkdir(parents=True)
@@ -211,12 +222,14 @@ def test_walk_is_iterative_and_bounded_in_depth(tmp_path: Path) -> None:
             fh.write("too deep")
     finally:
         os.close(fd)
-    handed = _Handed(folder=root)
+    handed = Handed(folder=root)
     try:
-        _walk(root, "hw", handed)
+        walk(root, "hw", handed)
         deepest = "hw/d" + "/a" * MAX_WALK_DEPTH  # d is at depth 1: this folder is at MAX_WALK_DEPTH + 1
         assert [p.relative_to(root).as_posix() for p in handed.beside] == ["a.csv", "z.csv", "b/c.csv"]
-        assert handed.problems == [(deepest, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read")]
+        assert handed.problems == [
+            (deepest, f"folder nested too deep (over {MAX_WALK_DEPTH} levels): not read")
+        ]
     finally:
         from autograder.removal import remove_tree
 

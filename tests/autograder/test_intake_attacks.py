@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 import tinycourse
-from autograder import intake
+from autograder import intake, intake_read
 from autograder.intake import IntakeLimits, Manifest, collect, read_submission
 from autograder.results import Status
 
@@ -158,7 +158,7 @@ def test_read_submission_survives_hostile_json(tmp_path: Path, content: str, rea
 def test_read_submission_caps_the_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release_text: str) -> None:
     path = tmp_path / "big.ipynb"
     path.write_text(release_text)
-    monkeypatch.setattr(intake, "MAX_NOTEBOOK_BYTES", 100)
+    monkeypatch.setattr(intake_read, "MAX_NOTEBOOK_BYTES", 100)  # where read_submission reads it
     nb, why = read_submission(path)
     assert nb is None and why == f"too large ({len(release_text.encode())} bytes; the limit is 100)"
 

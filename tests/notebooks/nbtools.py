@@ -8,7 +8,6 @@ about any particular notebook.
 from __future__ import annotations
 
 import copy
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+# The cell roles are the autograder's own (one definition), re-exported for the tests.
+from autograder.cells import is_answer, is_test, nbgrader_meta, strip_solution_markers
 from autograder.course import nbgrader_env
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO / "solutions"
 RELEASED = REPO / "notebooks"
-_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 
 def solution_stems() -> list[str]:
@@ -50,20 +50,6 @@ def solution_stems() -> list[str]:
 
 def read(path: Path) -> NotebookNode:
     return nbformat.read(path, as_version=4)
-
-
-def nbgrader_meta(cell: NotebookNode) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_answer(cell: NotebookNode) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.cell_type == "code" and bool(meta.get("solution")) and not meta.get("grade")
-
-
-def is_test(cell: NotebookNode) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def is_demo(cell: NotebookNode) -> bool:
@@ -85,20 +71,21 @@ class Exercise:
 def exercises_in(nb: NotebookNode) -> list[Exercise]:
     """Exercises in notebook order; a test cell ``test_<name>[_hidden]`` belongs to ``<name>``."""
     names = [nbgrader_meta(c)["grade_id"] for c in nb.cells if is_answer(c)]
-    tests = {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0)) for c in nb.cells if is_test(c)}
+    tests = {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0)) for c in nb.cells if is_test(c)
+    }
     out = []
     for name in names:
-        out.append(Exercise(name, {t: tests[t] for t in (f"test_{name}", f"test_{name}_hidden") if t in tests}))
+        out.append(
+            Exercise(name, {t: tests[t] for t in (f"test_{name}", f"test_{name}_hidden") if t in tests})
+        )
     return out
 
 
-def strip_solution_markers(source: str) -> str:
-    """The answer as a student would type it: the solution without nbgrader's marker lines."""
-    return "\n".join(line for line in source.splitlines() if not _MARKER.match(line))
-
-
 def _answer_sources(solution: NotebookNode) -> dict[str, str]:
-    return {nbgrader_meta(c)["grade_id"]: strip_solution_markers(c.source) for c in solution.cells if is_answer(c)}
+    return {
+        nbgrader_meta(c)["grade_id"]: strip_solution_markers(c.source) for c in solution.cells if is_answer(c)
+    }
 
 
 def student_copy(release: NotebookNode, solution: NotebookNode) -> NotebookNode:
@@ -149,5 +136,7 @@ def run_nbgrader(course: Path, *args: str, timeout: float = 1200) -> subprocess.
         if proc.returncode == 0 or KERNEL_START_RACE not in proc.stdout + proc.stderr:
             break
     if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
