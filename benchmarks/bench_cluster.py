@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from autograder.api import GradeOptions, GradeRun, grade_class  # noqa: E402
 from bench_autograder import build_class  # noqa: E402
+
+from autograder.api import GradeOptions, GradeRun, grade_class  # noqa: E402
 
 TARGET = 1.15
 SECRET = "777001"

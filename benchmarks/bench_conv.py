@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # isolated, when impor
 if __package__ in (None, ""):  # run as a script: make `course_lib` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from isolated import Case, run_cases, script_main  # noqa: E402
+from isolated import Case, run_cases, script_main
 
 __all__ = ["CASES", "run", "main"]
 

@@ -25,7 +25,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 if __package__ in (None, ""):  # run as a script: make `course_lib` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course_lib.widgets import learning_rate_explorer, playground  # noqa: E402
+from course_lib.widgets import learning_rate_explorer, playground
 
 __all__ = ["run", "main"]
 
