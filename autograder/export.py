@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.course import CourseDir
-from autograder.gradebook import Ledger
+from autograder.gradebook import Ledger, existing_run_dir
 from autograder.nbcourse import column_keys
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.report import write_report
@@ -162,7 +162,7 @@ def export_grades(
 ) -> ExportResult:
     """Write the CSVs and the report of ``run_dir``; scores from ``course``'s gradebook
     (default: the run folder's own course, ``<run_dir>/course``)."""
-    run_dir = Path(run_dir).resolve()
+    run_dir = existing_run_dir(run_dir)
     course = course or CourseDir.at(run_dir / "course")
     records = Ledger(run_dir).all()
     scores = gradebook_scores(course, records, course_id=course_id)

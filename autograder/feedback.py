@@ -30,7 +30,7 @@ import nbformat
 from autograder.cells import nbgrader_meta
 from autograder.course import CourseDir
 from autograder.export import describe_submission
-from autograder.gradebook import Ledger
+from autograder.gradebook import Ledger, existing_run_dir
 from autograder.mathrender import MATH_CSS, MathSlots, page_text
 from autograder.page_limits import (
     MARKDOWN_CSS,
@@ -190,7 +190,7 @@ def write_feedback(
 ) -> FeedbackResult:
     """One page per student under ``<run_dir>/feedback``; graded notebooks from ``course``
     (default: the run folder's own course, ``<run_dir>/course``)."""
-    run_dir = Path(run_dir).resolve()
+    run_dir = existing_run_dir(run_dir)
     course = course or CourseDir.at(run_dir / "course")
     by_student: dict[str, list] = {}
     for record in Ledger(run_dir).all():

@@ -46,7 +46,7 @@ from autograder.dblock import database_lock
 from autograder.pipeline import ExerciseScore, SubmissionResult
 from autograder.results import Evidence, Outcome, Status
 
-__all__ = ["GradebookLock", "Ledger", "ensure_submission", "merge_result"]
+__all__ = ["GradebookLock", "Ledger", "ensure_submission", "existing_run_dir", "merge_result"]
 
 _THREAD_LOCK = threading.Lock()
 
@@ -82,6 +82,15 @@ class GradebookLock:
             self._stack.close()
         finally:
             _THREAD_LOCK.release()
+
+
+def existing_run_dir(run_dir: Path) -> Path:
+    """``run_dir`` resolved, or a ValueError naming it when it is not a folder: exports and
+    feedback read a run that ``grade`` made, and must not invent an empty one."""
+    resolved = Path(run_dir).resolve()
+    if not resolved.is_dir():
+        raise ValueError(f"{run_dir}: no such run folder (grade a class into it first)")
+    return resolved
 
 
 class Ledger:

@@ -189,11 +189,6 @@ def test_a_note_a_student_controls_stays_in_its_cell_and_row(tmp_path: Path) -> 
     assert len(lines) == 2 and row["note"] == "bad\\x0amallory,Mallory,a1,9,9\\x0d=1+1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: export_grades on a run folder that does not exist fails on opening "
-    "grades.csv (FileNotFoundError, autograder/export.py, export_grades) instead of naming the folder",
-)
 def test_a_run_folder_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no-such-run"):
         export_grades(run_dir=tmp_path / "no-such-run", course=new_course(tmp_path / "course"))

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from small_gradebook import ASSIGNMENT, HIDDEN_CELL, HIDDEN_POINTS, course_notebook, graded_notebook
 
@@ -48,6 +49,7 @@ def _run(
     tmp_path: Path, records: list[SubmissionResult], notebooks: dict[str, nbformat.NotebookNode] | None = None
 ) -> CourseDir:
     """A run folder with ``records`` in its ledger and, per student, a graded notebook."""
+    (tmp_path / "run").mkdir(exist_ok=True)  # as `grade` makes it, even for an empty class
     course = CourseDir.at(tmp_path / "run" / "course")
     for r in records:
         Ledger(tmp_path / "run").write(r)
@@ -94,6 +96,13 @@ def test_show_hidden_tests_puts_the_instructors_source_back() -> None:
 def test_an_empty_class_has_no_pages(tmp_path: Path) -> None:
     course = _run(tmp_path, [])
     assert write_feedback(run_dir=tmp_path / "run", course=course).pages == ()
+
+
+def test_a_run_folder_that_does_not_exist_is_a_clear_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(ValueError, match="no-such-run: no such run folder"):
+        write_feedback(run_dir=missing, course=CourseDir.at(tmp_path / "course"))
+    assert not missing.exists()
 
 
 def test_pages_are_written_for_the_students_asked_for_only(tmp_path: Path) -> None:
