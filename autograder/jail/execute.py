@@ -1,20 +1,15 @@
-"""Execution step: run one prepared notebook in the sandbox (nbclient + IPython kernel).
+"""The notebook run inside the sandbox (nbclient + IPython kernel): pid 1 of its namespaces.
 
-``run_notebook`` (trusted parent) lays out the job's scratch directory, starts
-``python -m autograder.execute`` inside fresh namespaces and hard-kills it when the
-notebook's wall-clock budget is spent. Inside, ``main`` (root in the jail) drives the
-kernel cell by cell; the kernel itself is started by ``autograder.kernel_launcher``
-as ``nobody`` under rlimits, talking over unix sockets (``transport="ipc"``: there is
-no network in the jail, not even loopback).
+``autograder.execute.run_notebook`` (trusted) lays out the job's scratch directory and
+launches ``main`` here with a ``JailRequest`` (``Helper.EXECUTE``). ``main`` (root)
+enters the jail and drives the kernel cell by cell; the kernel itself is started by
+``autograder.jail.kernel_launcher`` as the sandbox uid under rlimits (cold: exec'd by
+jupyter_client; warm: ``_ForkedKernel``, a fork of this helper), talking over unix
+sockets (``transport="ipc"``: there is no network in the jail, not even loopback).
 
-Scratch layout (created by the parent; the jail sees it at ``sandbox.JAIL_DIR``)::
-
-    private/  root 0700  notebook.ipynb in, result.ipynb + status.json out
-    lib/      root 0755  read-only support modules put on the kernel's PYTHONPATH
-    work/     sandbox uid  the kernel's cwd and HOME: in the jail a size-capped tmpfs,
-                           so nothing written there reaches the host; thrown away afterwards
-    beside/   root 0700  the files handed in beside the notebook (``autograder.beside``),
-                           copied into work/ for the sandbox uid before the kernel starts
+Reads ``private/notebook.ipynb``; writes ``private/result.ipynb`` and
+``private/status.json`` (``completed``, ``timed_out``, ``kernel_died``, ``stopped_at``,
+``error``, ``helper_peak_bytes``, ``marks``), which is all the trusted side reads back.
 
 Every iopub message the kernel sends counts against the output caps (per cell and per
 notebook), whatever its kind; comm (widget) messages are dropped without being
@@ -23,137 +18,28 @@ stored. The root helper itself runs under an address-space limit once started.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
-from autograder.beside import link_beside
 from autograder.cap import OutputBudget
-from autograder.sandbox import NOBODY, Limits, Protections, remove_tree
-from autograder.template import in_template_fork, launch
+from autograder.jail import kernel_launcher
+from autograder.jail.fork import begin_warm, set_cmdline
+from autograder.jail.request import JailRequest, WarmFork, request_from_argv
+from autograder.sandbox import Limits, Protections
 
-__all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]
+__all__ = ["main"]
 
 _RECEIVE_QUEUE = 64  # messages the helper's sockets hold before the sender must wait or drop
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    notebook: nbformat.NotebookNode | None  # the executed notebook (partial if cut short)
-    completed: bool
-    timed_out: bool
-    kernel_died: bool
-    stopped_at: int | None  # index of the cell where execution stopped early
-    error: str  # why the run failed, "" if it did not
-    seconds: float
-    helper_peak_bytes: int = 0  # peak RSS of the root helper that drove the kernel (0 if unknown)
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (``_stages``), for profiling
-
-
-def prepare_scratch(
-    scratch: Path, *, support: list[Path], protections: Protections, beside: Path | None = None
-) -> None:
-    """Fresh scratch directory with the layout above; ``beside`` a folder made by
-    ``autograder.beside.prepare_beside`` (None: nothing was handed in beside the notebook)."""
-    remove_tree(scratch)
-    if scratch.exists():
-        raise OSError(f"cannot clear the old scratch directory {scratch}")
-    for sub, mode in (("", 0o755), ("private", 0o700), ("lib", 0o755), ("work", 0o700), ("verify", 0o755)):
-        (scratch / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(scratch / sub, mode)
-    for path in support:
-        target = scratch / "lib" / path.name
-        if path.is_dir():
-            shutil.copytree(path, target)
-        else:
-            shutil.copyfile(path, target)
-            os.chmod(target, 0o444)
-    if protections.unprivileged_user:
-        os.chown(scratch / "work", NOBODY, NOBODY)
-    if beside is not None and beside.is_dir():
-        link_beside(beside, scratch)
-
-
-def run_notebook(
-    nb: nbformat.NotebookNode,
-    *,
-    scratch: Path,
-    hide: list[Path],
-    limits: Limits,
-    protections: Protections,
-) -> ExecutionResult:
-    """Execute ``nb`` in the sandbox; never raises for anything the notebook does."""
-    private = scratch / "private"
-    nbformat.write(nb, str(private / "notebook.ipynb"))
-    args = [
-        "--scratch", str(scratch),
-        "--limits", json.dumps(asdict(limits)),
-        "--protections", json.dumps(asdict(protections)),
-        *[a for path in hide for a in ("--hide", str(path))],
-    ]  # fmt: skip
-    start = time.monotonic()
-    proc = launch("autograder.execute", args, protections, stdout=subprocess.DEVNULL)
-    killed = False
-    try:
-        _, err = proc.communicate(timeout=limits.notebook_budget + 20)
-    except subprocess.TimeoutExpired:
-        killed = True
-        # SIGTERM first: the warden kills the jail and still removes its cgroup and
-        # clears its uid; then SIGKILL whatever is left (unshare --kill-child takes
-        # the jail down with it).
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-    end = time.monotonic()
-    seconds = end - start
-    status_path, result_path = private / "status.json", private / "result.ipynb"
-    status = json.loads(status_path.read_text()) if status_path.exists() else {}
-    executed = nbformat.read(str(result_path), as_version=4) if result_path.exists() else None
-    error = status.get("error", "")
-    if killed:
-        error = f"hard-killed after {seconds:.0f} s (notebook budget {limits.notebook_budget:.0f} s)"
-    elif not status:
-        error = f"the grading sandbox failed (exit {proc.returncode}): {err.decode(errors='replace')[-800:]}"
-    return ExecutionResult(
-        notebook=executed,
-        completed=bool(status.get("completed")) and not killed,
-        timed_out=killed or bool(status.get("timed_out")),
-        kernel_died=bool(status.get("kernel_died")),
-        stopped_at=status.get("stopped_at"),
-        error=error,
-        seconds=seconds,
-        helper_peak_bytes=int(status.get("helper_peak_bytes") or 0),
-        stages=_stages(start, status.get("marks"), end),
-    )
-
-
-def _stages(start: float, marks: object, end: float) -> dict[str, float]:
-    """Seconds of each stage of one run, from the helper's monotonic marks (one clock:
-    the jail has no time namespace): ``launch`` (warden, unshare, python and imports;
-    warm: the forks), ``jail`` (enter_jail), ``kernel`` (kernel start), ``cells`` and
-    ``exit`` (kernel shutdown, the helper's exit, the warden's clean-up). Empty when the helper wrote no marks (it never started, or was killed)."""
-    names = ("main", "jail", "kernel", "cells")
-    if not isinstance(marks, dict) or not all(isinstance(marks.get(n), (int, float)) for n in names):
-        return {}
-    points = [start, *(float(marks[n]) for n in names), end]
-    labels = ("launch", "jail", "kernel", "cells", "exit")
-    return {label: max(0.0, b - a) for label, a, b in zip(labels, points, points[1:])}
-
-
-# ---------------------------------------------------------------- inside the jail
 
 
 class _ForkedKernel:
@@ -165,26 +51,32 @@ class _ForkedKernel:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, work: Path, limits: Limits, protections: Protections, uid: int | None) -> None:
+    def __init__(
+        self, work: Path, limits: Limits, protections: Protections, uid: int | None, warm: WarmFork
+    ) -> None:
         go_r, go_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                self._child(go_r, go_w, work, limits, protections, uid)
+                self._child(go_r, go_w, work, limits, protections, uid, warm)
             except BaseException as exc:  # the grader's own failure, before any student code
                 os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
             finally:
                 os._exit(70)
         os.close(go_r)
-        self.pid, self.returncode, self._go = pid, None, go_w
+        self.pid, self._go = pid, go_w
+        self.returncode: int | None = None
 
     @staticmethod
     def _child(
-        go_r: int, go_w: int, work: Path, limits: Limits, protections: Protections, uid: int | None
+        go_r: int,
+        go_w: int,
+        work: Path,
+        limits: Limits,
+        protections: Protections,
+        uid: int | None,
+        warm: WarmFork,
     ) -> None:
-        from autograder import kernel_launcher
-        from autograder.template import set_cmdline, site_paths
-
         os.close(go_w)
         os.setsid()  # as jupyter_client starts a kernel: interrupts go to its own group
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -212,7 +104,7 @@ class _ForkedKernel:
         except BaseException as exc:
             os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
             os._exit(70)
-        kernel_launcher.run_in_process(connection, env, site_paths())
+        kernel_launcher.run_in_process(connection, env, warm)
 
     def go(self, connection_file: str, env: dict[str, str]) -> None:
         """Start, with the connection file and environment jupyter_client made for it."""
@@ -257,8 +149,10 @@ class _ForkedKernel:
 
 
 def _client_classes(
-    limits: Limits, protections: Protections, jail: Path, uid: int | None, forked: _ForkedKernel | None = None
-):
+    jailed: JailRequest, uid: int | None, forked: _ForkedKernel | None = None
+) -> tuple[type[Any], type[Any]]:
+    """The kernel manager (cold: it runs ``kernel_launcher`` with ``jailed``, the request
+    as seen from inside the jail; warm: it starts ``forked``) and the output-capped client."""
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbformat.v4 import new_output
@@ -268,22 +162,21 @@ def _client_classes(
     class SandboxKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [
-                sys.executable, "-m", "autograder.kernel_launcher",
+                sys.executable, "-m", kernel_launcher.__name__,
                 "--connection-file", self.connection_file,
-                "--work", str(jail / "work"),
-                "--limits", json.dumps(asdict(limits)),
-                "--protections", json.dumps(asdict(protections)),
+                "--request", jailed.encode(),
                 *(["--uid", str(uid)] if uid is not None else []),
             ]  # fmt: skip
 
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             if forked is None:
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
-            provisioner = self.provisioner
+            # jupyter_client's LocalProvisioner (typed as its base class, without these fields).
+            provisioner: Any = self.provisioner
             assert provisioner is not None
             forked.go(self.connection_file, dict(kw.get("env") or {}))
             provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, forked.pid
-            provisioner.cwd = kw.get("cwd", str(jail / "work"))
+            provisioner.cwd = kw.get("cwd", str(jailed.scratch / "work"))
             self._reconcile_connection_info(provisioner.connection_info)
             return None
 
@@ -318,19 +211,18 @@ def _client_classes(
     return SandboxKernelManager, CappedClient
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(request: JailRequest, warm: WarmFork | None = None) -> int:
+    """Pid 1 of the sandbox (root): run ``request.scratch``'s notebook (see the module
+    docstring). ``warm``: this process is a fork of the warm template, and forks the
+    kernel from itself (None: started cold; jupyter_client execs the kernel)."""
     from autograder.sandbox import enter_jail, fill_work, jail_env, sandbox_uid
 
     started = time.monotonic()
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--hide", type=Path, action="append", default=[])
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
-    args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
-    jail = enter_jail(args.scratch, args.hide, limits=limits) if protections.namespaces else args.scratch
+    if warm is not None:
+        begin_warm(request)
+    limits, protections = request.limits, request.protections
+    scratch = request.scratch
+    jail = enter_jail(scratch, list(request.hide), limits=limits) if protections.namespaces else scratch
     private = jail / "private"
     fill_work(jail / "beside", jail / "work", sandbox_uid(protections))
     status: dict[str, object] = {
@@ -352,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
 
     nb = nbformat.read(str(private / "notebook.ipynb"), as_version=4)
     # Forked now, while this process has no zmq context and no thread (the manager below creates them).
-    warm = in_template_fork()
-    forked = _ForkedKernel(jail / "work", limits, protections, sandbox_uid(protections)) if warm else None
-    manager_class, client_class = _client_classes(limits, protections, jail, sandbox_uid(protections), forked)
+    uid = sandbox_uid(protections)
+    forked = _ForkedKernel(jail / "work", limits, protections, uid, warm) if warm is not None else None
+    jailed = dataclasses.replace(request, scratch=jail, hide=())
+    manager_class, client_class = _client_classes(jailed, uid, forked)
     km = manager_class(kernel_name="python3", transport="ipc", ip=str(jail / "work" / ".kernel"))
     km.connection_file = str(private / "kernel.json")
     # zmq queues up to 1000 messages per socket by default: 1 GB of 1 MB messages
@@ -448,4 +341,4 @@ def _peak_rss() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(request_from_argv(sys.argv[1:])))
