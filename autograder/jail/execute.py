@@ -187,7 +187,7 @@ def _client_classes(
 
         budget: OutputBudget
 
-        def process_message(self, msg, cell, cell_index):  # type: ignore[override]
+        def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
             admit = self.budget.charge(cell_index, msg["msg_type"], message_bytes(msg))
             if admit is Admit.KEEP:
                 return super().process_message(msg, cell, cell_index)
