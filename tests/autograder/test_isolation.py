@@ -532,11 +532,10 @@ def test_each_sandbox_gets_a_limited_cgroup_removed_afterwards(tmp_path: Path) -
 def test_the_hard_kill_still_lets_the_warden_clean_up(tmp_path: Path) -> None:
     # run_notebook's hard kill sends SIGTERM to the whole group first; a jail that
     # ignores it is SIGKILLed by the warden, which then removes the cgroup.
-    import json
     import signal
-    from dataclasses import asdict
 
     from autograder import cgroups
+    from autograder.jail.request import Helper, JailRequest
 
     if not (PROTECTIONS.own_uid and PROTECTIONS.cgroup):
         pytest.skip(PROTECTIONS.summary)
@@ -545,7 +544,7 @@ def test_the_hard_kill_still_lets_the_warden_clean_up(tmp_path: Path) -> None:
     )
     argv = [
         sys.executable, "-m", "autograder.warden",
-        "--limits", json.dumps(asdict(Limits())), "--protections", json.dumps(asdict(PROTECTIONS)),
+        JailRequest(Helper.EXECUTE, tmp_path, Limits(), PROTECTIONS).encode(),
         "--", sys.executable, "-c", stubborn,
     ]  # fmt: skip
     warden = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
