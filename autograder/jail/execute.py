@@ -90,16 +90,16 @@ class _ForkedKernel:
         if not data:  # the helper never started it
             os._exit(0)
         try:
-            request = json.loads(data)
+            started = json.loads(data)
             # The environment jupyter_client gives the kernel command (jail_env, see main).
             os.environ.clear()
-            os.environ.update(request["env"])
+            os.environ.update(started["env"])
             try:  # the cold kernel's command line, not the helper's (while still allowed to write it)
                 set_cmdline([sys.executable, "-m", "ipykernel_launcher", "-f", str(work / ".kernel.json")])
             except (OSError, ValueError, IndexError):
                 pass
             connection, env = kernel_launcher.prepare(
-                Path(request["connection"]), work, limits, protections, uid
+                Path(started["connection"]), work, limits, protections, uid
             )
         except BaseException as exc:
             os.write(2, f"kernel start: {type(exc).__name__}: {exc}\n".encode())
@@ -128,11 +128,11 @@ class _ForkedKernel:
 
     def wait(self, timeout: float | None = None) -> int:
         end = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
+        while (code := self.poll()) is None:
             if end is not None and time.monotonic() > end:
                 raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout or 0.0)
             time.sleep(0.01)
-        return self.returncode  # type: ignore[return-value]
+        return code
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
