@@ -11,55 +11,20 @@ The canonical setup cell always runs first (also before cells a student inserted
 above it): student code can never make it fail. A top-level statement that changes a
 name (``xs.append(...)``, ``d[k] = v``, ``n += 1``) defines it as an assignment does.
 
-Child side (inside the jail, as ``nobody``): ``run_cells`` executes the plan the way
-the kernel would (``autograder.replay_shell``): IPython syntax through
-``TransformerManager``, statement by statement, magics that run the student's Python
-(``%%time`` ...) run it, other magics are inert; a cell that raises is recorded and
-the replay goes on.
+The plan is run inside the jail, as the sandbox uid, by ``autograder.jail.replay``
+(the time boxes are its own); this half only reads source text.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
-import os
-import signal
-import time
-import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from autograder import pyast
-from autograder.replay_shell import BODY_MAGICS, Executor, ShellStub, strip_magic_options, transform
+from autograder.ipython_syntax import BODY_MAGICS, strip_magic_options, transform
 
-__all__ = [
-    "OPTIONAL_CELL_SECONDS",
-    "OPTIONAL_POOL_FRACTION",
-    "NEEDED_CELL_RESERVE",
-    "CellNames",
-    "CellTimeout",
-    "ReplayCell",
-    "ShellStub",
-    "cell_names",
-    "needed_cell_box",
-    "replay_plan",
-    "run_cells",
-    "time_box",
-    "transform",
-]
-
-# A cell the answer does not use runs at most this long (then SIGALRM stops it) ...
-OPTIONAL_CELL_SECONDS = 3.0
-# ... and all such cells of one exercise together at most this share of verify_timeout,
-# so that experiments never eat the time the answer's own cells and calls need.
-OPTIONAL_POOL_FRACTION = 0.25
-# A cell the answer needs may use the time left but a reserve for calling the answer,
-# min(NEEDED_CELL_RESERVE, left * NEEDED_CELL_RESERVE_SHARE): a value answer from a
-# training run as long as the notebook allowed is still verified, and a cell which
-# defines the answer and then runs forever still leaves time to call it.
-NEEDED_CELL_RESERVE = 10.0
-NEEDED_CELL_RESERVE_SHARE = 0.25
+__all__ = ["CellNames", "ReplayCell", "cell_names", "replay_plan"]
 
 # Calls that can bind names we cannot see statically: a cell using them is always
 # needed (conservative: better a full time box than a NameError).
@@ -265,134 +230,3 @@ def replay_plan(
             wanted |= names.uses
     plan = [ReplayCell(i, s, i in needed, i == setup_index) for i, s, _ in analysed]
     return sorted(plan, key=lambda cell: not cell.setup)  # stable: the rest keep their order
-
-
-# ---------------------------------------------------------------- inside the child
-
-
-class CellTimeout(BaseException):
-    """Raised by SIGALRM inside a cell or call that ran out of its time box."""
-
-
-def _alarm(signum: int, frame: Any) -> None:
-    raise CellTimeout()
-
-
-class time_box:
-    """``with time_box(seconds):`` raises CellTimeout inside the block after ``seconds``."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = max(seconds, 0.001)
-
-    def __enter__(self) -> None:
-        signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def fresh_namespace() -> dict[str, Any]:
-    """A ``__main__`` like the kernel's user namespace, with ``get_ipython``/``display``."""
-    import sys
-
-    module = types.ModuleType("__main__")
-    sys.modules["__main__"] = module
-    namespace = module.__dict__
-    shell = ShellStub()  # inert until run_cells gives it an executor
-    namespace.update(__builtins__=builtins, get_ipython=lambda: shell, display=lambda *a, **k: None)
-    return namespace
-
-
-Issue = tuple[int, str, str]  # (cell index, "raised" | "timed out" | "skipped", message)
-
-
-def run_cells(
-    plan: Iterable[ReplayCell],
-    namespace: dict[str, Any],
-    *,
-    skip: set[int],
-    deadline: float,
-    pool: float,
-    progress: Callable[[str], None],
-    withheld: type[BaseException] | None = None,
-) -> tuple[list[Issue], str]:
-    """Execute ``plan`` in ``namespace``. Returns the cell issues, and why the setup
-    cell failed ("" if it did not). ``deadline`` is ``time.monotonic()`` time.
-
-    ``skip``: cells that ran out of their time box (or stopped the whole process) for an
-    earlier exercise: skipped where this exercise's answer does not need them, run again
-    where it does. ``withheld``: a statement calling a withheld reference is left and
-    the cell goes on (see ``replay_shell``); after the replay such calls raise again."""
-    issues: list[Issue] = []
-    executor = Executor(namespace, withheld)
-    shell = ShellStub(executor)
-    namespace["get_ipython"] = lambda: shell
-    try:
-        for cell in plan:
-            if cell.index in skip and not cell.needed:
-                issues.append(
-                    (cell.index, "skipped", "skipped: it ran out of its time box for an earlier exercise")
-                )
-                continue
-            left = deadline - time.monotonic()
-            box = needed_cell_box(left) if cell.needed else min(OPTIONAL_CELL_SECONDS, pool, left)
-            if box <= 0.01:
-                issues.append(
-                    (cell.index, "skipped", "skipped: no time was left for cells the answer does not use")
-                )
-                continue
-            progress(f"B {cell.index}")
-            start = time.monotonic()
-            issue, setup_error = _run_one(cell, executor, box, progress)
-            if setup_error:
-                return issues, setup_error
-            if issue is not None:
-                issues.append(issue)
-            if not cell.needed:
-                pool -= time.monotonic() - start
-            progress(f"E {cell.index}")
-    finally:
-        executor.withheld = None  # the answer's own calls: a withheld reference raises
-    return issues, ""
-
-
-def needed_cell_box(left: float) -> float:
-    """Seconds a needed cell may run when ``left`` seconds of the exercise are left."""
-    return left - min(NEEDED_CELL_RESERVE, left * NEEDED_CELL_RESERVE_SHARE)
-
-
-def _run_one(
-    cell: ReplayCell, executor: Executor, box: float, progress: Callable[[str], None]
-) -> tuple[Issue | None, str]:
-    """Run one cell in its time box: (its issue or None, the setup cell's failure or "")."""
-    executor.withheld_note = ""
-    try:
-        with time_box(box):
-            executor.run(cell.source, f"<cell {cell.index}>")
-    except CellTimeout:
-        progress(f"T {cell.index}")
-        return (cell.index, "timed out", f"stopped after {box:.1f} s"), ""
-    except BaseException as exc:  # SystemExit, KeyboardInterrupt too
-        message = f"{type(exc).__name__}: {exc}"[:300]
-        if cell.setup:
-            return None, message
-        return (cell.index, "raised", message), ""
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    if executor.withheld_note:
-        note = f"a statement called a withheld reference (left out; the rest of the cell ran): {executor.withheld_note}"
-        return (cell.index, "raised", note[:300]), ""
-    return None, ""
-
-
-def evidence_writer(fd: int) -> Callable[[str], None]:
-    """A progress line writer on ``fd`` that never raises (student code may close it)."""
-
-    def write(line: str) -> None:
-        try:
-            os.write(fd, (line + "\n").encode())
-        except OSError:
-            pass
-
-    return write

@@ -1,7 +1,7 @@
 """The sandbox student code runs in: namespaces, a uid of its own, cgroup, rlimits.
 
-``sandbox_argv`` wraps a trusted helper (``autograder.execute`` or
-``autograder.verify``) in ``unshare --net --mount --pid --ipc --fork --kill-child``,
+``sandbox_argv`` wraps a sandbox helper (a ``Helper`` of ``autograder.jail``, given
+its ``JailRequest``) in ``unshare --net --mount --pid --ipc --fork --kill-child``,
 itself run by the warden (``autograder.warden``), a root process outside the jail
 that leases the sandbox a uid of its own, puts the whole tree in a cgroup of its own
 (memory and process limits for all its processes together) and cleans both up after.
@@ -26,18 +26,21 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
-import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder import cgroups, keyrings
 from autograder.removal import remove_tree
 from autograder.warden import LEASE_DIR, SANDBOX_UID_ENV, UID_BASE, UID_COUNT
+
+if TYPE_CHECKING:  # autograder.jail.request imports Limits and Protections from here
+    from autograder.jail.request import JailRequest
 
 __all__ = [
     "JAIL_DIR",
@@ -164,22 +167,17 @@ def detect_protections() -> Protections:
     )
 
 
-def sandbox_argv(
-    module: str, args: list[str], protections: Protections, *, limits: Limits | None = None
-) -> list[str]:
-    """The command that runs ``python -m module args`` inside fresh namespaces, under a
-    warden when a leased uid or a cgroup is on. ``limits`` defaults to the ``--limits``
-    JSON in ``args`` (what the helpers are given anyway), else ``Limits()``."""
-    command = [sys.executable, "-m", module, *args]
+def sandbox_argv(request: JailRequest) -> list[str]:
+    """The cold start's command for ``request``: ``python -m <helper> <request>`` inside
+    fresh namespaces, under a warden (given the same request, for its limits and
+    protections) when a leased uid or a cgroup is on."""
+    protections = request.protections
+    command = [sys.executable, "-m", request.helper.module, request.encode()]
     if protections.namespaces:
         flags = _NAMESPACES if protections.ipc_namespace else _NAMESPACES[:3]
         command = ["unshare", *flags, "--fork", "--kill-child", *command]
     if protections.own_uid or protections.cgroup:
-        if limits is None:
-            given = args[args.index("--limits") + 1] if "--limits" in args[:-1] else None
-            limits = Limits(**json.loads(given)) if given else Limits()
-        warden = ["--limits", json.dumps(asdict(limits)), "--protections", json.dumps(asdict(protections))]
-        command = [sys.executable, "-m", "autograder.warden", *warden, "--", *command]
+        command = [sys.executable, "-m", "autograder.warden", request.encode(), "--", *command]
     return command
 
 

@@ -12,8 +12,8 @@ root, outside any jail) imports them once and, per sandbox, forks:
    (the flags ``sandbox_argv`` gives unshare(1), mounts made private as unshare(1)
    does) and forks again, waiting like ``unshare --fork`` (SIGINT/SIGTERM ignored);
 3. whose child is pid 1 of the new namespaces, killed with it (``--kill-child``:
-   PR_SET_PDEATHSIG), and runs the helper's ``main`` (``autograder.execute`` or
-   ``autograder.verify_jail``) exactly as the cold start would after exec: it enters
+   PR_SET_PDEATHSIG), and runs the helper's ``main(request, WarmFork(...))`` (a
+   ``Helper`` of ``autograder.jail``) as the cold start would after exec: it enters
    the jail, and student code runs only after ``drop_privileges``.
 
 So every protection of the cold path is applied, by the same code, in the same order.
@@ -21,10 +21,11 @@ The template runs no student code and holds no secret (no course_lib, no solutio
 no seeds: it never imports course_lib, so no re-verification child can inherit a
 reference). Each sandbox is a fresh fork of it: nothing passes from one submission to
 the next. A fork does share the template's hash seed and, until reseeded, numpy's
-global generator: each jail's pid 1 reseeds numpy (``forget_template``).
+global generator: each jail's pid 1 reseeds numpy (``autograder.jail.fork``).
 
 The grader talks to the template over a SOCK_SEQPACKET socket: one message per
-sandbox, carrying the request (JSON) and three descriptors: the sandbox's stdout and
+sandbox, carrying the ``JailRequest`` (its one encoding) with the helper's environment,
+and three descriptors: the sandbox's stdout and
 stderr and a status socket on which the warden sends its pid, then its exit code.
 ``launch`` returns a ``WarmProcess`` that behaves like the ``subprocess.Popen`` of
 the cold start (``pid``, ``communicate``, ``returncode``).
@@ -44,27 +45,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from autograder.sandbox import Limits, Protections, sandbox_argv
+from autograder.jail.request import Helper, JailRequest, WarmFork
+from autograder.sandbox import Protections, sandbox_argv
 
-__all__ = [
-    "HELPERS",
-    "COLD_ENV",
-    "WarmProcess",
-    "forget_template",
-    "import_env",
-    "in_template_fork",
-    "launch",
-    "set_cmdline",
-    "shutdown",
-    "site_paths",
-    "warm_available",
-]
+__all__ = ["COLD_ENV", "WarmProcess", "launch", "shutdown", "warm_available"]
 
-HELPERS = ("autograder.execute", "autograder.verify_jail")  # the only mains the template runs
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_NEWIPC = 0x00020000, 0x20000000, 0x40000000, 0x08000000
 _MS_REC, _MS_PRIVATE = 16384, 1 << 18
@@ -73,7 +61,6 @@ _STATUS_FD = 3  # in the warden: the status socket to the grader
 _TEMPLATE_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "AUTOGRADER_TRACE")  # what the template inherits
 _GRADER_ENV: dict[str, str] = {}  # the template's environment as the grader gave it, before ``_preload``
 _SITE_PATHS: list[str] = []  # the interpreter's own sys.path (without -m's cwd and PYTHONPATH)
-_IN_FORK = False  # set in each sandbox's pid 1 (``in_template_fork``)
 _IMPORT_ENV: dict[str, str] = {}  # variables the preloaded imports set for themselves (debugpy's)
 
 
@@ -83,25 +70,21 @@ def warm_available(protections: Protections) -> bool:
 
 
 def launch(
-    module: str,
-    args: list[str],
-    protections: Protections,
-    *,
-    env: dict[str, str] | None = None,
-    stdout: int | None,
+    request: JailRequest, *, env: dict[str, str] | None = None, stdout: int | None
 ) -> subprocess.Popen[bytes] | WarmProcess:
-    """Start ``python -m module args`` in a fresh sandbox: forked from the template when
-    ``warm_available``, else the cold ``sandbox_argv`` command. ``stdout`` is
-    ``subprocess.PIPE`` or ``subprocess.DEVNULL``; stderr is always a pipe."""
-    if module not in HELPERS:
-        raise ValueError(f"launch: {module!r} is not a sandbox helper ({', '.join(HELPERS)})")
-    if warm_available(protections):
+    """Start ``request``'s helper in a fresh sandbox: forked from the template when
+    ``warm_available``, else the cold ``sandbox_argv`` command. ``env``: the helper's
+    environment (None: this process's). ``stdout`` is ``subprocess.PIPE`` or
+    ``subprocess.DEVNULL``; stderr is always a pipe."""
+    if not isinstance(request, JailRequest):
+        raise TypeError(f"launch: expected a JailRequest, got {type(request).__name__}")
+    if warm_available(request.protections):
         try:
-            return _template().spawn(module, args, protections, env=env, stdout=stdout)
+            return _template().spawn(request, env=env, stdout=stdout)
         except OSError as exc:  # the template could not start or fork: the cold start, said once
             _warn_once(f"autograder: the warm start failed ({exc}); sandboxes start cold")
     return subprocess.Popen(
-        sandbox_argv(module, args, protections),
+        sandbox_argv(request),
         stdout=stdout,
         stderr=subprocess.PIPE,
         env=env,
@@ -116,11 +99,6 @@ def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
         print(message, file=sys.stderr)
-
-
-def in_template_fork() -> bool:
-    """True in a sandbox forked from the template (its helper may fork the kernel)."""
-    return _IN_FORK
 
 
 # ---------------------------------------------------------------- the grader's side
@@ -218,23 +196,8 @@ class _Template:
         )
         theirs.close()
 
-    def spawn(
-        self,
-        module: str,
-        args: list[str],
-        protections: Protections,
-        *,
-        env: dict[str, str] | None,
-        stdout: int | None,
-    ) -> WarmProcess:
-        limits = _limits_of(args)
-        request = {
-            "module": module,
-            "args": args,
-            "env": env,
-            "limits": asdict(limits),
-            "protections": asdict(protections),
-        }
+    def spawn(self, request: JailRequest, *, env: dict[str, str] | None, stdout: int | None) -> WarmProcess:
+        message = {"request": request.encode(), "env": env}
         out_r, out_w = os.pipe() if stdout == subprocess.PIPE else (None, os.open(os.devnull, os.O_WRONLY))
         err_r, err_w = os.pipe()
         status_ours, status_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -243,7 +206,7 @@ class _Template:
                 if self.proc.poll() is not None:
                     raise OSError(f"the warm-start template exited ({self.proc.returncode})")
                 socket.send_fds(
-                    self._sock, [json.dumps(request).encode()], [out_w, err_w, status_theirs.fileno()]
+                    self._sock, [json.dumps(message).encode()], [out_w, err_w, status_theirs.fileno()]
                 )
         except BaseException:
             for fd in (out_r, err_r):
@@ -276,11 +239,6 @@ def _read_pid(status: socket.socket) -> int:
         data += chunk
     message = json.loads(data.split(b"\n", 1)[0])
     return int(message["pid"])
-
-
-def _limits_of(args: list[str]) -> Limits:
-    given = args[args.index("--limits") + 1] if "--limits" in args[:-1] else None
-    return Limits(**json.loads(given)) if given else Limits()
 
 
 _TEMPLATE: _Template | None = None
@@ -317,7 +275,7 @@ def _preload() -> None:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"  # as in jail_env; and a BLAS thread pool must not exist at fork
     # matplotlib's config dir is the template's own (root-only, empty); each kernel and
-    # re-verification child is pointed at its jail's (``forget_template``).
+    # re-verification child is pointed at its jail's (``autograder.jail.fork``).
     config = Path(f"/run/autograder/template-mpl-{os.getpid()}")
     config.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ["MPLCONFIGDIR"] = str(config)
@@ -342,8 +300,8 @@ def _preload() -> None:
     ours = {"MPLBACKEND", "MPLCONFIGDIR", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
     _IMPORT_ENV.update({k: v for k, v in os.environ.items() if k not in before and k not in ours})
     TransformerManager().transform_cell("%matplotlib inline\n!ls\nx?\n")
-    for module in HELPERS:
-        importlib.import_module(module)
+    for helper in Helper:
+        importlib.import_module(helper.module)
     if "course_lib" in sys.modules:
         raise RuntimeError("the template must never hold course_lib")
     # fork() copies only the calling thread: a thread started by an import would leave
@@ -352,54 +310,9 @@ def _preload() -> None:
         raise RuntimeError("the template must stay single-threaded: an import started a thread")
 
 
-def site_paths() -> list[str]:
-    """In a fork of the template: the ``sys.path`` entries a fresh interpreter starts with
-    before PYTHONPATH and the script's folder are added (stdlib, site-packages, hooks)."""
-    return list(_SITE_PATHS)
-
-
-def import_env() -> dict[str, str]:
-    """Variables the template's imports set in its environment (debugpy sets
-    PYDEVD_USE_FRAME_EVAL when absent): a kernel that imported them itself would have them."""
-    return dict(_IMPORT_ENV)
-
-
-def forget_template(env: dict[str, str]) -> None:
-    """In a fork of the template, before its work: the environment ``env``, a fresh
-    draw for numpy's global generator, and matplotlib's folders from ``env`` (they were
-    fixed at the template's import)."""
-    os.environ.clear()
-    os.environ.update(env)
-    _GRADER_ENV.clear()  # already little (``_TEMPLATE_ENV``); none of it in a jail's memory
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
-    mpl = sys.modules.get("matplotlib")
-    folder = env.get("MPLCONFIGDIR")
-    if mpl is not None and folder:
-
-        def config_dir() -> str:
-            os.makedirs(folder, exist_ok=True)
-            return folder
-
-        mpl.get_configdir = mpl.get_cachedir = config_dir
-
-
-_CMDLINE_ROOM = 8192  # bytes of argv the template is started with, rewritten by each fork
-
-
-def set_cmdline(argv: list[str]) -> None:
-    """Make ``/proc/<pid>/cmdline`` read as the cold start's (``ps`` and the host's
-    watchers see which helper and scratch this is): the template was started with
-    ``_CMDLINE_ROOM`` bytes of argv, rewritten here in place (as setproctitle does).
-    Raises OSError where /proc/self/mem cannot be written."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    arg_start, arg_end = int(fields[45]), int(fields[46])  # fields 48 and 49 of proc(5)
-    room = arg_end - arg_start
-    data = (b"\0".join(a.encode() for a in argv) + b"\0")[: room - 1]
-    with open("/proc/self/mem", "r+b", buffering=0) as mem:
-        mem.seek(arg_start)
-        mem.write(data.ljust(room, b"\0"))
+# Bytes of argv the template is started with: each fork rewrites them to read as the
+# cold start's command line (``autograder.jail.fork.set_cmdline``).
+_CMDLINE_ROOM = 8192
 
 
 def _reset_signals() -> None:
@@ -421,7 +334,8 @@ class _Forked:
     """A forked child, as ``warden.guard`` needs it."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.code = pid, None
+        self.pid = pid
+        self.code: int | None = None
 
     def poll(self) -> int | None:
         if self.code is None:
@@ -445,7 +359,29 @@ class _Forked:
             pass
 
 
-def _warden(request: dict[str, Any], fds: list[int]) -> None:
+@dataclass(frozen=True)
+class _Order:
+    """One sandbox as the grader asked for it: the request and the helper's environment
+    (None: the grader's own, as the cold start's Popen would give)."""
+
+    request: JailRequest
+    env: dict[str, str] | None
+
+    @classmethod
+    def read(cls, message: bytes) -> _Order:
+        """The grader's message; raises ValueError (a ``JailRequestError`` naming the field)."""
+        data = json.loads(message)
+        if not isinstance(data, dict) or set(data) != {"request", "env"}:
+            raise ValueError("not a sandbox order: expected the fields request and env")
+        env = data["env"]
+        if env is not None and not (
+            isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            raise ValueError("env: must be null or an object of strings")
+        return cls(JailRequest.decode(data["request"]), env)
+
+
+def _warden(order: _Order, fds: list[int]) -> None:
     """Step 1, in the template's fork: never returns."""
     from autograder.warden import guard
 
@@ -459,10 +395,10 @@ def _warden(request: dict[str, Any], fds: list[int]) -> None:
     os.dup2(status, _STATUS_FD)
     os.closerange(_STATUS_FD + 1, 1 << 16)  # above all the template's request socket
     os.write(_STATUS_FD, json.dumps({"pid": os.getpid()}).encode() + b"\n")
-    limits, protections = Limits(**request["limits"]), Protections(**request["protections"])
-    # The environment the cold start's Popen would give: the request's, else the grader's.
+    request = order.request
+    # The environment the cold start's Popen would give: the order's, else the grader's.
     os.environ.clear()
-    os.environ.update(request["env"] if request["env"] is not None else _GRADER_ENV)
+    os.environ.update(order.env if order.env is not None else _GRADER_ENV)
 
     def start(env: dict[str, str], procs: list[int]) -> _Forked:
         pid = os.fork()
@@ -473,7 +409,7 @@ def _warden(request: dict[str, Any], fds: list[int]) -> None:
                 for fd in procs:
                     os.write(fd, b"0")
                     os.close(fd)
-                code = _unshare(request, env, protections)
+                code = _unshare(request, env)
             except BaseException as exc:
                 os.write(2, f"autograder.template: {type(exc).__name__}: {exc}\n".encode())
             finally:
@@ -482,7 +418,7 @@ def _warden(request: dict[str, Any], fds: list[int]) -> None:
 
     code = 70
     try:
-        code = guard(limits, protections, start)
+        code = guard(request.limits, request.protections, start)
     except BaseException as exc:
         os.write(2, f"autograder.warden: {type(exc).__name__}: {exc}\n".encode())
     finally:
@@ -492,9 +428,9 @@ def _warden(request: dict[str, Any], fds: list[int]) -> None:
             os._exit(0)
 
 
-def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protections) -> int:
+def _unshare(request: JailRequest, env: dict[str, str]) -> int:
     """Step 2: new namespaces, then pid 1 in them (step 3); returns its exit code."""
-    global _IN_FORK
+    protections = request.protections
     libc = ctypes.CDLL(None, use_errno=True)
     if protections.namespaces:
         flags = (
@@ -512,21 +448,18 @@ def _unshare(request: dict[str, Any], env: dict[str, str], protections: Protecti
         code = 70
         try:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            _IN_FORK = True
             _reset_signals()
-            forget_template(env)
-            module, args = request["module"], list(request["args"])
-            sys.argv = [module, *args]
+            os.environ.clear()
+            os.environ.update(env)
+            _GRADER_ENV.clear()  # already little (``_TEMPLATE_ENV``); none of it in a jail's memory
+            module = request.helper.module
+            sys.argv = [module, request.encode()]
             # What ``python -m module`` starts with: its cwd, then PYTHONPATH, then the site.
             pythonpath = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
             sys.path[:] = [os.getcwd(), *pythonpath, *_SITE_PATHS]
             sys.path_importer_cache.clear()
-            try:
-                set_cmdline([sys.executable, "-m", module, *args])
-            except (OSError, ValueError, IndexError):
-                pass  # only a name for people and watchers
-
-            code = int(importlib.import_module(module).main(args) or 0)
+            warm = WarmFork(tuple(_SITE_PATHS), tuple(_IMPORT_ENV.items()))
+            code = int(importlib.import_module(module).main(request, warm) or 0)
             sys.stdout.flush()
             sys.stderr.flush()
         except SystemExit as exc:
@@ -565,16 +498,17 @@ def serve(sock: socket.socket) -> int:
             _reap(block=True)
             return 0
         try:
-            request = json.loads(message)
-            if request.get("module") not in HELPERS or len(fds) != 3:
-                raise ValueError(f"not a sandbox request: {str(request.get('module'))[:80]}")
-        except ValueError:
+            if len(fds) != 3:
+                raise ValueError(f"a sandbox order comes with 3 descriptors, not {len(fds)}")
+            order = _Order.read(message)
+        except ValueError as exc:  # the grader's status socket closes unanswered: launch raises
+            print(f"autograder.template: {exc}"[:500], file=sys.stderr)
             for fd in fds:
                 os.close(fd)
             continue
         if os.fork() == 0:
             try:
-                _warden(request, fds)
+                _warden(order, fds)
             finally:
                 os._exit(70)
         for fd in fds:
@@ -594,8 +528,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as the package's module, not as ``__main__``: its forks import
-    # ``autograder.template`` (``site_paths``) and must find the state ``serve`` set.
+    # Run as the package's module, not as ``__main__``: one copy of the state ``serve``
+    # sets (``_SITE_PATHS``, ``_GRADER_ENV``), the one ``autograder.template`` names in a fork.
     from autograder import template as _module
 
     raise SystemExit(_module.main())

@@ -7,7 +7,7 @@ notebook. ``reverify`` does not trust any of it:
    (the notebook's and a secret one), builds per exercise a *view* of course_lib with
    the exercise's references withheld (``autograder.views``) and picks the cells to
    replay (``autograder.replay``): everything nbgrader ran before the exercise's test.
-2. In the sandbox (``autograder.verify_jail``) a fresh child per exercise, with the view
+2. In the sandbox (``autograder.jail.verify``) a fresh child per exercise, with the view
    mounted over course_lib, replays those cells, calls the answer on the cases and
    streams the raw outputs back (``autograder.wire``).
 3. Here again, the outputs are judged with ``Exercise.judge``: one ``SeedResult`` per
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ import nbformat
 import numpy as np
 
 from autograder import wire
+from autograder.jail.request import Helper, JailRequest, exercise_seconds
 from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env
 from autograder.template import launch
-from autograder.verify_jail import exercise_seconds
 from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 
 __all__ = ["Verdict", "reverify", "test_seeds"]
@@ -222,23 +222,18 @@ def _run_sandbox(
         (directory / "cases" / f"{k}.bin").write_bytes(
             wire.dumps([[c.args, c.kwargs] for _, c in item.cases])
         )
-    args = [
-        "--scratch", str(scratch),
-        "--limits", json.dumps(asdict(limits)),
-        "--protections", json.dumps(asdict(protections)),
-        *[a for path in hide for a in ("--hide", str(path))],
-    ]  # fmt: skip
+    request = JailRequest(Helper.VERIFY, scratch, limits, protections, hide=tuple(hide))
     base = Path(JAIL_DIR) if protections.namespaces else scratch
     env = jail_env(base / "work", [str(base / "lib")])
     budget = exercise_seconds(limits) * len(items) + START_SECONDS
-    proc = launch("autograder.verify_jail", args, protections, env=env, stdout=subprocess.PIPE)
+    proc = launch(request, env=env, stdout=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     frames: dict[str, dict] = {}
-    for line in out.splitlines():
+    for line in (out or b"").splitlines():  # stdout is a pipe: never None
         try:
             frame = json.loads(line)
             frames[str(frame["name"])] = frame

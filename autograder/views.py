@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from autograder import pyast
+from autograder.jail.request import EVIDENCE_FD
 
 __all__ = [
     "EVIDENCE_FD",
@@ -72,9 +73,9 @@ __all__ = [
     "withhold_source",
 ]
 
-# The child dup2()s its progress pipe here; a withheld stub writes the name it was
-# called under, so a call is in the parent's hands even if the student empties lists.
-EVIDENCE_FD = 1000
+# The child dup2()s its progress pipe to EVIDENCE_FD (one number for both sides: the
+# jail's contract); a withheld stub writes the name it was called under, so a call is
+# in the parent's hands even if the student empties lists.
 _RUNTIME = "_withheld"  # course_lib/_withheld.py, present in every view only
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]")
 

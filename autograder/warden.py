@@ -1,8 +1,9 @@
 """The warden: a small root process outside the jail that owns one sandbox's
 host-side resources for exactly its lifetime.
 
-``sandbox.sandbox_argv`` puts ``python -m autograder.warden ... -- unshare ...`` in
-front of every sandboxed helper. The warden
+``sandbox.sandbox_argv`` puts ``python -m autograder.warden <request> -- unshare ...``
+in front of every sandboxed helper (``<request>``: the helper's own ``JailRequest``,
+for its limits and protections). The warden
 
 1. leases a uid of its own for the sandbox (``UidLease``: ``UID_BASE + n``, held by an
    ``flock`` on ``LEASE_DIR/n`` for as long as the warden lives), so per-uid limits
@@ -146,15 +147,18 @@ def guard(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.sandbox import Limits, Protections
+    """The cold start's warden: ``python -m autograder.warden <request> -- command...``."""
+    from autograder.jail.request import JailRequest, JailRequestError
 
     parser = argparse.ArgumentParser(prog="autograder.warden")
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
+    parser.add_argument("request", help="the sandbox's JailRequest (its limits and protections)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
+    try:
+        request = JailRequest.decode(args.request)
+    except JailRequestError as exc:
+        parser.error(f"bad request: {exc}")
+    limits, protections = request.limits, request.protections
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to run after --")

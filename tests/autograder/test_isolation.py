@@ -274,14 +274,16 @@ COMM_FLOOD = (
 
 
 def _watch_helper_rss(stop: threading.Event, peak: list[int], scratch: Path) -> None:
-    """From the host: the largest VmRSS of this test's `autograder.execute` process (its
+    """From the host: the largest VmRSS of this test's `autograder.jail.execute` process (its
     command line names the test's scratch; other tests may be grading at the same time)."""
-    mark = str(scratch).encode()
+    from autograder.jail.request import Helper
+
+    mark, helper = str(scratch).encode(), Helper.EXECUTE.module.encode()
     while not stop.is_set():
         for proc in Path("/proc").iterdir():
             try:
                 cmdline = (proc / "cmdline").read_bytes()
-                if b"autograder.execute" not in cmdline or mark not in cmdline:
+                if helper not in cmdline or mark not in cmdline:
                     continue
                 for line in (proc / "status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -469,14 +471,18 @@ def test_print_the_protections_summary() -> None:
 
 
 def test_sandbox_argv_puts_the_warden_in_front_only_when_needed() -> None:
+    from autograder.jail.request import Helper, JailRequest
     from autograder.sandbox import Protections, sandbox_argv
 
     full = Protections(True, True, True, True, True, "v1", True, True)
-    argv = sandbox_argv("autograder.execute", ["--limits", '{"tree_processes": 7}'], full)
+    request = JailRequest(Helper.EXECUTE, Path("/s"), Limits(tree_processes=7), full)
+    argv = sandbox_argv(request)
     assert argv[1:3] == ["-m", "autograder.warden"] and "--ipc" in argv
-    assert '"tree_processes": 7' in argv[argv.index("--limits") + 1]  # the helper's limits, for the cgroup
+    assert '"tree_processes": 7' in argv[3]  # the helper's limits, for the cgroup
+    assert argv[-3:] == ["-m", "autograder.jail.execute", argv[3]]  # the same request for the helper
     bare = Protections(namespaces=False, unprivileged_user=False, rlimits=True)
-    assert sandbox_argv("autograder.execute", ["--x"], bare)[1:] == ["-m", "autograder.execute", "--x"]
+    request = JailRequest(Helper.EXECUTE, Path("/s"), Limits(), bare)
+    assert sandbox_argv(request)[1:] == ["-m", "autograder.jail.execute", request.encode()]
 
 
 @needs_full
@@ -526,11 +532,10 @@ def test_each_sandbox_gets_a_limited_cgroup_removed_afterwards(tmp_path: Path) -
 def test_the_hard_kill_still_lets_the_warden_clean_up(tmp_path: Path) -> None:
     # run_notebook's hard kill sends SIGTERM to the whole group first; a jail that
     # ignores it is SIGKILLed by the warden, which then removes the cgroup.
-    import json
     import signal
-    from dataclasses import asdict
 
     from autograder import cgroups
+    from autograder.jail.request import Helper, JailRequest
 
     if not (PROTECTIONS.own_uid and PROTECTIONS.cgroup):
         pytest.skip(PROTECTIONS.summary)
@@ -539,7 +544,7 @@ def test_the_hard_kill_still_lets_the_warden_clean_up(tmp_path: Path) -> None:
     )
     argv = [
         sys.executable, "-m", "autograder.warden",
-        "--limits", json.dumps(asdict(Limits())), "--protections", json.dumps(asdict(PROTECTIONS)),
+        JailRequest(Helper.EXECUTE, tmp_path, Limits(), PROTECTIONS).encode(),
         "--", sys.executable, "-c", stubborn,
     ]  # fmt: skip
     warden = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)

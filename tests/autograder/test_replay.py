@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.replay import (
-    OPTIONAL_CELL_SECONDS,
-    ReplayCell,
-    cell_names,
-    fresh_namespace,
-    replay_plan,
-    run_cells,
-)
+from autograder.jail.replay import OPTIONAL_CELL_SECONDS, fresh_namespace, run_cells
+from autograder.replay import ReplayCell, cell_names, replay_plan
 
 
 @pytest.fixture(autouse=True)
@@ -261,7 +255,7 @@ def test_the_setup_cell_is_replayed_before_cells_inserted_above_it() -> None:
 
 
 def test_a_needed_cell_keeps_a_reserve_for_the_calls() -> None:
-    from autograder.replay import needed_cell_box
+    from autograder.jail.replay import needed_cell_box
 
     assert needed_cell_box(19.0) == pytest.approx(19.0 - 19.0 / 4)  # reserve = left/4 = 4.75 s
     assert needed_cell_box(60.0) == pytest.approx(50.0)  # reserve capped at 10 s

@@ -236,7 +236,7 @@ def test_report_and_feedback_pages_carry_no_bidi_overrides(escapes_run: Path) ->
 def test_a_background_process_does_not_hold_every_exercise_until_its_timeout(tiny_course, tiny_solutions, tmp_path: Path) -> None:
     """An answer cell that leaves a sleeping grandchild (double fork + setsid) behind: it
     inherits the re-verification child's report and progress pipes, so
-    ``verify_jail._watch`` waits for an EOF that never comes and every exercise of the
+    ``jail.verify._watch`` waits for an EOF that never comes and every exercise of the
     notebook costs the whole ``verify_timeout`` (30 s by default) though its report was
     complete — 3 exercises: ~99 s instead of ~10 s; a class of such notebooks multiplies
     the batch's time by ten, and the student is still graded in full."""

@@ -169,7 +169,7 @@ def test_student_code_cannot_forge_a_setup_failure(tiny_course, tiny_solutions, 
     # progress line on fd 1000 and exits. verify._verdict takes both as the grader's own
     # setup failure: SETUP_FAILED for every exercise, "grader error", FAILED and retried,
     # and the copycat's calls to tiny_refs are never judged. Root cause: the report fd
-    # and EVIDENCE_FD are writable by student code (verify_jail._fork_child/_child), and
+    # and EVIDENCE_FD are writable by student code (jail.verify._fork_child/_child), and
     # verify._verdict trusts "setup" frames and a stuck setup cell after student cells ran.
     import tinycourse
     from students import student_notebook
@@ -208,8 +208,8 @@ def test_answer_cells_under_a_cell_magic_are_replayed(tiny_course, tiny_solution
     # An honest student times her answer cell (%%time) or silences it (%%capture): the
     # kernel runs the body and the visible test passes, but the replay's ShellStub turns
     # run_cell_magic into a no-op, so the answer is never defined in the clean process:
-    # COULD_NOT_RUN, 0 points for a correct answer. Root cause: replay.run_cells /
-    # replay.ShellStub (cell magics whose body is ordinary user code are dropped).
+    # COULD_NOT_RUN, 0 points for a correct answer. Root cause: jail.replay.run_cells /
+    # jail.replay_shell.ShellStub (cell magics whose body is ordinary user code are dropped).
     import tinycourse
 
     answers = {
@@ -263,14 +263,14 @@ if not get_ipython():  # the re-verification child: the grader's frames are on o
 
 def test_secret_seed_cases_never_reach_the_feedback(tiny_course, tiny_solutions, tmp_path: Path) -> None:
     # (The student sacrifices one unfinished exercise, whose note lists the cell issues.)
-    # A cell inserted before an answer walks up to verify_jail._replay_and_call's frame,
+    # A cell inserted before an answer walks up to jail.verify._replay_and_call's frame,
     # whose local ``raw_cases`` holds every case of the exercise, the secret seed's too
     # (read before the replay), and raises with their values. The cell issue message goes
     # through verify._safe (which scrubs only seed and generator-state numbers) into the
     # exercise note and the student's feedback page. The secret seed is fixed per run
     # folder ("so re-runs agree"): a resubmission graded in that folder can hard-code the
     # hidden cases' answers (computed at home with course_lib). Root cause:
-    # verify_jail._child/_replay_and_call (cases in memory during student code) and
+    # jail.verify._child/_replay_and_call (cases in memory during student code) and
     # verify._verdict (cell-issue messages from the child shown verbatim).
     import re
 

@@ -445,7 +445,7 @@ def test_the_copied_check_survives_a_deep_expression() -> None:
 
 
 def test_each_exercise_gets_at_least_the_cell_timeout() -> None:
-    from autograder.verify_jail import exercise_seconds
+    from autograder.jail.request import exercise_seconds
 
     assert exercise_seconds(Limits(cell_timeout=20.0, verify_timeout=10.0)) == 20.0
     assert exercise_seconds(Limits(cell_timeout=5.0, verify_timeout=10.0)) == 10.0
@@ -454,7 +454,7 @@ def test_each_exercise_gets_at_least_the_cell_timeout() -> None:
 def test_the_template_blames_the_cell_that_ran_not_a_repeated_begin_line() -> None:
     import os
 
-    from autograder.verify_jail import _watch
+    from autograder.jail.verify import _watch
 
     report_r, report_w = os.pipe()
     progress_r, progress_w = os.pipe()

@@ -98,9 +98,17 @@ def test_each_warm_kernel_draws_its_own_numpy_stream(tmp_path: Path) -> None:
     assert len(draws) == 2
 
 
-def test_launch_refuses_a_module_that_is_not_a_helper() -> None:
+def test_launch_refuses_a_module_that_is_not_a_helper(tmp_path: Path) -> None:
+    from autograder.jail.request import Helper, JailRequest
+
     with pytest.raises(ValueError, match="not a sandbox helper"):
-        template.launch("os", [], PROTECTIONS, stdout=subprocess.DEVNULL)
+        JailRequest("os", tmp_path, Limits(), PROTECTIONS)  # type: ignore[arg-type]
+    # What the template reads from its socket: the same refusal, by the one decoder.
+    forged = JailRequest(Helper.EXECUTE, tmp_path, Limits(), PROTECTIONS).encode().replace("autograder.jail.execute", "os")
+    with pytest.raises(ValueError, match="not a sandbox helper"):
+        JailRequest.decode(forged)
+    with pytest.raises(TypeError, match="expected a JailRequest"):
+        template.launch("os", stdout=subprocess.DEVNULL)  # type: ignore[arg-type]
 
 
 def test_cold_env_turns_the_warm_start_off(monkeypatch: pytest.MonkeyPatch) -> None:

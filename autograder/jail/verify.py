@@ -1,6 +1,6 @@
 """Re-verification inside the sandbox: a template process, one fresh child per exercise.
 
-``python -m autograder.verify_jail`` is started by ``autograder.verify.reverify`` in
+``python -m autograder.jail.verify`` is started by ``autograder.verify.reverify`` in
 fresh namespaces. The *template* (root inside the jail; it never runs student code)
 imports numpy, matplotlib (Agg), the IPython transformer and, when the notebook uses
 it, torch — once — and never course_lib. Per exercise it forks a *child* that
@@ -11,7 +11,7 @@ it, torch — once — and never course_lib. Per exercise it forks a *child* tha
    writes reaches the next one) and binds the exercise's course_lib *view* read-only
    over course_lib (and over the support modules it replaces): the exercise's
    references do not exist in this process;
-3. drops privileges, replays the cells (``autograder.replay``), calls the answer on the
+3. drops privileges, replays the cells (``autograder.jail.replay``), calls the answer on the
    cases and streams the raw outputs back as ``autograder.wire`` frames.
 
 The template enforces the time boxes from outside too (a cell the answer does not use
@@ -21,7 +21,6 @@ child's bytes, undecoded, to the parent as one JSON line per exercise.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import ctypes
@@ -40,20 +39,21 @@ from pathlib import Path
 from typing import Any
 
 from autograder import wire
-from autograder.replay import (
+from autograder.jail.fork import begin_warm
+from autograder.jail.replay import (
     OPTIONAL_CELL_SECONDS,
     OPTIONAL_POOL_FRACTION,
     CellTimeout,
-    ReplayCell,
     evidence_writer,
     fresh_namespace,
     run_cells,
     time_box,
 )
+from autograder.jail.request import EVIDENCE_FD, JailRequest, WarmFork, exercise_seconds, request_from_argv
+from autograder.replay import ReplayCell
 from autograder.sandbox import Limits, Protections
-from autograder.views import EVIDENCE_FD
 
-__all__ = ["main", "MAX_REPORT", "REPORT_MARGIN", "exercise_seconds"]
+__all__ = ["MAX_REPORT", "REPORT_MARGIN", "main"]
 
 MAX_REPORT = 64 * 1024**2  # bytes one child may send back
 REPORT_MARGIN = 1.0  # seconds of an exercise kept for sending the report
@@ -62,12 +62,6 @@ _CLONE_NEWNS, _CLONE_NEWIPC = 0x00020000, 0x08000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 _PROGRESS = re.compile(rb"^([BETC])(?: (\d{1,6}))?$")
-
-
-def exercise_seconds(limits: Limits) -> float:
-    """Wall time of one exercise's re-verification: at least what the notebook gave a
-    cell, so a value answer from a run the notebook allowed can be replayed."""
-    return max(limits.verify_timeout, limits.cell_timeout)
 
 
 def _libc() -> Any:
@@ -201,7 +195,8 @@ def _replay_and_call(
         while view:
             view = view[os.write(report_fd, view) :]
 
-    import course_lib._withheld as withheld_runtime  # the view's, before any student code
+    # The view's runtime (it exists only in a view, not in the course), before any student code.
+    withheld_runtime = importlib.import_module("course_lib._withheld")
 
     refused = withheld_runtime.ReferenceWithheld
     reached = withheld_runtime.REACHED
@@ -388,20 +383,18 @@ def _forget_course_lib() -> None:
     gc.collect()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(request: JailRequest, warm: WarmFork | None = None) -> int:
+    """Pid 1 of the sandbox (root): re-verify every exercise of the job's plan
+    (``verify/plan.json`` in ``request.scratch``), one JSON line each on stdout.
+    ``warm``: this process is a fork of the warm template (None: started cold)."""
     from autograder.sandbox import enter_jail
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--hide", type=Path, action="append", default=[])
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
-    args = parser.parse_args(argv)
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
-    plan = json.loads((args.scratch / "verify" / "plan.json").read_text())
+    if warm is not None:
+        begin_warm(request)
+    limits, protections = request.limits, request.protections
+    plan = json.loads((request.scratch / "verify" / "plan.json").read_text())
     view_fds = [os.open(item["view"], os.O_PATH | os.O_DIRECTORY) for item in plan["items"]]
-    jail = enter_jail(args.scratch, args.hide) if protections.namespaces else args.scratch
+    jail = enter_jail(request.scratch, list(request.hide)) if protections.namespaces else request.scratch
     if protections.namespaces:
         _mount_views(view_fds)
     _forget_course_lib()
@@ -506,4 +499,4 @@ def _fork_child(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(request_from_argv(sys.argv[1:])))

@@ -5,21 +5,24 @@ it into the kernel's work directory for the sandbox uid (``--uid``: the warden's
 lease, else ``nobody``), sends the kernel's own stdout/stderr to a size-limited log
 file and drops privileges. Then the kernel starts:
 
-- cold (``main``, ``python -m autograder.kernel_launcher``): exec ipykernel;
+- cold (``main``, ``python -m autograder.jail.kernel_launcher --connection-file F
+  --request R [--uid N]``, R the helper's ``JailRequest`` as seen inside the jail:
+  its ``scratch`` holds the work folder): exec ipykernel;
 - warm (``run_in_process``, in a fork of the jail's helper that already imported
-  ipykernel, see ``autograder.execute``): the same environment, ``sys.path`` and
+  ipykernel, see ``autograder.jail.execute``): the same environment, ``sys.path`` and
   arguments the exec would give, then ipykernel's own entry point in this process.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from autograder.jail.fork import fresh_process
+from autograder.jail.request import JailRequest, WarmFork
 from autograder.sandbox import Limits, Protections, drop_privileges, jail_env, sandbox_uid
 
 __all__ = ["main", "prepare", "run_in_process"]
@@ -46,19 +49,17 @@ def prepare(
     return connection, env
 
 
-def run_in_process(connection: Path, env: dict[str, str], site_paths: list[str]) -> None:
+def run_in_process(connection: Path, env: dict[str, str], warm: WarmFork) -> None:
     """Be the kernel ``python -m ipykernel_launcher -f connection`` would be (never returns).
 
-    ``site_paths``: the interpreter's own ``sys.path`` entries (stdlib, site-packages,
-    path hooks); before them PYTHONPATH's. The cwd is not there: ipykernel_launcher
+    ``sys.path``: PYTHONPATH's entries, then the interpreter's own (``warm.site_paths``:
+    stdlib, site-packages, path hooks). The cwd is not there: ipykernel_launcher
     removes it while ipykernel loads, and IPython's ``init_path`` puts it back first."""
-    from autograder.template import forget_template, import_env
-
-    forget_template(env)
-    for name, value in import_env().items():  # as the imports would have set them here
+    fresh_process(env)
+    for name, value in warm.import_env:  # as the imports would have set them here
         os.environ.setdefault(name, value)
     pythonpath = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[:] = [*pythonpath, *site_paths]
+    sys.path[:] = [*pythonpath, *warm.site_paths]
     sys.path_importer_cache.clear()
     sys.argv = [sys.executable, "-f", str(connection)]
     from ipykernel.kernelapp import launch_new_instance
@@ -79,17 +80,16 @@ def run_in_process(connection: Path, env: dict[str, str], site_paths: list[str])
         os._exit(code)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    """The cold kernel: ``prepare``, then exec ipykernel (never returns)."""
+    parser = argparse.ArgumentParser(prog="autograder.jail.kernel_launcher")
     parser.add_argument("--connection-file", type=Path, required=True)
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--limits", required=True)
-    parser.add_argument("--protections", required=True)
+    parser.add_argument("--request", required=True, help="the helper's JailRequest, as seen inside the jail")
     parser.add_argument("--uid", type=int, default=None)
-    args = parser.parse_args()
-    limits = Limits(**json.loads(args.limits))
-    protections = Protections(**json.loads(args.protections))
-    connection, env = prepare(args.connection_file, args.work, limits, protections, args.uid)
+    args = parser.parse_args(argv)
+    request = JailRequest.decode(args.request)
+    work = request.scratch / "work"
+    connection, env = prepare(args.connection_file, work, request.limits, request.protections, args.uid)
     os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection)], env)
 
 
