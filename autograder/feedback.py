@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
-from autograder.cells import nbgrader_meta
+from autograder.cells import is_grade, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.export import describe_submission
 from autograder.gradebook import Ledger, existing_run_dir
@@ -59,9 +59,9 @@ def hide_hidden_tests(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in nb.cells:
         points = nbgrader_meta(cell).get("points", 0)
         shown = f"# hidden tests ({points} points): source not shown\n"
-        if nbgrader_meta(cell).get("grade") and cell.source == HIDDEN_PLACEHOLDER:
+        if is_grade(cell) and cell.source == HIDDEN_PLACEHOLDER:
             cell.source = shown
-        elif nbgrader_meta(cell).get("grade") and "HIDDEN TESTS" in cell.source:
+        elif is_grade(cell) and "HIDDEN TESTS" in cell.source:
             cell.source = _HIDDEN.sub(shown, cell.source)
     return nb
 
@@ -71,7 +71,7 @@ def show_hidden_tests(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) 
     canonical = {nbgrader_meta(c).get("grade_id"): c.source for c in source.cells}
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id")
-        if nbgrader_meta(cell).get("grade") and cell.source == HIDDEN_PLACEHOLDER and gid in canonical:
+        if is_grade(cell) and cell.source == HIDDEN_PLACEHOLDER and gid in canonical:
             cell.source = canonical[gid]
     return nb
 

@@ -30,7 +30,7 @@ from nbformat.v4 import new_output
 
 from autograder.beside import prepare_beside
 from autograder.canonical import canonicalize
-from autograder.cells import nbgrader_meta
+from autograder.cells import is_grade, nbgrader_meta
 from autograder.course import CourseDir
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
 from autograder.intake import (
@@ -182,7 +182,9 @@ def _exercise_of(grade_id: str) -> str:
 
 
 def _is_test(cell: nbformat.NotebookNode) -> bool:
-    return cell.cell_type == "code" and bool(nbgrader_meta(cell).get("grade"))
+    """A graded code cell (nbgrader's test cells; ``cells.is_test`` also excludes a graded
+    solution cell, which nbgrader grades by hand and this pipeline treats as a test)."""
+    return cell.cell_type == "code" and is_grade(cell)
 
 
 def grade_job(job: Job, ctx: GradingContext) -> SubmissionResult:

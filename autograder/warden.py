@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from autograder import cgroups, keyrings
 
 if TYPE_CHECKING:
-    from autograder.sandbox import Limits, Protections
+    from autograder.limits import Limits, Protections
 
 __all__ = ["LEASE_DIR", "SANDBOX_UID_ENV", "UID_BASE", "Child", "UidLease", "guard", "main"]
 

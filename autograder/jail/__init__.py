@@ -14,8 +14,8 @@ sandbox uid (``nobody`` or the warden's lease) next to student code:
   this package the trusted side may import; ``tests/autograder/test_jail_boundary.py``).
 
 What these modules may import from ``autograder`` (the same test holds them to it):
-this package; ``autograder.sandbox`` (``Limits``/``Protections`` and the walls it builds
-from inside: ``enter_jail``, ``drop_privileges``, ``fill_work``, ``jail_env``,
+this package; ``autograder.limits`` (``Limits``/``Protections``); ``autograder.sandbox``
+(the walls it builds from inside: ``enter_jail``, ``drop_privileges``, ``fill_work``, ``jail_env``,
 ``sandbox_uid``); the pure shared modules ``autograder.wire`` (the re-verification
 frames), ``autograder.cap`` (output budget), ``autograder.ipython_syntax`` (IPython's
 cell transform) and ``autograder.replay`` (only ``ReplayCell``, the plan's cell type).

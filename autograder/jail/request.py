@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autograder.sandbox import Limits, Protections
+from autograder.limits import Limits, Protections
 
 __all__ = [
     "EVIDENCE_FD",

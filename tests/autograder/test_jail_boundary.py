@@ -30,7 +30,14 @@ TRUSTED_MAY_IMPORT = frozenset({"autograder.jail.request"})
 # What a jail module may import from autograder besides autograder.jail.*: pure modules
 # both sides share (autograder/jail/__init__.py says what each is for).
 JAIL_MAY_IMPORT = frozenset(
-    {"autograder.sandbox", "autograder.wire", "autograder.cap", "autograder.ipython_syntax", "autograder.replay"}
+    {
+        "autograder.limits",
+        "autograder.sandbox",
+        "autograder.wire",
+        "autograder.cap",
+        "autograder.ipython_syntax",
+        "autograder.replay",
+    }
 )
 # Modules that hold or reach the grader's secrets and records: never loaded in the jail.
 GRADING = frozenset(
@@ -161,7 +168,13 @@ def test_the_jail_check_lets_the_shared_modules_through() -> None:
 
 def test_the_shared_modules_are_not_grading_modules() -> None:
     assert not JAIL_MAY_IMPORT & GRADING
-    assert {"autograder.pipeline", "autograder.api", "autograder.gradebook", "autograder.views", "autograder.scoring"} <= GRADING
+    assert {
+        "autograder.pipeline",
+        "autograder.api",
+        "autograder.gradebook",
+        "autograder.views",
+        "autograder.scoring",
+    } <= GRADING
 
 
 # ---------------------------------------------------------------- the code as it is
@@ -170,7 +183,9 @@ def test_the_shared_modules_are_not_grading_modules() -> None:
 def test_the_package_has_both_sides() -> None:
     jail = {name for name, _ in _modules(jail=True)}
     assert {"autograder.jail.request", "autograder.jail.execute", "autograder.jail.verify"} <= jail
-    assert {"autograder.execute", "autograder.verify", "autograder.template"} <= {n for n, _ in _modules(jail=False)}
+    assert {"autograder.execute", "autograder.verify", "autograder.template"} <= {
+        n for n, _ in _modules(jail=False)
+    }
 
 
 def test_trusted_modules_import_only_the_request_from_the_jail() -> None:
@@ -189,7 +204,9 @@ def test_jail_modules_import_only_the_jail_and_the_shared_modules() -> None:
 
 def test_the_jail_reaches_no_grading_module_through_the_shared_ones() -> None:
     # The closure of the jail's imports inside autograder, read from the source.
-    sources = {name: (path, path.name == "__init__.py") for name, path in _modules(jail=False) + _modules(jail=True)}
+    sources = {
+        name: (path, path.name == "__init__.py") for name, path in _modules(jail=False) + _modules(jail=True)
+    }
     todo = [name for name, _ in _modules(jail=True)]
     reached: set[str] = set()
     while todo:
@@ -204,7 +221,9 @@ def test_the_jail_reaches_no_grading_module_through_the_shared_ones() -> None:
 
 def _loaded(imports: str, prefix: str) -> list[str]:
     code = f"{imports}\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     return json.loads(out.stdout)
 
 
