@@ -60,7 +60,7 @@ demo: venv
 
 # pytest-xdist runs one worker per core; each worker's torch and BLAS get one thread
 # so that workers do not fight over the cores (the benchmarks set threads themselves).
-test: venv browser services
+test: venv browser services lint
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml.
