@@ -14,6 +14,13 @@ notebook. ``reverify`` does not trust any of it:
    seed, the cell issues, the withheld references the answer reached, and whether the
    answer is a reference's code copied (for review, not a flag).
 
+Demo cells (the instructor's ungraded plots and training runs, kept when grading like
+for like) that the answer does not need by name are left out of a first, *trimmed*
+replay: each would otherwise run again for every exercise after it. Only a clean pass
+of the trimmed replay is final; any other verdict is redone with the full replay, so
+an answer that depends on a demo cell in a way the name analysis cannot see is judged
+exactly as before (``_trimmed``, ``_settled``).
+
 Messages never carry anything derived from a seed that is not one of the notebook's
 (the secret seed): failures on it are reported without their values.
 """
@@ -31,7 +38,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +100,9 @@ def reverify(
     """One ``Verdict`` per exercise of ``exercises``: its answer, after a replay of the
     cells nbgrader ran before its test, judged on the cases of every seed in ``seeds``.
 
-    ``notebook`` is the canonical notebook nbgrader runs (demo cells dropped);
+    ``notebook`` is the canonical notebook nbgrader runs (demo cells dropped, or kept
+    when grading like for like: then left out of a first replay where the answer does
+    not need them, see the module docstring);
     ``scratch`` a folder prepared by ``execute.prepare_scratch``; ``views`` a per-run
     folder caching the course_lib views (safe to share between threads)."""
     verdicts: dict[str, Verdict] = {}
@@ -128,13 +137,60 @@ def reverify(
         view = build_view(views, ex, support=support, keep=keep)
         item.view, item.lib = view.root, view.lib_overrides
         items.append(item)
-    if items:
-        frames = _run_sandbox(
-            items, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
+
+    def run(todo: list[_Item]) -> dict[str, dict]:
+        return _run_sandbox(
+            todo, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
         )
-        for item in items:
+
+    demo = _demo_cells(notebook)
+    trimmed = [_trimmed(item, demo) for item in items]
+    full = items
+    if any(short is not None for short in trimmed):
+        # First without the demo cells the answers do not need: a clean pass is final;
+        # everything else, and every item with nothing to trim, runs the full replay.
+        first = [short for short in trimmed if short is not None]
+        frames = run(first)
+        for short in first:
+            verdict = _verdict(short, frames.get(short.exercise.name))
+            if _settled(verdict):
+                verdicts[short.exercise.name] = verdict
+        full = [item for item in items if item.exercise.name not in verdicts]
+    if full:
+        frames = run(full)
+        for item in full:
             verdicts[item.exercise.name] = _verdict(item, frames.get(item.exercise.name))
     return {ex.name: verdicts[ex.name] for ex in exercises}
+
+
+def _demo_cells(notebook: nbformat.NotebookNode) -> frozenset[int]:
+    """Indices of the notebook's ungraded ``demo`` cells (the instructor's plots and runs)."""
+    return frozenset(
+        i
+        for i, c in enumerate(notebook.cells)
+        if c.get("cell_type") == "code"
+        and not _meta(c).get("grade_id")
+        and "demo" in (c.get("metadata", {}).get("tags") or [])
+    )
+
+
+def _trimmed(item: _Item, demo: frozenset[int]) -> _Item | None:
+    """``item`` without the demo cells its answer does not need (by name), or None when
+    there is none to leave out. Needed cells and the setup cell always stay."""
+    cells = [c for c in item.cells if c.needed or c.setup or c.index not in demo]
+    return replace(item, cells=cells) if len(cells) < len(item.cells) else None
+
+
+def _settled(verdict: Verdict) -> bool:
+    """A trimmed replay's verdict that stands: every seed passed, no problem, no reference
+    reached. Anything else is redone with the full replay, so that leaving a demo cell out
+    can only ever spare an honest student a failure, never cause one."""
+    return (
+        verdict.problem is None
+        and not verdict.reached
+        and bool(verdict.seeds)
+        and all(r is SeedResult.PASSED for r in verdict.seeds.values())
+    )
 
 
 def _functions(cases: list[tuple[int, Any]]) -> list[Any]:
@@ -238,7 +294,7 @@ def _run_sandbox(
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     frames: dict[str, dict] = {}
-    for line in out.splitlines():
+    for line in (out or b"").splitlines():
         try:
             frame = json.loads(line)
             frames[str(frame["name"])] = frame
