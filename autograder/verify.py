@@ -15,7 +15,7 @@ notebook. ``reverify`` does not trust any of it:
    answer is a reference's code copied (for review, not a flag).
 
 Demo cells (the instructor's ungraded plots and training runs, kept when grading like
-for like) that the answer does not need by name are left out of a first, *trimmed*
+for like) that the answer does not need by the names it reads are left out of a first, *trimmed*
 replay: each would otherwise run again for every exercise after it. Only a clean pass
 of the trimmed replay is final; any other verdict is redone with the full replay, so
 an answer that depends on a demo cell in a way the name analysis cannot see is judged
@@ -84,6 +84,7 @@ class _Item:
     cases: list[tuple[int, Any]] = field(default_factory=list)  # (seed, Case)
     view: Path | None = None
     lib: tuple[str, ...] = ()
+    relevant: frozenset[int] = frozenset()  # cells the answer needs by its global reads alone
 
 
 def reverify(
@@ -125,6 +126,8 @@ def reverify(
         item = _Item(
             ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup)
         )
+        precise = replay_plan(before, target=ex.name, setup_index=setup, precise=True)
+        item.relevant = frozenset(c.index for c in precise if c.needed)
         keep: Mapping[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
@@ -175,9 +178,9 @@ def _demo_cells(notebook: nbformat.NotebookNode) -> frozenset[int]:
 
 
 def _trimmed(item: _Item, demo: frozenset[int]) -> _Item | None:
-    """``item`` without the demo cells its answer does not need (by name), or None when
-    there is none to leave out. Needed cells and the setup cell always stay."""
-    cells = [c for c in item.cells if c.needed or c.setup or c.index not in demo]
+    """``item`` without the demo cells its answer does not need by the names its cells
+    read (``item.relevant``), or None when there is none to leave out."""
+    cells = [c for c in item.cells if c.setup or c.index not in demo or c.index in item.relevant]
     return replace(item, cells=cells) if len(cells) < len(item.cells) else None
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
-
 import tiny_checks
 import tinycourse
-from autograder import verify
+from nbformat.v4 import new_code_cell
+
+from autograder import replay, verify
 from autograder.execute import prepare_scratch
 from autograder.results import SeedResult, Verdict, VerifyProblem
 from autograder.sandbox import Limits, detect_protections
@@ -38,7 +38,9 @@ def _demo(tag: str, body: str = "") -> nbformat.NotebookNode:
     return new_code_cell(source, metadata={"tags": ["demo"]})
 
 
-def _notebook(answers: dict[str, str], after: dict[str, list[nbformat.NotebookNode]]) -> nbformat.NotebookNode:
+def _notebook(
+    answers: dict[str, str], after: dict[str, list[nbformat.NotebookNode]]
+) -> nbformat.NotebookNode:
     """The tiny course's notebook, demo cells kept (like for like), with ``answers`` and
     the given cells inserted after the cell of each grade_id."""
     nb = tinycourse.solution_notebook()
@@ -52,14 +54,18 @@ def _notebook(answers: dict[str, str], after: dict[str, list[nbformat.NotebookNo
     return nb
 
 
-def _reverify(tmp_path: Path, nb: nbformat.NotebookNode, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Verdict], list[str]]:
+def _reverify(
+    tmp_path: Path, nb: nbformat.NotebookNode, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Verdict], list[str]]:
     """(verdicts of the tiny course's three exercises, every ``RAN`` line the sandbox relayed)."""
     ran: list[str] = []
     run_sandbox = verify._run_sandbox
 
     def counting(*args, **kwargs):
         frames = run_sandbox(*args, **kwargs)
-        ran.extend(line for frame in frames.values() for line in frame.get("lines", []) if line.startswith("RAN "))
+        ran.extend(
+            line for frame in frames.values() for line in frame.get("lines", []) if line.startswith("RAN ")
+        )
         return frames
 
     monkeypatch.setattr(verify, "_run_sandbox", counting)
@@ -78,10 +84,16 @@ def _reverify(tmp_path: Path, nb: nbformat.NotebookNode, monkeypatch: pytest.Mon
 
 
 def _passed(verdict: Verdict) -> bool:
-    return verdict.problem is None and bool(verdict.seeds) and all(r is SeedResult.PASSED for r in verdict.seeds.values())
+    return (
+        verdict.problem is None
+        and bool(verdict.seeds)
+        and all(r is SeedResult.PASSED for r in verdict.seeds.values())
+    )
 
 
-def test_demo_cells_no_answer_needs_are_not_replayed_per_exercise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_cells_no_answer_needs_are_not_replayed_per_exercise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Three "training runs" right after the setup cell: before, each ran once per
     # exercise after it (3 cells x 3 exercises = 9 times); no answer needs them.
     heavy = "total = 0.0\nfor i in range(200_000):\n    total += i * 1e-9\n"
@@ -92,7 +104,9 @@ def test_demo_cells_no_answer_needs_are_not_replayed_per_exercise(tmp_path: Path
     assert ran == []
 
 
-def test_answer_using_a_helper_from_a_demo_cell_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answer_using_a_helper_from_a_demo_cell_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The demo cell defines what square's answer calls: it stays in square's replay
     # (once), and no other exercise replays it.
     helper = _demo("helper", "def helper(x):\n    return x * x\n")
@@ -102,7 +116,9 @@ def test_answer_using_a_helper_from_a_demo_cell_passes(tmp_path: Path, monkeypat
     assert ran == ["RAN helper"]
 
 
-def test_answer_reading_a_global_a_demo_cell_fills_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answer_reading_a_global_a_demo_cell_fills_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `fill(table)` changes `table` in a way the name analysis cannot see (a function
     # call, not a method call): without the demo cell square raises KeyError, so square
     # is redone with the full replay and passes, as it does in the notebook.
@@ -117,7 +133,9 @@ def test_answer_reading_a_global_a_demo_cell_fills_passes(tmp_path: Path, monkey
     assert ran == ["RAN fill"]  # the full replay of square only; softsign and answer_lr passed without it
 
 
-def test_wrong_answer_stays_wrong_after_the_full_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_answer_stays_wrong_after_the_full_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nb = _notebook({"square": "def square(x):\n    return 2.0 * x * x\n"}, {"setup": [_demo("plot")]})
     verdicts, ran = _reverify(tmp_path, nb, monkeypatch)
     square = verdicts["square"]
@@ -142,3 +160,44 @@ def test_wrong_answer_stays_wrong_after_the_full_replay(tmp_path: Path, monkeypa
 )
 def test_only_a_clean_pass_of_the_trimmed_replay_stands(verdict: Verdict, settled: bool) -> None:
     assert verify._settled(verdict) is settled
+
+
+# ---------------------------------------------------------------- which cells the trimmed replay keeps
+
+
+@pytest.mark.parametrize(
+    "source, reads",
+    [
+        ("def f(x, *, rng):\n    y = x * k\n    return y + np.sum(y)\n", {"k", "np"}),
+        ("def f(x):\n    def g():\n        return x + z\n    return g()\n", {"z"}),
+        ("class C:\n    w = q\n    def m(self):\n        return self.a + other\n", {"q", "other"}),
+        ("total = 0\nfor v in values:\n    total += v\n", {"total", "values", "v"}),
+        ("f = lambda t: t + lam\n[u for u in seq]\n", {"lam", "seq"}),
+    ],
+    ids=["params-and-locals", "closure", "class", "top-level", "lambda-comprehension"],
+)
+def test_global_reads_are_the_names_read_from_the_top_level(source: str, reads: set[str]) -> None:
+    assert replay.global_reads(source) == frozenset(reads)
+
+
+@pytest.mark.parametrize("source", ["%%time\nx = y\n", "def f(:\n"], ids=["cell-magic", "syntax-error"])
+def test_global_reads_unknown(source: str) -> None:
+    assert replay.global_reads(source) is None
+
+
+def test_precise_plan_does_not_need_cells_defining_only_local_names() -> None:
+    cells = [
+        (1, "import numpy as np"),
+        (2, "x = 1\nrng = 2"),
+        (3, "def f(x, *, rng):\n    return np.abs(x)\n"),
+    ]
+    default = replay.replay_plan(cells, target="f", setup_index=1)
+    precise = replay.replay_plan(cells, target="f", setup_index=1, precise=True)
+    assert [c.index for c in default if c.needed] == [1, 2, 3]  # `x`, `rng` read in f count as uses
+    assert [c.index for c in precise if c.needed] == [1, 3]
+    assert [c.index for c in precise] == [1, 2, 3]  # the plan itself is the same
+
+
+def test_global_reads_count_augmented_and_declared_globals() -> None:
+    assert replay.global_reads("def bump():\n    global calls\n    calls += 1\n") == {"calls"}
+    assert replay.global_reads("n += 1\n") == {"n"}
