@@ -8,8 +8,7 @@ autograde`` on the same synthetic class, and where our seconds go, stage by stag
 Prints, from one run:
 - stock default (nbgrader runs every cell) / ours with 2 workers, default settings
   (demo cells skipped): target >= 10x on 2 cores;
-- like for like: stock / ours with 2 workers and the demo cells run: target >= 4x; and,
-  since other work on the machine inflates wall times, the core-seconds of both;
+- like for like: stock / ours with 2 workers and the demo cells run: target >= 4x;
 - the overhead per notebook beyond plain nbclient: ours with 1 worker minus plain
   nbclient on the same graded notebooks, per notebook (target <= 0.3 s);
 - per-stage p50/p95 over the 2-worker run: queue (waiting for a worker), start (sandbox
@@ -236,12 +235,6 @@ def main() -> None:
             print(f"stock nbgrader autograde (sequential, every cell): {stock:.1f} s, {stock_cpu / n:.2f} core-s/notebook")
             print(f"speed-up, default settings: {stock / wall:.2f}x (target >= 10x); "
                   f"like for like (demo cells run): {stock / like_wall:.2f}x (target >= 4x)")  # fmt: skip
-            # Wall times follow the load other work puts on the machine; core-seconds do not.
-            # Stock's core-seconds over ours' per worker: the like-for-like speed-up on idle
-            # cores if stock ran on one core and our workers never waited for each other.
-            print(f"like for like, core-seconds per notebook: stock {stock_cpu / n:.2f}, ours {like_cpu / n:.2f}; "
-                  f"stock core-s / (ours core-s / {args.workers} workers): "
-                  f"{stock_cpu / (like_cpu / args.workers):.2f}x")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
