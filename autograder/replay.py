@@ -18,13 +18,14 @@ The plan is run inside the jail, as the sandbox uid, by ``autograder.jail.replay
 from __future__ import annotations
 
 import ast
+import symtable
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autograder import pyast
 from autograder.ipython_syntax import BODY_MAGICS, strip_magic_options, transform
 
-__all__ = ["CellNames", "ReplayCell", "cell_names", "replay_plan"]
+__all__ = ["CellNames", "ReplayCell", "cell_names", "global_reads", "replay_plan"]
 
 # Calls that can bind names we cannot see statically: a cell using them is always
 # needed (conservative: better a full time box than a NameError).
@@ -211,22 +212,56 @@ def cell_names(source: str) -> CellNames:
     )  # fmt: skip
 
 
+def global_reads(source: str) -> frozenset[str] | None:
+    """Top-level names a cell can read, when it runs or when a function or class it
+    defines is called: the global names of each of its scopes (``symtable``), where
+    ``cell_names(source).uses`` also counts the parameters and local names of its
+    functions. None when not known: the cell does not parse, or a magic runs Python
+    given as text."""
+    try:
+        code = transform(source)
+        if "get_ipython" in code:
+            return None
+        table = symtable.symtable(code, "<cell>", "exec")
+        tree = pyast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    # `n += 1` reads n, but symtable records only the binding (in a function, n is local).
+    reads = {
+        n.target.id for n in ast.walk(tree) if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+    }
+    scopes = [table]
+    while scopes:
+        scope = scopes.pop()
+        top = scope.get_type() == "module"
+        for symbol in scope.get_symbols():
+            if (symbol.is_referenced() and (top or symbol.is_global())) or symbol.is_declared_global():
+                reads.add(symbol.get_name())
+        scopes.extend(scope.get_children())
+    return frozenset(reads)
+
+
 def replay_plan(
-    cells: Sequence[tuple[int, str]], *, target: str, setup_index: int | None
+    cells: Sequence[tuple[int, str]], *, target: str, setup_index: int | None, precise: bool = False
 ) -> list[ReplayCell]:
     """The cells to replay for the exercise defining ``target``: ``cells`` are the code
     cells before its first test cell, test cells already left out, in order. The setup
-    cell comes first, then the others in notebook order."""
+    cell comes first, then the others in notebook order.
+
+    ``precise``: what a needed cell reads is its ``global_reads`` (where known), not every
+    name it uses: fewer cells are needed. Only for a replay whose failures are redone
+    with the default plan (see ``autograder.verify``)."""
     analysed = [(index, source, cell_names(source)) for index, source in cells]
     modules = frozenset().union(*(names.imports for _, _, names in analysed))
     wanted, needed = {target}, set()
     # Backwards: a cell is needed when it defines (or changes) something wanted after it;
     # what it reads becomes wanted for the cells before it. A method call on a module
     # (`np.random.seed`, `plt.plot`) does not make a cell needed.
-    for index, _, names in reversed(analysed):
+    for index, source, names in reversed(analysed):
         # An opaque cell may define anything, the target too: always needed.
         if index == setup_index or names.opaque or (names.defines | (names.changes - modules)) & wanted:
             needed.add(index)
-            wanted |= names.uses
+            reads = global_reads(source) if precise else None
+            wanted |= names.uses if reads is None else reads
     plan = [ReplayCell(i, s, i in needed, i == setup_index) for i, s, _ in analysed]
     return sorted(plan, key=lambda cell: not cell.setup)  # stable: the rest keep their order

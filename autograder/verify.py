@@ -14,6 +14,13 @@ notebook. ``reverify`` does not trust any of it:
    seed, the cell issues, the withheld references the answer reached, and whether the
    answer is a reference's code copied (for review, not a flag).
 
+Demo cells (the instructor's ungraded plots and training runs, kept when grading like
+for like) that the answer does not need by the names it reads are left out of a first, *trimmed*
+replay: each would otherwise run again for every exercise after it. Only a clean pass
+of the trimmed replay is final; any other verdict is redone with the full replay, so
+an answer that depends on a demo cell in a way the name analysis cannot see is judged
+exactly as before (``_trimmed``, ``_settled``).
+
 Messages never carry anything derived from a seed that is not one of the notebook's
 (the secret seed): failures on it are reported without their values.
 """
@@ -31,7 +38,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,7 @@ import nbformat
 import numpy as np
 
 from autograder import wire
+from autograder.cells import nbgrader_meta
 from autograder.jail.request import Helper, JailRequest, exercise_seconds
 from autograder.likeness import same_code
 from autograder.replay import ReplayCell, replay_plan
@@ -61,11 +69,6 @@ def test_seeds(source: str) -> tuple[int, ...]:
     return seeds or (0,)
 
 
-def _meta(cell: nbformat.NotebookNode) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader")
-    return meta if isinstance(meta, dict) else {}
-
-
 @dataclass
 class _Item:
     """One exercise on its way through the sandbox (parent side)."""
@@ -77,6 +80,7 @@ class _Item:
     cases: list[tuple[int, Any]] = field(default_factory=list)  # (seed, Case)
     view: Path | None = None
     lib: tuple[str, ...] = ()
+    relevant: frozenset[int] = frozenset()  # cells the answer needs by its global reads alone
 
 
 def reverify(
@@ -93,13 +97,15 @@ def reverify(
     """One ``Verdict`` per exercise of ``exercises``: its answer, after a replay of the
     cells nbgrader ran before its test, judged on the cases of every seed in ``seeds``.
 
-    ``notebook`` is the canonical notebook nbgrader runs (demo cells dropped);
+    ``notebook`` is the canonical notebook nbgrader runs (demo cells dropped, or kept
+    when grading like for like: then left out of a first replay where the answer does
+    not need them, see the module docstring);
     ``scratch`` a folder prepared by ``execute.prepare_scratch``; ``views`` a per-run
     folder caching the course_lib views (safe to share between threads)."""
     verdicts: dict[str, Verdict] = {}
     items: list[_Item] = []
     code = [(i, c) for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
-    setup = next((i for i, c in code if _meta(c).get("grade_id") == "setup"), None)
+    setup = next((i for i, c in code if nbgrader_meta(c).get("grade_id") == "setup"), None)
     support = scratch / "lib" if (scratch / "lib").is_dir() else None  # the job's support modules
     for ex in exercises:
         if ex.name not in seeds or not seeds[ex.name]:
@@ -107,15 +113,17 @@ def reverify(
         tests = [
             (i, c)
             for i, c in code
-            if _meta(c).get("grade")
-            and _meta(c).get("grade_id") in (f"test_{ex.name}", f"test_{ex.name}_hidden")
+            if nbgrader_meta(c).get("grade")
+            and nbgrader_meta(c).get("grade_id") in (f"test_{ex.name}", f"test_{ex.name}_hidden")
         ]
         first_test = tests[0][0] if tests else len(notebook.cells)
         public = frozenset(s for _, c in tests for s in test_seeds(c.source))
-        before = [(i, c.source) for i, c in code if i < first_test and not _meta(c).get("grade")]
+        before = [(i, c.source) for i, c in code if i < first_test and not nbgrader_meta(c).get("grade")]
         item = _Item(
             ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup)
         )
+        precise = replay_plan(before, target=ex.name, setup_index=setup, precise=True)
+        item.relevant = frozenset(c.index for c in precise if c.needed)
         keep: Mapping[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
@@ -128,13 +136,60 @@ def reverify(
         view = build_view(views, ex, support=support, keep=keep)
         item.view, item.lib = view.root, view.lib_overrides
         items.append(item)
-    if items:
-        frames = _run_sandbox(
-            items, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
+
+    def run(todo: list[_Item]) -> dict[str, dict]:
+        return _run_sandbox(
+            todo, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
         )
-        for item in items:
+
+    demo = _demo_cells(notebook)
+    trimmed = [_trimmed(item, demo) for item in items]
+    full = items
+    if any(short is not None for short in trimmed):
+        # First without the demo cells the answers do not need: a clean pass is final;
+        # everything else, and every item with nothing to trim, runs the full replay.
+        first = [short for short in trimmed if short is not None]
+        frames = run(first)
+        for short in first:
+            verdict = _verdict(short, frames.get(short.exercise.name))
+            if _settled(verdict):
+                verdicts[short.exercise.name] = verdict
+        full = [item for item in items if item.exercise.name not in verdicts]
+    if full:
+        frames = run(full)
+        for item in full:
             verdicts[item.exercise.name] = _verdict(item, frames.get(item.exercise.name))
     return {ex.name: verdicts[ex.name] for ex in exercises}
+
+
+def _demo_cells(notebook: nbformat.NotebookNode) -> frozenset[int]:
+    """Indices of the notebook's ungraded ``demo`` cells (the instructor's plots and runs)."""
+    return frozenset(
+        i
+        for i, c in enumerate(notebook.cells)
+        if c.get("cell_type") == "code"
+        and not nbgrader_meta(c).get("grade_id")
+        and "demo" in (c.get("metadata", {}).get("tags") or [])
+    )
+
+
+def _trimmed(item: _Item, demo: frozenset[int]) -> _Item | None:
+    """``item`` without the demo cells its answer does not need by the names its cells
+    read (``item.relevant``), or None when there is none to leave out."""
+    cells = [c for c in item.cells if c.setup or c.index not in demo or c.index in item.relevant]
+    return replace(item, cells=cells) if len(cells) < len(item.cells) else None
+
+
+def _settled(verdict: Verdict) -> bool:
+    """A trimmed replay's verdict that stands: every seed passed, no problem, no reference
+    reached. Anything else is redone with the full replay, so that leaving a demo cell out
+    can only ever spare an honest student a failure, never cause one."""
+    return (
+        verdict.problem is None
+        and not verdict.reached
+        and bool(verdict.seeds)
+        and all(r is SeedResult.PASSED for r in verdict.seeds.values())
+    )
 
 
 def _functions(cases: list[tuple[int, Any]]) -> list[Any]:

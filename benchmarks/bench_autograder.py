@@ -28,8 +28,8 @@ import argparse
 import functools
 import os
 import resource
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +67,9 @@ def build_class(solutions: Path, root: Path, students: int) -> tuple[Path, Cours
     return class_dir, course, sources, releases
 
 
-def stock_nbgrader(course: CourseDir, class_dir: Path, root: Path) -> float:
-    """``nbgrader autograde <assignment>`` once per assignment, as an instructor would."""
+def stock_nbgrader(course: CourseDir, class_dir: Path, root: Path) -> tuple[float, float]:
+    """(wall seconds, core-seconds) of ``nbgrader autograde <assignment>`` once per
+    assignment, as an instructor would."""
     stock = root / "stock"
     shutil.copytree(course.root / "source", stock / "source")
     shutil.copyfile(course.root / "nbgrader_config.py", stock / "nbgrader_config.py")
@@ -81,11 +82,11 @@ def stock_nbgrader(course: CourseDir, class_dir: Path, root: Path) -> float:
     for stem in sorted(p.name for p in (stock / "source").iterdir()):
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", stem, "--force"], cwd=stock, env=env,
                        check=True, capture_output=True)  # fmt: skip
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     for stem in sorted(p.name for p in (stock / "source").iterdir()):
         subprocess.run([sys.executable, "-m", "nbgrader", "autograde", stem], cwd=stock, env=env, check=True,
                        capture_output=True)  # fmt: skip
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def plain_execution(class_dir: Path, sources: dict, releases: dict, student: str, drop_demo: bool) -> tuple[float, float]:
@@ -230,8 +231,8 @@ def main() -> None:
               f"{minutes:.1f} min at linear scaling (target <= 15 min)")  # fmt: skip
 
         if not args.skip_stock:
-            stock = stock_nbgrader(course, class_dir, root)
-            print(f"stock nbgrader autograde (sequential, every cell): {stock:.1f} s")
+            stock, stock_cpu = stock_nbgrader(course, class_dir, root)
+            print(f"stock nbgrader autograde (sequential, every cell): {stock:.1f} s, {stock_cpu / n:.2f} core-s/notebook")
             print(f"speed-up, default settings: {stock / wall:.2f}x (target >= 10x); "
                   f"like for like (demo cells run): {stock / like_wall:.2f}x (target >= 4x)")  # fmt: skip
     finally:
