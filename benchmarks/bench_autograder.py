@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from cpu_meter import CpuMeter  # noqa: E402
 
 import autograder.api as api  # noqa: E402
 import autograder.pipeline as pipeline  # noqa: E402
@@ -105,10 +106,12 @@ def plain_execution(class_dir: Path, sources: dict, releases: dict, student: str
     return total, _cpu() - cpu
 
 
+_METER: CpuMeter | None = None  # set by main(): every process the benchmark starts
+
+
 def _cpu() -> float:
-    """CPU seconds of this process and of every child it has waited for."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU seconds of this process and of every process it started (see ``cpu_meter``)."""
+    return _METER.seconds() if _METER is not None else CpuMeter().seconds()
 
 
 class Stages:
@@ -191,6 +194,9 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="the cold start: every sandbox from exec")
     parser.add_argument("--skip-stock", action="store_true", help="only measure our grader")
     args = parser.parse_args()
+    global _METER
+    _METER = CpuMeter()  # before anything is started, so every descendant is counted
+    print(f"core-seconds from: {_METER.source}")
     os.environ.setdefault("MPLBACKEND", "Agg")
     if args.cold:
         os.environ[template.COLD_ENV] = "1"
@@ -237,6 +243,7 @@ def main() -> None:
                   f"like for like (demo cells run): {stock / like_wall:.2f}x (target >= 4x)")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        _METER.close()
 
 
 if __name__ == "__main__":
