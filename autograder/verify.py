@@ -107,6 +107,7 @@ def reverify(
     code = [(i, c) for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
     setup = next((i for i, c in code if nbgrader_meta(c).get("grade_id") == "setup"), None)
     support = scratch / "lib" if (scratch / "lib").is_dir() else None  # the job's support modules
+    demo = _demo_cells(notebook)  # none when grading by default: they were dropped
     for ex in exercises:
         if ex.name not in seeds or not seeds[ex.name]:
             raise ValueError(f"reverify: no seeds given for exercise {ex.name!r}")
@@ -122,8 +123,9 @@ def reverify(
         item = _Item(
             ex, tuple(seeds[ex.name]), public, replay_plan(before, target=ex.name, setup_index=setup)
         )
-        precise = replay_plan(before, target=ex.name, setup_index=setup, precise=True)
-        item.relevant = frozenset(c.index for c in precise if c.needed)
+        if demo:  # the finer plan only matters where demo cells could be left out
+            precise = replay_plan(before, target=ex.name, setup_index=setup, precise=True)
+            item.relevant = frozenset(c.index for c in precise if c.needed)
         keep: Mapping[str, frozenset[str]] = {}
         if ex.kind == "function":
             item.cases = [(seed, case) for seed in item.seeds for case in ex.cases(seed)]
@@ -142,7 +144,6 @@ def reverify(
             todo, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
         )
 
-    demo = _demo_cells(notebook)
     trimmed = [_trimmed(item, demo) for item in items]
     full = items
     if any(short is not None for short in trimmed):
