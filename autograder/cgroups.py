@@ -70,16 +70,6 @@ class TreeCgroup:
     def procs_files(self) -> list[Path]:
         return [p / "cgroup.procs" for p in self.paths]
 
-    def peak_memory(self) -> int:
-        """Highest memory use of the tree so far, in bytes (0 if unknown)."""
-        for path in self.paths:
-            for name in ("memory.max_usage_in_bytes", "memory.peak"):
-                try:
-                    return int((path / name).read_text())
-                except (OSError, ValueError):
-                    continue
-        return 0
-
 
 def version() -> str:
     """ "v2", "v1" or "" — which cgroup layout this process (root) can create groups in."""
