@@ -140,9 +140,7 @@ def reverify(
         items.append(item)
 
     def run(todo: list[_Item]) -> dict[str, dict]:
-        return _run_sandbox(
-            todo, notebook, scratch=scratch, hide=hide, limits=limits, protections=protections
-        )
+        return _run_sandbox(todo, scratch=scratch, hide=hide, limits=limits, protections=protections)
 
     trimmed = [_trimmed(item, demo) for item in items]
     full = items
@@ -242,7 +240,6 @@ def _problem(item: _Item, problem: VerifyProblem, detail: str, **extra: Any) -> 
 
 def _run_sandbox(
     items: list[_Item],
-    notebook: nbformat.NotebookNode,
     *,
     scratch: Path,
     hide: list[Path],
@@ -258,7 +255,9 @@ def _run_sandbox(
     os.chmod(directory, 0o700)  # root only: a child must never read another exercise's cases
     plan = {
         "course_lib": str(Path(course_lib.__file__).resolve().parent),
-        "torch": any("torch" in c.source for c in notebook.cells if c.get("cell_type") == "code"),
+        # Preload torch only when a cell this run replays mentions it: a trimmed replay
+        # (demo cells left out) usually does not, and the import costs ~1.5 core-s.
+        "torch": any("torch" in c.source for item in items for c in item.cells),
         "items": [
             {
                 "name": item.exercise.name,
