@@ -72,10 +72,10 @@ class JailRequest:
         if not isinstance(self.scratch, Path):
             raise JailRequestError(f"scratch: must be a Path, got {type(self.scratch).__name__}")
         if not isinstance(self.limits, Limits):
-            raise JailRequestError(f"limits: must be a sandbox.Limits, got {type(self.limits).__name__}")
+            raise JailRequestError(f"limits: must be a limits.Limits, got {type(self.limits).__name__}")
         if not isinstance(self.protections, Protections):
             raise JailRequestError(
-                f"protections: must be a sandbox.Protections, got {type(self.protections).__name__}"
+                f"protections: must be a limits.Protections, got {type(self.protections).__name__}"
             )
         hide = tuple(self.hide)
         if not all(isinstance(p, Path) for p in hide):
@@ -134,7 +134,7 @@ def request_from_argv(argv: list[str]) -> JailRequest:
     return JailRequest.decode(argv[0])
 
 
-# sandbox.py uses ``from __future__ import annotations``: field types are their source text.
+# limits.py uses ``from __future__ import annotations``: field types are their source text.
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 

@@ -112,8 +112,8 @@ def test_a_whole_number_is_a_float_field_as_json_writes_it() -> None:
     [
         ({"helper": "autograder.jail.execute"}, "helper: 'autograder.jail.execute' is not a sandbox helper"),
         ({"scratch": "/srv/job"}, "scratch: must be a Path"),
-        ({"limits": {"cell_timeout": 1.0}}, "limits: must be a sandbox.Limits"),
-        ({"protections": None}, "protections: must be a sandbox.Protections"),
+        ({"limits": {"cell_timeout": 1.0}}, "limits: must be a limits.Limits"),
+        ({"protections": None}, "protections: must be a limits.Protections"),
         ({"hide": ["/srv/course"]}, "hide: every entry must be a Path"),
     ],
 )
