@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,26 @@ def test_the_graders_environment_never_reaches_a_warm_kernels_memory(tmp_path: P
     finally:
         template.shutdown()
     assert out.strip() == "False False {}"
+
+
+# Every descriptor student code holds, with the socket type of each socket.
+OPEN_SOCKETS = (
+    "import os, socket, stat, json\n"
+    "kinds = []\n"
+    "for name in os.listdir('/proc/self/fd'):\n"
+    "    try:\n"
+    "        if stat.S_ISSOCK(os.fstat(int(name)).st_mode):\n"
+    "            s = socket.socket(fileno=os.dup(int(name))); kinds.append(int(s.type)); s.close()\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "print(json.dumps(kinds))"
+)
+
+
+@needs_warm
+def test_student_code_holds_no_socket_of_the_templates_order_channel(tmp_path: Path) -> None:
+    # The template takes orders (which helper, which folders to hide) on a SOCK_SEQPACKET
+    # socket; a kernel forked from it that kept one could order a sandbox of its own.
+    kinds = json.loads(_out(_run(tmp_path, "sockets", [OPEN_SOCKETS])).strip().splitlines()[-1])
+    assert kinds, "the probe found none of the kernel's own sockets: it did not look"
+    assert int(socket.SOCK_SEQPACKET) not in kinds, kinds
