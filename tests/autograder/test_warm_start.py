@@ -165,3 +165,13 @@ def test_student_code_holds_no_socket_of_the_templates_order_channel(tmp_path: P
     kinds = json.loads(_out(_run(tmp_path, "sockets", [OPEN_SOCKETS])).strip().splitlines()[-1])
     assert kinds, "the probe found none of the kernel's own sockets: it did not look"
     assert int(socket.SOCK_SEQPACKET) not in kinds, kinds
+
+
+def test_the_socket_probe_sees_an_order_channel_where_there_is_one(capsys: pytest.CaptureFixture[str]) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        exec(OPEN_SOCKETS, {})
+    finally:
+        ours.close()
+        theirs.close()
+    assert json.loads(capsys.readouterr().out).count(int(socket.SOCK_SEQPACKET)) >= 2
