@@ -39,9 +39,10 @@ from autograder.grading_run import (
     write_protections,
 )
 from autograder.intake import Manifest, collect
+from autograder.limits import Limits, Protections
 from autograder.pipeline import GradingContext, SubmissionResult
 from autograder.release import ReleaseResult, release_course
-from autograder.sandbox import Limits, Protections, detect_protections, remove_tree
+from autograder.sandbox import detect_protections, remove_tree
 
 if TYPE_CHECKING:
     from autograder.cluster import ClusterSpec, DaskEngine

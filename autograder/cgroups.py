@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TreeCgroup", "create", "remove", "version"]
+__all__ = ["TreeCgroup", "create", "own_path", "remove", "version"]
 
 _ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids")
 
 
-def _own_path(controller: str) -> str | None:
+def own_path(controller: str) -> str | None:
     """The calling process's cgroup path in ``controller``'s hierarchy ("" = v2)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -38,7 +38,7 @@ def _own_path(controller: str) -> str | None:
 
 
 def _v2_dir() -> Path | None:
-    path = _own_path("")
+    path = own_path("")
     if path is None:
         return None
     for mount in (_ROOT, _ROOT / "unified"):
@@ -53,7 +53,7 @@ def _v2_dir() -> Path | None:
 def _v1_dirs() -> list[Path] | None:
     dirs = []
     for controller in _V1_CONTROLLERS:
-        path = _own_path(controller)
+        path = own_path(controller)
         base = _ROOT / controller
         if path is None or not (base / "cgroup.procs").exists():
             return None

@@ -15,8 +15,8 @@ from autograder.safe_output import terminal_text
 
 if TYPE_CHECKING:
     from autograder.grading_run import GradeOptions, GradeRun
+    from autograder.limits import Protections
     from autograder.pipeline import SubmissionResult
-    from autograder.sandbox import Protections
 
 __all__ = ["Grader", "format_table", "grade_with_progress"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from autograder.api import GradeOptions, export_grades, grade_class, write_feedback
 from autograder.console import grade_with_progress
 from autograder.course import CourseDir, assignment_stems, read_notebook
+from autograder.limits import Limits
 from autograder.release import release_course
 from autograder.sample import EXPECTED, write_sample_class
-from autograder.sandbox import Limits
 
 __all__ = ["run_demo", "build_sample_zip"]
 

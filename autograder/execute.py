@@ -33,7 +33,8 @@ import nbformat
 
 from autograder.beside import link_beside
 from autograder.jail.request import Helper, JailRequest
-from autograder.sandbox import NOBODY, Limits, Protections, remove_tree
+from autograder.limits import Limits, Protections
+from autograder.sandbox import NOBODY, remove_tree
 from autograder.template import launch
 
 __all__ = ["ExecutionResult", "prepare_scratch", "run_notebook"]

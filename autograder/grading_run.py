@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from autograder.gradebook import Ledger
 from autograder.intake import Job
+from autograder.limits import Limits, Protections
 from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs
 from autograder.remote import HostReport
 from autograder.results import Status
-from autograder.sandbox import Limits, Protections, remove_tree
+from autograder.sandbox import remove_tree
 
 if TYPE_CHECKING:
     from autograder.cluster import DaskEngine

@@ -60,9 +60,10 @@ from autograder.intake import (
     safe_key,
     walk,
 )
+from autograder.limits import Protections
 from autograder.pipeline import GradingContext, SubmissionResult
 from autograder.results import Status
-from autograder.sandbox import Protections, detect_protections, remove_tree
+from autograder.sandbox import detect_protections, remove_tree
 
 if TYPE_CHECKING:
     from autograder.cluster import DaskEngine

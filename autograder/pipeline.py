@@ -41,8 +41,9 @@ from autograder.intake import (
     read_capped,
     read_submission,
 )
+from autograder.limits import Limits, Protections
 from autograder.results import Evidence, Outcome, Status, Verdict, VerifyProblem
-from autograder.sandbox import Limits, Protections, remove_tree
+from autograder.sandbox import remove_tree
 from autograder.scan import scan_cells, scan_files
 from autograder.scoring import (
     CellScore,

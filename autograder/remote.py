@@ -36,9 +36,10 @@ from typing import Any
 import nbformat
 
 from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, item_key, read_capped
+from autograder.limits import Limits, Protections
 from autograder.pipeline import GradingContext, SubmissionResult, grade_job
 from autograder.results import Status
-from autograder.sandbox import Limits, Protections, detect_protections, remove_tree
+from autograder.sandbox import detect_protections, remove_tree
 
 __all__ = [
     "CourseBundle",

@@ -39,14 +39,12 @@ from autograder.limits import Limits, Protections
 from autograder.removal import remove_tree
 from autograder.warden import LEASE_DIR, SANDBOX_UID_ENV, UID_BASE, UID_COUNT
 
-if TYPE_CHECKING:  # autograder.jail.request imports Limits and Protections from here
+if TYPE_CHECKING:  # the request module imports autograder.limits, never this module
     from autograder.jail.request import JailRequest
 
 __all__ = [
     "JAIL_DIR",
     "NOBODY",
-    "Limits",
-    "Protections",
     "detect_protections",
     "drop_privileges",
     "enter_jail",

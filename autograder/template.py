@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.jail.request import Helper, JailRequest, WarmFork
-from autograder.sandbox import Protections, sandbox_argv
+from autograder.limits import Protections
+from autograder.sandbox import sandbox_argv
 
 __all__ = ["COLD_ENV", "WarmProcess", "launch", "shutdown", "warm_available"]
 

@@ -49,9 +49,10 @@ from autograder import wire
 from autograder.cells import nbgrader_meta
 from autograder.jail.request import Helper, JailRequest, exercise_seconds
 from autograder.likeness import same_code
+from autograder.limits import Limits, Protections
 from autograder.replay import ReplayCell, replay_plan
 from autograder.results import CellIssue, SeedResult, Verdict, VerifyProblem
-from autograder.sandbox import JAIL_DIR, Limits, Protections, jail_env
+from autograder.sandbox import JAIL_DIR, jail_env
 from autograder.template import launch
 from autograder.views import build_view, case_inputs, reference_source, withheld_callables, withheld_for
 

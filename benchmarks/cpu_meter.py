@@ -18,21 +18,16 @@ import os
 import resource
 from pathlib import Path
 
+from autograder.cgroups import own_path
+
 __all__ = ["CpuMeter"]
 
 _CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 
 def _own_cpuacct_dir() -> Path | None:
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "cpuacct" in controllers.split(","):
-            return _CPUACCT / path.lstrip("/")
-    return None
+    path = own_path("cpuacct")
+    return None if path is None else _CPUACCT / path.lstrip("/")
 
 
 def _rusage_seconds() -> float:

@@ -35,7 +35,7 @@ from autograder.cap import OutputBudget
 from autograder.jail import kernel_launcher
 from autograder.jail.fork import begin_warm, set_cmdline
 from autograder.jail.request import JailRequest, WarmFork, request_from_argv
-from autograder.sandbox import Limits, Protections
+from autograder.limits import Limits, Protections
 
 __all__ = ["main"]
 

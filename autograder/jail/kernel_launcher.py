@@ -23,7 +23,8 @@ from pathlib import Path
 
 from autograder.jail.fork import fresh_process
 from autograder.jail.request import JailRequest, WarmFork
-from autograder.sandbox import Limits, Protections, drop_privileges, jail_env, sandbox_uid
+from autograder.limits import Limits, Protections
+from autograder.sandbox import drop_privileges, jail_env, sandbox_uid
 
 __all__ = ["main", "prepare", "run_in_process"]
 

@@ -50,8 +50,8 @@ from autograder.jail.replay import (
     time_box,
 )
 from autograder.jail.request import EVIDENCE_FD, JailRequest, WarmFork, exercise_seconds, request_from_argv
+from autograder.limits import Limits, Protections
 from autograder.replay import ReplayCell
-from autograder.sandbox import Limits, Protections
 
 __all__ = ["MAX_REPORT", "REPORT_MARGIN", "main"]
 

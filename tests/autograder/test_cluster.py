@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("distributed")
 
 import tinycourse  # noqa: E402
+from tinycourse import FAST_LIMITS, SUPPORT, make_class  # noqa: E402
+
 from autograder import api  # noqa: E402
 from autograder.api import GradeOptions, Limits, grade_class  # noqa: E402
 from autograder.cli import main  # noqa: E402
@@ -27,10 +29,9 @@ from autograder.cluster import TlsFiles, admit, check_address, parse_local  # no
 from autograder.export import export_grades  # noqa: E402
 from autograder.gradebook import Ledger  # noqa: E402
 from autograder.intake import Job  # noqa: E402
+from autograder.limits import Protections  # noqa: E402
 from autograder.remote import WORKER_DIR_ENV, HostReport, code_digest  # noqa: E402
 from autograder.sample import RECIPES  # noqa: E402
-from autograder.sandbox import Protections  # noqa: E402
-from tinycourse import FAST_LIMITS, SUPPORT, make_class  # noqa: E402
 
 pytestmark = pytest.mark.distributed
 REPO = Path(__file__).resolve().parents[2]

@@ -19,8 +19,9 @@ from nbformat.v4 import new_code_cell
 
 from autograder import replay, verify
 from autograder.execute import prepare_scratch
+from autograder.limits import Limits
 from autograder.results import SeedResult, Verdict, VerifyProblem
-from autograder.sandbox import Limits, detect_protections
+from autograder.sandbox import detect_protections
 from autograder.views import EVIDENCE_FD
 
 pytestmark = pytest.mark.slow

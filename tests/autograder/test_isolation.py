@@ -18,7 +18,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.sandbox import Limits, detect_protections
+from autograder.limits import Limits
+from autograder.sandbox import detect_protections
 
 pytestmark = pytest.mark.slow
 PROTECTIONS = detect_protections()
@@ -445,7 +446,7 @@ def test_every_message_kind_is_charged_and_a_first_error_survives() -> None:
 
 
 def test_summary_names_each_missing_protection() -> None:
-    from autograder.sandbox import Protections
+    from autograder.limits import Protections
 
     bare = Protections(namespaces=True, unprivileged_user=True, rlimits=True)
     text = bare.summary
@@ -472,7 +473,8 @@ def test_print_the_protections_summary() -> None:
 
 def test_sandbox_argv_puts_the_warden_in_front_only_when_needed() -> None:
     from autograder.jail.request import Helper, JailRequest
-    from autograder.sandbox import Protections, sandbox_argv
+    from autograder.limits import Protections
+    from autograder.sandbox import sandbox_argv
 
     full = Protections(True, True, True, True, True, "v1", True, True)
     request = JailRequest(Helper.EXECUTE, Path("/s"), Limits(tree_processes=7), full)

@@ -18,7 +18,7 @@ from autograder.jail.request import (
     JailRequestError,
     request_from_argv,
 )
-from autograder.sandbox import Limits, Protections
+from autograder.limits import Limits, Protections
 
 FULL = Protections(True, True, True, ipc_namespace=True, own_uid=True, cgroup="v2", scratch_tmpfs=True, fresh_keyrings=True)
 BARE = Protections(namespaces=False, unprivileged_user=False, rlimits=True)

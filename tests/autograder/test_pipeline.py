@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.course import CourseDir
 from autograder.intake import Job
+from autograder.limits import Limits, Protections
 from autograder.pipeline import (
     GradingContext,
     SubmissionResult,
@@ -30,7 +31,6 @@ from autograder.pipeline import (
     thread_engine,
 )
 from autograder.results import Status
-from autograder.sandbox import Limits, Protections
 
 STEM = "a1"
 SECRET = 20261127

@@ -9,7 +9,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.execute import prepare_scratch, run_notebook
-from autograder.sandbox import Limits, detect_protections
+from autograder.limits import Limits
+from autograder.sandbox import detect_protections
 
 pytestmark = pytest.mark.slow
 PROTECTIONS = detect_protections()

@@ -10,14 +10,15 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell
-
 import tiny_checks
 import tinycourse
-from autograder.execute import prepare_scratch
-from autograder.results import SeedResult, Verdict, VerifyProblem
-from autograder.sandbox import Limits, detect_protections
+from nbformat.v4 import new_code_cell
+
 from autograder import verify
+from autograder.execute import prepare_scratch
+from autograder.limits import Limits
+from autograder.results import SeedResult, Verdict, VerifyProblem
+from autograder.sandbox import detect_protections
 from autograder.verify import reverify
 from course_lib.checks import exercises
 from course_lib.checks._core import Case, Exercise

@@ -16,7 +16,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder import template
 from autograder.execute import ExecutionResult, prepare_scratch, run_notebook
-from autograder.sandbox import Limits, detect_protections
+from autograder.limits import Limits
+from autograder.sandbox import detect_protections
 
 pytestmark = pytest.mark.slow
 PROTECTIONS = detect_protections()
