@@ -38,6 +38,8 @@ import __future__
 
 import ast
 import base64
+import copy
+import functools
 import importlib
 import inspect
 import io
@@ -56,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder import pyast
+from autograder import pyast, source_index
 from autograder.jail.request import EVIDENCE_FD
 
 __all__ = [
@@ -152,6 +154,12 @@ def withheld_for(exercise: Any) -> list[Withheld]:
     out: list[Withheld] = []
     for dotted in exercise.references:
         module_name, _, attr = dotted.rpartition(".")
+        # A module not imported yet is read, not imported (torch_ref would import torch
+        # here for nothing); the reading answers only when it is certain.
+        home = None if module_name in sys.modules else source_index.static_home(module_name, attr)
+        if home is not None:
+            out.append(Withheld(dotted, *home))
+            continue
         try:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
@@ -292,13 +300,13 @@ def build_view(
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=views))
     try:
         build = _Build(refs, stubs, exercise.name, keep)
-        _copy_package(source_dir, tmp / "course_lib", "course_lib", build)
+        _copy_package(source_dir, tmp / "course_lib", "course_lib", build, _base_copy(views, source_dir))
         (tmp / "course_lib" / f"{_RUNTIME}.py").write_text(_RUNTIME_SOURCE)
         (tmp / "lib").mkdir()
         for path in _support_files(support):
             if path.name in overrides:
                 text = _module_text(path, path.stem, build)
-                (tmp / "lib" / path.name).write_text(text)
+                (tmp / "lib" / path.name).write_text(path.read_text() if text is None else text)
         _readable(tmp)
         try:
             os.rename(tmp, root)
@@ -326,27 +334,64 @@ class _Build:
     keep: Mapping[str, frozenset[str]]  # stub module -> names kept as they are
 
 
-def _copy_package(src: Path, dst: Path, package: str, build: _Build) -> None:
+def _copy_package(src: Path, dst: Path, package: str, build: _Build, base: Path) -> None:
+    """``src`` as the view sees it under ``dst``; a file the view does not change is a
+    hard link to its copy in ``base`` (one per views folder, see ``_base_copy``)."""
     dst.mkdir(parents=True)
     for entry in sorted(src.iterdir()):
         if entry.name == "__pycache__" or entry.suffix in (".pyc", ".pyo"):
             continue
         if entry.is_dir():
-            _copy_package(entry, dst / entry.name, f"{package}.{entry.name}", build)
-        elif entry.suffix == ".py":
-            module = package if entry.stem == "__init__" else f"{package}.{entry.stem}"
-            (dst / entry.name).write_text(_module_text(entry, module, build))
+            _copy_package(entry, dst / entry.name, f"{package}.{entry.name}", build, base / entry.name)
+            continue
+        text = None
+        if entry.suffix == ".py":
+            text = _module_text(
+                entry, package if entry.stem == "__init__" else f"{package}.{entry.stem}", build
+            )
+        if text is not None:
+            (dst / entry.name).write_text(text)
         else:
-            shutil.copyfile(entry, dst / entry.name)
+            _link_or_copy(base / entry.name, dst / entry.name)
 
 
-def _module_text(path: Path, module: str, build: _Build) -> str:
+def _base_copy(views: Path, source_dir: Path) -> Path:
+    """``views/.course_lib``: one read-only copy of course_lib (no ``__pycache__``) that
+    every view links its unchanged files to, built once like a view (the first rename wins)."""
+    base = views / ".course_lib"
+    if base.is_dir():
+        return base
+    tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=views))
+    try:
+        shutil.copytree(
+            source_dir, tmp / "course_lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+        )
+        _readable(tmp)
+        try:
+            os.rename(tmp / "course_lib", base)
+        except OSError:  # another thread won the race: its copy is the same
+            if not base.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return base
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(src, dst)
+
+
+def _module_text(path: Path, module: str, build: _Build) -> str | None:
+    """The view's text of ``module`` (at ``path``), or None when the view keeps it as it is."""
     if module in build.stubs:
         return checks_stub(module, build.exercise, keep=build.keep.get(module, frozenset()))
     names = {r.name: r.defined for r in build.refs if r.module == module}
-    text = path.read_text()
     if not names:
-        return text
+        return None
+    text, _ = source_index.parsed(path)
     plan = withhold_plan(text, names, module)
     return withhold_source(text, plan.withheld, build.exercise, guarded=plan.guarded)
 
@@ -382,42 +427,65 @@ def withhold_source(
     """``source`` with each top-level function/class in ``names`` (name -> dotted name)
     reduced to a stub that raises ``ReferenceWithheld``: signature kept, body and
     docstring gone; each function in ``guarded`` keeps its body but raises when called
-    from outside course_lib. Raises ValueError when a name has no top-level definition."""
-    tree = pyast.parse(source)
-    found: set[str] = set()
-    for index, node in enumerate(tree.body):
-        if (
-            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.name in guarded
-            and node.name not in names
-        ):
-            node.body = [_guard(guarded[node.name], exercise), *node.body]
-            found.add(node.name)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
-            node.body = [_raise_withheld(names[node.name], exercise)]
-            found.add(node.name)
-        elif isinstance(node, ast.ClassDef) and node.name in names:
-            raise_stmt = _raise_withheld(names[node.name], exercise)
-            methods = pyast.parse(
-                "def __new__(cls, *args, **kwargs):\n    pass\n"
-                "def __init__(self, *args, **kwargs):\n    pass\n"
-            ).body
-            for method in methods:
-                assert isinstance(method, ast.FunctionDef)
-                method.body = [raise_stmt]
-            tree.body[index] = ast.ClassDef(
-                name=node.name,
-                bases=node.bases,
-                keywords=node.keywords,
-                body=methods,
-                decorator_list=[],
-                type_params=[],  # type: ignore[call-arg]  # a 3.12+ field; 3.13 warns when it is missing
-            )
-            found.add(node.name)
-    missing = (set(names) | set(guarded)) - found
+    from outside course_lib. Raises ValueError when a name has no top-level definition.
+
+    Only the changed definitions are rewritten (``ast.unparse`` of each); the rest of the
+    text stays as it is. A top-level ``def`` or ``class`` always has its lines to itself
+    (Python puts no other statement on them), so replacing those lines replaces exactly it."""
+    tree = _tree(source)
+    changed: list[tuple[ast.stmt, ast.stmt]] = []  # (old node, its replacement)
+    for node in tree.body:
+        new = _withheld_node(node, names, guarded, exercise)
+        if new is not None:
+            changed.append((node, new))
+    missing = (set(names) | set(guarded)) - {getattr(node, "name", "") for node, _ in changed}
     if missing:
         raise ValueError(f"no top-level definition of {sorted(missing)} to withhold")
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    lines = source_index.source_lines(source)
+    for old, node in reversed(changed):  # from the bottom, so earlier line numbers hold
+        first = min([old.lineno, *(d.lineno for d in getattr(old, "decorator_list", []))])
+        lines[first - 1 : old.end_lineno] = [ast.unparse(ast.fix_missing_locations(node)) + "\n"]
+    return "".join(lines)
+
+
+def _withheld_node(
+    node: ast.stmt, names: Mapping[str, str], guarded: Mapping[str, str], exercise: str
+) -> ast.stmt | None:
+    """The view's replacement of one top-level statement, or None when it stays. The
+    parsed tree is shared (``_tree``): a changed node is a copy."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
+        stub = copy.copy(node)
+        stub.body = [_raise_withheld(names[node.name], exercise)]
+        return stub
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in guarded:
+        kept = copy.copy(node)
+        kept.body = [_guard(guarded[node.name], exercise), *node.body]
+        return kept
+    if isinstance(node, ast.ClassDef) and node.name in names:
+        raise_stmt = _raise_withheld(names[node.name], exercise)
+        methods = pyast.parse(
+            "def __new__(cls, *args, **kwargs):\n    pass\ndef __init__(self, *args, **kwargs):\n    pass\n"
+        ).body
+        for method in methods:
+            assert isinstance(method, ast.FunctionDef)
+            method.body = [raise_stmt]
+        return ast.ClassDef(
+            name=node.name,
+            bases=node.bases,
+            keywords=node.keywords,
+            body=methods,
+            decorator_list=[],
+            type_params=[],  # type: ignore[call-arg]  # a 3.12+ field; 3.13 warns when it is missing
+            lineno=node.lineno,
+            col_offset=node.col_offset,
+        )
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _tree(source: str) -> ast.Module:
+    """The parsed ``source``, shared by every view of a run: never change it."""
+    return pyast.parse(source)
 
 
 @dataclass(frozen=True)
@@ -428,9 +496,11 @@ class WithholdPlan:
     guarded: dict[str, str]  # private helpers kept for the module's own use only
 
 
+@functools.lru_cache(maxsize=64)
 def _top_level_graph(tree: ast.Module) -> tuple[dict[str, set[str]], set[str], set[str], set[str]]:
     """(name -> module-level names it uses, function names, class names, names used by
-    module-level code that is not a definition)."""
+    module-level code that is not a definition). Cached per shared tree (``_tree``):
+    callers only read it."""
     defined: dict[str, ast.AST] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -475,7 +545,7 @@ def _reach(graph: dict[str, set[str]], start: Iterable[str]) -> set[str]:
 def withhold_plan(source: str, names: Mapping[str, str], module: str) -> WithholdPlan:
     """The functions of ``module`` (its ``source``) that a view withholding ``names``
     (name -> dotted name) withholds or guards, by the rule of the module docstring."""
-    graph, functions, classes, at_import = _top_level_graph(pyast.parse(source))
+    graph, functions, classes, at_import = _top_level_graph(_tree(source))
     withheld = dict(names)
     grown = True
     while grown:  # wrappers: functions that call a withheld function, to a fixed point
@@ -585,5 +655,10 @@ def _constant(value: Any, depth: int = 0) -> str | None:
 
 
 def reference_source(ref: Withheld) -> str:
-    """The reference's own source text, read in the trusted parent (for ``copied_from``)."""
+    """The reference's own source text, read in the trusted parent (for ``copied_from``);
+    from its file when its module is not imported (see ``withheld_for``)."""
+    if ref.module not in sys.modules:
+        text = source_index.definition_text(ref.module, ref.name)
+        if text is not None:
+            return text
     return inspect.getsource(getattr(importlib.import_module(ref.module), ref.name))

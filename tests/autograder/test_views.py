@@ -29,6 +29,24 @@ def _run_in_view(view: Path, code: str, *, extra_path: list[Path] = ()) -> str:
     return proc.stdout
 
 
+def _unparsed(path: Path) -> str:
+    """The file's code as ``ast.unparse`` writes it: the form ``_body_lines`` compares with
+    (a view keeps the text of what it does not change as it is)."""
+    return ast.unparse(ast.parse(path.read_text()))
+
+
+def _raw_body_lines(func: object) -> list[str]:
+    """``func``'s body lines below its docstring, as written in its file, that no other
+    line of its module has (long ones only)."""
+    source = textwrap.dedent(inspect.getsource(func))
+    definition = ast.parse(source).body[0]
+    assert isinstance(definition, ast.FunctionDef)
+    code = [n for n in definition.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    lines = [line.strip() for line in source.splitlines()[code[0].lineno - 1 :]]
+    module_text = inspect.getsource(inspect.getmodule(func))
+    return [line for line in lines if len(line) > 15 and module_text.count(line) == 1]
+
+
 def _body_lines(func: object) -> list[str]:
     """Lines (as ``ast.unparse`` writes them, like the view) that only ``func``'s body has
     in its module: if one is in a file, that file holds the function's code."""
@@ -55,9 +73,12 @@ def test_withhold_source_keeps_the_signature_and_drops_body_and_docstring() -> N
 
 def test_view_withholds_the_exercise_references_and_nothing_of_their_source(tmp_path: Path) -> None:
     view = build_view(tmp_path, get("07_rnn", "rnn_unroll"))
-    text = (view.course_lib / "np_ref" / "recurrent.py").read_text()
+    raw = (view.course_lib / "np_ref" / "recurrent.py").read_text()
+    text = _unparsed(view.course_lib / "np_ref" / "recurrent.py")
     secret_lines = _body_lines(recurrent.rnn_forward)
     assert secret_lines and not any(line in text for line in secret_lines)
+    raw_secrets = _raw_body_lines(recurrent.rnn_forward)
+    assert raw_secrets and not any(line in raw for line in raw_secrets)
     assert not list(view.root.rglob("__pycache__")) and not list(view.root.rglob("*.pyc"))
     # Other functions of the module are intact: only the exercise's references are gone.
     kept = _body_lines(recurrent.rnn_backward)
@@ -84,7 +105,7 @@ def test_view_withholds_the_exercise_references_and_nothing_of_their_source(tmp_
 def test_views_are_per_exercise(tmp_path: Path) -> None:
     # rnn_bptt's solution calls recurrent.rnn_forward: a reference of rnn_unroll, not of rnn_bptt.
     bptt = build_view(tmp_path, get("07_rnn", "rnn_bptt"))
-    text = (bptt.course_lib / "np_ref" / "recurrent.py").read_text()
+    text = _unparsed(bptt.course_lib / "np_ref" / "recurrent.py")
     kept, gone = _body_lines(recurrent.rnn_forward), _body_lines(recurrent.rnn_backward)
     assert kept and all(line in text for line in kept)
     assert gone and not any(line in text for line in gone)
@@ -165,7 +186,8 @@ def test_concurrent_builds_give_one_complete_view(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors and len({r.root for r in results}) == 1
-    assert [p.name for p in tmp_path.iterdir()] == [results[0].root.name]  # no half-built leftovers
+    # No half-built leftovers: the view, and the one base copy its unchanged files link to.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([results[0].root.name, ".course_lib"])
     out = _run_in_view(results[0].root, """
         from course_lib.torch_ref.regularization import EarlyStopping
         try:
