@@ -9,6 +9,7 @@ course_lib), never evidence of tampering.
 from __future__ import annotations
 
 import ast
+import functools
 import textwrap
 
 from autograder import pyast
@@ -49,6 +50,9 @@ def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
     return body
 
 
+# Memoized: each exercise's answer and references are compared once per re-verification
+# pass, with the same texts (a few hundred entries: large answers cannot pile up).
+@functools.lru_cache(maxsize=256)
 def normalized(source: str, name: str) -> str | None:
     """A canonical dump of the top-level function ``name`` in ``source``, or None (also
     when the code is too deep for the recursive walk: no likeness, never an error)."""

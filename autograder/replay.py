@@ -18,6 +18,7 @@ The plan is run inside the jail, as the sandbox uid, by ``autograder.jail.replay
 from __future__ import annotations
 
 import ast
+import functools
 import symtable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from autograder import pyast
 from autograder.ipython_syntax import BODY_MAGICS, strip_magic_options, transform
 
 __all__ = ["CellNames", "ReplayCell", "cell_names", "global_reads", "replay_plan"]
+
+# Cells whose analysis is remembered: a notebook has a few dozen, each read once per
+# exercise; few enough entries that large cells cannot pile up in the grader.
+_MEMO_CELLS = 256
 
 # Calls that can bind names we cannot see statically: a cell using them is always
 # needed (conservative: better a full time box than a NameError).
@@ -192,6 +197,8 @@ def _magic_call(node: ast.Call) -> tuple[str, str, str, str] | None:
     return func.attr, args[0], args[1], args[2] if len(args) > 2 else ""
 
 
+# Memoized: every exercise of a notebook plans over the same cells (immutable results).
+@functools.lru_cache(maxsize=_MEMO_CELLS)
 def cell_names(source: str) -> CellNames:
     """What a cell defines and uses, after the IPython transform. A cell too deep for
     the recursive walk (``1+1+...`` a thousand times) is opaque: it may define anything."""
@@ -212,6 +219,7 @@ def cell_names(source: str) -> CellNames:
     )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=_MEMO_CELLS)
 def global_reads(source: str) -> frozenset[str] | None:
     """Top-level names a cell can read, when it runs or when a function or class it
     defines is called: the global names of each of its scopes (``symtable``), where
