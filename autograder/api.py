@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autograder import template
 from autograder.course import CourseDir, assignment_stems, read_notebook
 from autograder.export import ExportResult, export_grades
 from autograder.feedback import FeedbackResult, write_feedback
@@ -147,6 +148,8 @@ def _grade_class(
     write_protections(run_dir, protections, hosts)
     jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
     jobs = selected(jobs, options)
+    if jobs and engine is None:  # sandboxes start here: the template imports during preload()
+        template.warm_up(protections)
     preload()
     scratch = scratch_root(run_dir)
     ctx = GradingContext(

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from traitlets.config import Config
 
+from autograder import template
 from autograder.course import CourseDir, generate_assignments, read_notebook
 from autograder.gradebook import GradebookLock, Ledger, merge_result
 from autograder.grading_run import (
@@ -438,6 +439,8 @@ def grade_course(
     releases = {k: read_notebook(course.dir.release(a, nb)) for k, (a, nb) in keys.items()}
     jobs, stamps = course_jobs(course, manifest)
     jobs = selected(jobs, options)
+    if jobs and engine is None:  # sandboxes start here: the template imports during preload()
+        template.warm_up(protections)
     preload()
     hosts = engine.hosts() if engine is not None else ()
     write_protections(course.run_dir, protections, hosts)

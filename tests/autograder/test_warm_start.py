@@ -176,3 +176,38 @@ def test_the_socket_probe_sees_an_order_channel_where_there_is_one(capsys: pytes
         ours.close()
         theirs.close()
     assert json.loads(capsys.readouterr().out).count(int(socket.SOCK_SEQPACKET)) >= 2
+
+
+@needs_warm
+def test_warm_up_starts_the_template_that_the_next_sandbox_is_forked_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template.shutdown()
+    monkeypatch.setenv(template.COLD_ENV, "1")
+    template.warm_up(PROTECTIONS)  # the cold start asked for: nothing is started
+    assert not _template_pids()
+    monkeypatch.delenv(template.COLD_ENV)
+    template.warm_up(PROTECTIONS)
+    started = _template_pids()
+    assert len(started) == 1
+    result = _run(tmp_path, "after-warm-up", ["import os; print(os.getppid() > 0, flush=True)"])
+    assert _out(result).strip() == "True"
+    assert _template_pids() == started  # the sandbox came from the template warm_up started
+    template.shutdown()
+
+
+def _template_pids() -> set[int]:
+    """Live ``python -m autograder.template`` processes that are children of this one."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"autograder.template" in cmdline:
+            pids.add(int(entry.name))
+    return pids
