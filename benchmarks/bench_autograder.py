@@ -9,6 +9,8 @@ Prints, from one run:
 - stock default (nbgrader runs every cell) / ours with 2 workers, default settings
   (demo cells skipped): target >= 10x on 2 cores;
 - like for like: stock / ours with 2 workers and the demo cells run: target >= 4x;
+  and its bound: the same run with re-verification off, the notebooks' execution alone
+  in our sandboxes (what the demo cells themselves cost sets it);
 - the overhead per notebook beyond plain nbclient: ours with 1 worker minus plain
   nbclient on the same graded notebooks, per notebook (target <= 0.3 s);
 - per-stage p50/p95 over the 2-worker run: queue (waiting for a worker), start (sandbox
@@ -173,12 +175,14 @@ class Stages:
         return "\n".join(lines)
 
 
-def ours(class_dir: Path, run_dir: Path, *, workers: int, drop: bool) -> tuple[float, float, Stages, list]:
+def ours(
+    class_dir: Path, run_dir: Path, *, workers: int, drop: bool, verify: bool = True
+) -> tuple[float, float, Stages, list]:
     """(wall seconds, core-seconds, stages, results) of grading ``class_dir``. The template
     is stopped at the end, so the CPU of every sandbox it forked is counted."""
     template.shutdown()
     cpu = _cpu()
-    options = GradeOptions(workers=workers, drop_demo=drop, force=True)
+    options = GradeOptions(workers=workers, drop_demo=drop, force=True, verify=verify)
     with Stages() as stages:
         start = time.perf_counter()
         run = grade_class(submissions=class_dir, run_dir=run_dir, solutions_dir=REPO / "solutions", options=options)
@@ -209,6 +213,7 @@ def main() -> None:
         # Like the stock run, the timings exclude generate_assignment (done once per course).
         CourseDir.at(root / "ours" / "course").install(assignment_stems(REPO / "solutions"))
         CourseDir.at(root / "like" / "course").install(assignment_stems(REPO / "solutions"))
+        CourseDir.at(root / "bound" / "course").install(assignment_stems(REPO / "solutions"))
 
         wall, cpu, stages, results = ours(class_dir, root / "ours", workers=args.workers, drop=True)
         statuses = sorted({str(r.status) for r in results})
@@ -216,6 +221,11 @@ def main() -> None:
               f"{cpu / n:.2f} core-s/notebook  statuses={statuses}")  # fmt: skip
         like_wall, like_cpu, _, _ = ours(class_dir, root / "like", workers=args.workers, drop=False)
         print(f"ours, {args.workers} workers, demo cells run (like for like): {like_wall:.1f} s, {like_cpu / n:.2f} core-s/notebook")
+        # The like-for-like bound: the same run with re-verification off (never for real
+        # grading) is what executing the notebooks alone costs in our sandboxes.
+        bound_wall, bound_cpu, _, _ = ours(class_dir, root / "bound", workers=args.workers, drop=False, verify=False)
+        print(f"ours, {args.workers} workers, demo cells run, re-verification off (the execution alone): "
+              f"{bound_wall:.1f} s, {bound_cpu / n:.2f} core-s/notebook")  # fmt: skip
 
         # Overhead: one student graded sequentially vs the same notebooks under plain nbclient.
         one = class_dir.parent / "one"
@@ -241,6 +251,8 @@ def main() -> None:
             print(f"stock nbgrader autograde (sequential, every cell): {stock:.1f} s, {stock_cpu / n:.2f} core-s/notebook")
             print(f"speed-up, default settings: {stock / wall:.2f}x (target >= 10x); "
                   f"like for like (demo cells run): {stock / like_wall:.2f}x (target >= 4x)")  # fmt: skip
+            print(f"like-for-like bound on this machine: stock / the execution alone = {stock / bound_wall:.2f}x "
+                  f"(no grader that re-verifies can pass it: re-verification only adds work)")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
         _METER.close()
