@@ -23,7 +23,9 @@ from autograder import source_index
 from autograder.views import withhold_plan, withhold_source
 from course_lib.checks import exercises
 
-_REFERENCES = sorted({dotted for ex in exercises() for dotted in ex.references})
+# The course's own exercises (other tests register a tiny course's in the same registry).
+_COURSE = [ex for ex in exercises() if all(r.startswith("course_lib.") for r in ex.references)]
+_REFERENCES = sorted({dotted for ex in _COURSE for dotted in ex.references})
 
 
 def _imported_home(dotted: str) -> tuple[str, str]:
@@ -222,7 +224,7 @@ def _check_splice(source: str, names: dict[str, str], guarded: dict[str, str]) -
 
 def test_the_splice_changes_exactly_the_planned_definitions_of_every_course_module() -> None:
     checked = 0
-    for ex in exercises():
+    for ex in _COURSE:
         by_module: dict[str, dict[str, str]] = {}
         for dotted in ex.references:
             module, _, attr = dotted.rpartition(".")
@@ -233,7 +235,7 @@ def test_the_splice_changes_exactly_the_planned_definitions_of_every_course_modu
             plan = withhold_plan(source, names, module)
             _check_splice(source, plan.withheld, plan.guarded)
             checked += 1
-    assert checked >= len(exercises())
+    assert checked >= len(_COURSE) > 30
 
 
 def test_the_splice_keeps_line_numbers_past_form_feeds_and_decorators() -> None:
