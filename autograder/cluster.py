@@ -14,6 +14,8 @@ Trust and failure rules, each enforced here:
   digest differs from the coordinator's, or that has no ``sandbox`` resource, is refused:
   its ``sandbox`` resource is set to 0 on the scheduler, so no task (each needs
   ``sandbox=1``) is ever placed there; the task itself checks the digest again.
+  An accepted worker is warmed at once (``remote.warm_up``: its template started, the
+  grading imports done), while the coordinator prepares the course; a refused one is not.
 - A task lost with its worker is re-run elsewhere once (scheduler ``allowed-failures``,
   set to 1 for a LocalCluster; set it on your own scheduler); a task that raises is retried
   once (``retries=1``). After that it becomes FAILED with ``retry`` (graded again by the
@@ -44,6 +46,7 @@ from autograder.remote import (
     infrastructure_failure,
     run_task,
     task_for,
+    warm_up,
 )
 
 __all__ = ["ClusterSpec", "DaskEngine", "TlsFiles", "admit", "check_address", "open_engine", "parse_local"]
@@ -175,6 +178,9 @@ class DaskEngine:
                     )
             with self._lock:
                 self._hosts[address] = host
+        accepted = [a for a in new if a in reports and not self._hosts[a].refused]
+        if accepted:  # returns at once: each warms in the background (see ``remote.warm_up``)
+            self.client.run(warm_up, workers=accepted, on_error="return")
 
     def _watch(self) -> None:
         while not self._stop.wait(_WATCH_SECONDS):

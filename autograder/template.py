@@ -52,7 +52,7 @@ from autograder.jail.request import Helper, JailRequest, WarmFork
 from autograder.limits import Protections
 from autograder.sandbox import sandbox_argv
 
-__all__ = ["COLD_ENV", "WarmProcess", "launch", "shutdown", "warm_available"]
+__all__ = ["COLD_ENV", "WarmProcess", "launch", "shutdown", "start", "warm_available"]
 
 COLD_ENV = "AUTOGRADER_COLD_START"  # "1": every sandbox starts cold (to compare, or to bisect a problem)
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_NEWIPC = 0x00020000, 0x20000000, 0x40000000, 0x08000000
@@ -254,6 +254,15 @@ def _template() -> _Template:
             _TEMPLATE = _Template()
             atexit.register(_TEMPLATE.close)
         return _TEMPLATE
+
+
+def start(protections: Protections) -> bool:
+    """Start this process's template now, when sandboxes will start warm (True), so its
+    imports overlap other work instead of delaying the first sandbox; else do nothing."""
+    if warm_available(protections):
+        _template()
+        return True
+    return False
 
 
 def shutdown() -> None:
