@@ -50,8 +50,18 @@ def _imported() -> list[str]:
     return sorted(m for m in GRADING_IMPORTS if m in sys.modules)
 
 
+def _settings() -> dict[str, object]:
+    """The dask settings a worker process runs with (read there)."""
+    import dask
+
+    return {
+        k: dask.config.get(k)
+        for k in ("distributed.worker.profile.enabled", "distributed.admin.tick.interval")
+    }
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the warm-start template needs root (as grading does)")
-def test_workers_are_warm_before_their_first_task(tmp_path) -> None:
+def test_local_workers_are_warm_and_quiet_before_their_first_task(tmp_path) -> None:
     with open_engine(ClusterSpec(local_workers=2)) as engine:
         client = engine.client
         pids: dict[str, int] = client.run(os.getpid)
@@ -69,6 +79,9 @@ def test_workers_are_warm_before_their_first_task(tmp_path) -> None:
         assert engine.hosts() and all(h.graded == 0 for h in engine.hosts())  # no task was ever sent
         assert all(len(t) == 1 for t in templates.values()), f"template processes per worker: {templates}"
         assert imported == {w: sorted(GRADING_IMPORTS) for w in pids}, imported
+        # The local workers run without dask's 10 ms stack sampler and 20 ms tick (idle CPU).
+        quiet = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+        assert client.run(_settings) == dict.fromkeys(pids, quiet)
 
 
 class _FakeClient:
