@@ -138,3 +138,38 @@ def test_only_accepted_workers_are_warmed() -> None:
         assert client.runs[2:] == [("host_report", [late]), (warm_up.__name__, [late])]
     finally:
         engine.close()
+
+
+def test_a_local_cluster_starts_while_the_coordinator_goes_on() -> None:
+    """``open_engine`` returns before the LocalCluster's workers exist: their processes
+    are created after a marker process started when it returned (start times compared on
+    the kernel's one clock, /proc), and the engine waits for them."""
+    import subprocess
+
+    import psutil
+
+    with open_engine(ClusterSpec(local_workers=2)) as engine:
+        marker = subprocess.Popen(["sleep", "10"])
+        returned = psutil.Process(marker.pid).create_time()
+        marker.kill()
+        marker.wait()
+        hosts = engine.hosts()  # waits for the start
+        pids: dict[str, int] = engine.client.run(os.getpid)
+        created = {w: psutil.Process(pid).create_time() for w, pid in pids.items()}
+    assert len(hosts) == 2 and not [h for h in hosts if h.refused]
+    assert all(t >= returned for t in created.values()), (returned, created)
+
+
+def test_a_failed_background_start_is_raised_where_the_engine_is_used() -> None:
+    def broken() -> Any:
+        raise OSError("no port left")
+
+    engine = DaskEngine(connect=broken)
+    try:
+        for use in (engine.hosts, lambda: engine.client):
+            with pytest.raises(RuntimeError, match="could not start: no port left"):
+                use()
+    finally:
+        engine.close()
+    with pytest.raises(TypeError, match="not both or neither"):
+        DaskEngine()
