@@ -1,8 +1,9 @@
 """dask.distributed as the grading engine: each submission is a task on a grading host.
 
 ``--scheduler ADDRESS`` connects to an existing Dask cluster; ``--cluster local:N`` starts
-a ``LocalCluster`` of N worker processes on this machine. Either way the coordinator (this
-process) alone writes the ledger and the gradebook: ``DaskEngine`` yields each task's
+a ``LocalCluster`` of N worker processes on this machine (in the background, while the
+coordinator prepares the course; ``LOCAL_CONFIG`` turns off dask's idle CPU costs).
+Either way the coordinator (this process) alone writes the ledger and the gradebook: ``DaskEngine`` yields each task's
 ``SubmissionResult`` and ``pipeline.grade_jobs`` merges it, as with local threads.
 
 Trust and failure rules, each enforced here:
