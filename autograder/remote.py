@@ -18,9 +18,10 @@ which host graded it. The coordinator alone merges it into the gradebook and the
 
 ``warm_up`` (run by the coordinator on each worker it accepts, as soon as it is seen)
 does in the background what a worker's first task would otherwise do on its critical
-path: start the warm-start template (``autograder.template``) and import what grading
-imports (nbgrader, the course_lib exercise registry). ``run_task`` waits for it to end,
-so no import ever runs in two threads at once.
+path: start the warm-start template (``autograder.template``), import what grading
+imports (nbgrader, the course_lib exercise registry) and resolve every exercise's
+references. ``run_task`` waits for it to end, so a task never imports a module the
+warm-up is importing at the same moment.
 """
 
 from __future__ import annotations
@@ -365,12 +366,12 @@ def _warm() -> None:
     template (started first: it imports in its own process meanwhile), nbgrader and the
     exercise registry (``grading_run.preload``), every exercise's references resolved
     (what re-verification does before it builds a view), the worker's scratch root."""
-    from autograder import template
-    from autograder.grading_run import preload
-    from autograder.views import withheld_for
-    from course_lib.checks import exercises
-
     try:
+        from autograder import template
+        from autograder.grading_run import preload
+        from autograder.views import withheld_for
+        from course_lib.checks import exercises
+
         template.start(detect_protections())
         preload()
         importlib.import_module("autograder.course")  # what ``_context`` imports
