@@ -15,6 +15,13 @@ which host graded it. The coordinator alone merges it into the gradebook and the
 
 ``code_digest`` (the installed ``course_lib`` + ``autograder`` sources) and
 ``HostReport`` let the coordinator refuse a worker whose code differs from its own.
+
+``warm_up`` (run by the coordinator on each worker it accepts, as soon as it is seen)
+does in the background what a worker's first task would otherwise do on its critical
+path: start the warm-start template (``autograder.template``), import what grading
+imports (nbgrader, the course_lib exercise registry) and resolve every exercise's
+references. ``run_task`` waits for it to end, so a task never imports a module the
+warm-up is importing at the same moment.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import dataclasses
 import hashlib
 import importlib
 import itertools
+import logging
 import os
 import socket
 import sys
@@ -54,8 +62,11 @@ __all__ = [
     "infrastructure_failure",
     "run_task",
     "task_for",
+    "warm_up",
+    "warm_wait",
 ]
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 WORKER_DIR_ENV = "AUTOGRADER_WORKER_DIR"  # where a worker keeps its scratch (default: the temp dir)
 
@@ -323,6 +334,54 @@ def _context(state: _WorkerState, bundle: CourseBundle) -> GradingContext:
         return ctx
 
 
+# ---------------------------------------------------------------------------------------
+# Worker warm-up.
+
+_WARM_LOCK = threading.Lock()
+_WARM: list[threading.Thread] = []  # the one warm-up thread of this worker, once started
+
+
+def warm_up() -> bool:
+    """Start warming this worker in a background thread, once per process, and return at
+    once (``client.run`` calls it in the worker's event loop, which must not block).
+    True when this call started it."""
+    with _WARM_LOCK:
+        if _WARM:
+            return False
+        thread = threading.Thread(target=_warm, name="autograder-warm-up", daemon=True)
+        thread.start()
+        _WARM.append(thread)
+        return True
+
+
+def warm_wait(timeout: float | None = None) -> bool:
+    """Wait for this worker's warm-up (starting it if nobody did); True once it has ended."""
+    warm_up()
+    _WARM[0].join(timeout)
+    return not _WARM[0].is_alive()
+
+
+def _warm() -> None:
+    """What every first task needs and the grading threads of one process share: the
+    template (started first: it imports in its own process meanwhile), nbgrader and the
+    exercise registry (``grading_run.preload``), every exercise's references resolved
+    (what re-verification does before it builds a view), the worker's scratch root."""
+    try:
+        from autograder import template
+        from autograder.grading_run import preload
+        from autograder.views import withheld_for
+        from course_lib.checks import exercises
+
+        template.warm_up(detect_protections())
+        preload()
+        importlib.import_module("autograder.course")  # what ``_context`` imports
+        for exercise in exercises():
+            withheld_for(exercise)
+        _state()
+    except Exception as exc:  # the first task then does it itself, and reports what fails
+        log.warning("autograder: warming this worker failed: %s: %s", type(exc).__name__, exc)
+
+
 def run_task(task: SubmissionTask, bundle: CourseBundle) -> TaskDone:
     """Grade one task on this worker (the dask task function). Raises only for the
     infrastructure's failures (a refused worker, a file that cannot be laid out), which
@@ -333,6 +392,7 @@ def run_task(task: SubmissionTask, bundle: CourseBundle) -> TaskDone:
         raise WorkerRefused(
             f"worker {socket.gethostname()}: code digest {_own_digest()[:12]} differs from the coordinator's {task.code_digest[:12]}"
         )
+    warm_wait()
     state = _state()
     base = _context(state, bundle)
     folder = state.root / "intake" / str(next(state.counter))
