@@ -33,7 +33,6 @@ from autograder.grading_run import (
     grade_resumable,
     hidden_paths,
     import_support,
-    preload,
     scratch_root,
     secret_seed,
     selected,
@@ -41,7 +40,7 @@ from autograder.grading_run import (
 )
 from autograder.intake import Manifest, collect
 from autograder.limits import Limits, Protections
-from autograder.pipeline import GradingContext, SubmissionResult
+from autograder.pipeline import GradingContext, SubmissionResult, preload
 from autograder.release import ReleaseResult, release_course
 from autograder.sandbox import detect_protections, remove_tree
 

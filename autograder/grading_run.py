@@ -2,7 +2,7 @@
 
 The options a grading run takes, the run it returns, and the steps around grading that both
 ways of grading take in the same order: import the support modules, select the jobs asked
-for, preload what the grading threads import, record the protections, make the scratch
+for, preload what the grading threads import (``pipeline.preload``), record the protections, make the scratch
 folder, list what the sandbox hides, read the run's secret, then grade what the ledger does
 not already hold unchanged.
 """
@@ -37,7 +37,6 @@ __all__ = [
     "grade_resumable",
     "hidden_paths",
     "import_support",
-    "preload",
     "scratch_root",
     "secret_seed",
     "selected",
@@ -103,18 +102,6 @@ class StatusReport:
         for r in self.results:
             out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
-
-
-def preload() -> None:
-    """Import what the grading threads use before they start: concurrent first imports
-    of one package can see it half-initialized."""
-    import nbgrader.api
-    import nbgrader.preprocessors
-    import nbgrader.utils  # noqa: F401
-
-    from course_lib.checks import exercises
-
-    exercises()
 
 
 def import_support(paths: tuple[Path, ...]) -> None:

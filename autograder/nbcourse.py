@@ -43,7 +43,6 @@ from autograder.grading_run import (
     grade_resumable,
     hidden_paths,
     import_support,
-    preload,
     scratch_root,
     secret_seed,
     selected,
@@ -62,7 +61,7 @@ from autograder.intake import (
     walk,
 )
 from autograder.limits import Protections
-from autograder.pipeline import GradingContext, SubmissionResult
+from autograder.pipeline import GradingContext, SubmissionResult, preload
 from autograder.results import Status
 from autograder.sandbox import detect_protections, remove_tree
 

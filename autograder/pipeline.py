@@ -66,6 +66,7 @@ __all__ = [
     "SubmissionResult",
     "grade_job",
     "grade_jobs",
+    "preload",
     "read_submission",
     "submission_seed",
     "thread_engine",
@@ -157,6 +158,18 @@ class GradingContext:
             except SubmissionError as exc:
                 h.update(str(exc).encode())
         return h.hexdigest()
+
+
+def preload() -> None:
+    """Import what the grading threads use before they start: concurrent first imports
+    of one package can see it half-initialized."""
+    import nbgrader.api
+    import nbgrader.preprocessors
+    import nbgrader.utils  # noqa: F401
+
+    from course_lib.checks import exercises
+
+    exercises()
 
 
 def submission_seed(run_secret: int, assignment: str, student: str, notebook: bytes) -> int:

@@ -45,7 +45,7 @@ import nbformat
 
 from autograder.intake import MAX_NOTEBOOK_BYTES, Job, SubmissionError, item_key, read_capped
 from autograder.limits import Limits, Protections
-from autograder.pipeline import GradingContext, SubmissionResult, grade_job
+from autograder.pipeline import GradingContext, SubmissionResult, grade_job, preload
 from autograder.results import Status
 from autograder.sandbox import detect_protections, remove_tree
 
@@ -364,11 +364,10 @@ def warm_wait(timeout: float | None = None) -> bool:
 def _warm() -> None:
     """What every first task needs and the grading threads of one process share: the
     template (started first: it imports in its own process meanwhile), nbgrader and the
-    exercise registry (``grading_run.preload``), every exercise's references resolved
+    exercise registry (``pipeline.preload``), every exercise's references resolved
     (what re-verification does before it builds a view), the worker's scratch root."""
     try:
         from autograder import template
-        from autograder.grading_run import preload
         from autograder.views import withheld_for
         from course_lib.checks import exercises
 
