@@ -3,8 +3,9 @@
 ``--scheduler ADDRESS`` connects to an existing Dask cluster; ``--cluster local:N`` starts
 a ``LocalCluster`` of N worker processes on this machine (in the background, while the
 coordinator prepares the course; ``LOCAL_CONFIG`` turns off dask's idle CPU costs).
-Either way the coordinator (this process) alone writes the ledger and the gradebook: ``DaskEngine`` yields each task's
-``SubmissionResult`` and ``pipeline.grade_jobs`` merges it, as with local threads.
+Either way the coordinator (this process) alone writes the ledger and the gradebook:
+``DaskEngine`` yields each task's ``SubmissionResult`` and ``pipeline.grade_jobs`` merges
+it, as with local threads.
 
 Trust and failure rules, each enforced here:
 
