@@ -9,10 +9,10 @@ course_lib), never evidence of tampering.
 from __future__ import annotations
 
 import ast
-import functools
 import textwrap
 
 from autograder import pyast
+from autograder.replay import memoized_short_texts
 
 __all__ = ["normalized", "same_code"]
 
@@ -51,8 +51,8 @@ def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
 
 
 # Memoized: each exercise's answer and references are compared once per re-verification
-# pass, with the same texts (a few hundred entries: large answers cannot pile up).
-@functools.lru_cache(maxsize=256)
+# pass, with the same texts (bounded: large answers are never kept).
+@memoized_short_texts
 def normalized(source: str, name: str) -> str | None:
     """A canonical dump of the top-level function ``name`` in ``source``, or None (also
     when the code is too deep for the recursive walk: no likeness, never an error)."""

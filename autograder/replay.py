@@ -20,17 +20,35 @@ from __future__ import annotations
 import ast
 import functools
 import symtable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from autograder import pyast
 from autograder.ipython_syntax import BODY_MAGICS, strip_magic_options, transform
 
-__all__ = ["CellNames", "ReplayCell", "cell_names", "global_reads", "replay_plan"]
+__all__ = ["CellNames", "ReplayCell", "cell_names", "global_reads", "memoized_short_texts", "replay_plan"]
 
 # Cells whose analysis is remembered: a notebook has a few dozen, each read once per
-# exercise; few enough entries that large cells cannot pile up in the grader.
+# exercise. Only texts up to _MEMO_CHARS are kept, so that at most 256 x 64 KB stay in
+# the grader however large the cells a submission sends (a notebook may hold 64 MB).
 _MEMO_CELLS = 256
+_MEMO_CHARS = 64 * 1024
+_T = TypeVar("_T")
+
+
+def memoized_short_texts(func: Callable[..., _T]) -> Callable[..., _T]:
+    """``func(text, *rest)`` (pure, its result immutable) remembered for the last
+    _MEMO_CELLS calls whose ``text`` has at most _MEMO_CHARS characters; longer texts
+    are computed every time and never kept."""
+    cached = functools.lru_cache(maxsize=_MEMO_CELLS)(func)
+
+    @functools.wraps(func)
+    def call(text: str, *rest: Any) -> _T:
+        return cached(text, *rest) if len(text) <= _MEMO_CHARS else func(text, *rest)
+
+    return call
+
 
 # Calls that can bind names we cannot see statically: a cell using them is always
 # needed (conservative: better a full time box than a NameError).
@@ -198,7 +216,7 @@ def _magic_call(node: ast.Call) -> tuple[str, str, str, str] | None:
 
 
 # Memoized: every exercise of a notebook plans over the same cells (immutable results).
-@functools.lru_cache(maxsize=_MEMO_CELLS)
+@memoized_short_texts
 def cell_names(source: str) -> CellNames:
     """What a cell defines and uses, after the IPython transform. A cell too deep for
     the recursive walk (``1+1+...`` a thousand times) is opaque: it may define anything."""
@@ -219,7 +237,7 @@ def cell_names(source: str) -> CellNames:
     )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=_MEMO_CELLS)
+@memoized_short_texts
 def global_reads(source: str) -> frozenset[str] | None:
     """Top-level names a cell can read, when it runs or when a function or class it
     defines is called: the global names of each of its scopes (``symtable``), where

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autograder.jail.replay import OPTIONAL_CELL_SECONDS, fresh_namespace, run_cells
-from autograder.replay import ReplayCell, cell_names, replay_plan
+from autograder.replay import ReplayCell, cell_names, memoized_short_texts, replay_plan
 
 
 @pytest.fixture(autouse=True)
@@ -271,3 +271,16 @@ def test_a_cell_too_deep_for_the_ast_walk_is_opaque_and_needed() -> None:
     assert normalized(answer, "square") is None  # no likeness, no error
     namespace, issues = _ran([answer])
     assert issues == [] and namespace["square"](3) == 9
+
+
+def test_memoized_short_texts_remembers_short_texts_and_never_keeps_long_ones() -> None:
+    calls: list[int] = []
+
+    @memoized_short_texts
+    def length(text: str) -> int:
+        calls.append(len(text))
+        return len(text)
+
+    short, long = "x" * 10, "y" * (64 * 1024 + 1)
+    assert [length(short), length(short), length(long), length(long)] == [10, 10, len(long), len(long)]
+    assert calls == [10, len(long), len(long)]  # the short text computed once, the long one each time
