@@ -125,15 +125,16 @@ def test_scratch_and_temp_dirs_are_capped_as_a_whole(tmp_path: Path) -> None:
     cells = [
         "import os\nwritten = 0\ntry:\n    for i in range(20):\n"
         "        with open(f'f{i}', 'wb') as f: f.write(b'x' * (15 * 1024**2))\n        written += 1\n"
-        "except OSError as e: print('work', written, e.strerror)",
+        "except OSError as e: print(f'work {written} {e.strerror}')",
         *(
             f"try:\n    open('{path}/big', 'wb').write(b'x' * (15 * 1024**2))\n"
-            f"except OSError as e: print('{name}', e.strerror)"
+            f"except OSError as e: print('{name} ' + e.strerror)"
             for path, name in (("/dev/shm", "shm"), ("/tmp", "tmp"), ("/var/tmp", "vartmp"))
         ),
     ]
     result = _run(tmp_path, "filler", cells, file_bytes=16 * MiB, scratch_bytes=64 * MiB, tmp_bytes=8 * MiB)
-    # (IPython's own history database also finds the disk full: other lines may appear.)
+    # (IPython's own history database also finds the disk full: its thread may print a
+    # warning at any moment, so each line above is printed in one write.)
     out = [_text(c) for c in result.notebook.cells]
     assert "No space left" in out[0], out[0]
     assert int(out[0].split("work ")[1].split()[0]) <= 4  # 64 MiB / 15 MiB
