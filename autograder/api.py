@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder import template
 from autograder.course import CourseDir, assignment_stems, read_notebook
 from autograder.export import ExportResult, export_grades
 from autograder.feedback import FeedbackResult, write_feedback
@@ -33,6 +32,7 @@ from autograder.grading_run import (
     grade_resumable,
     hidden_paths,
     import_support,
+    ready_to_grade,
     scratch_root,
     secret_seed,
     selected,
@@ -40,7 +40,7 @@ from autograder.grading_run import (
 )
 from autograder.intake import Manifest, collect
 from autograder.limits import Limits, Protections
-from autograder.pipeline import GradingContext, SubmissionResult, preload
+from autograder.pipeline import GradingContext, SubmissionResult
 from autograder.release import ReleaseResult, release_course
 from autograder.sandbox import detect_protections, remove_tree
 
@@ -147,9 +147,7 @@ def _grade_class(
     write_protections(run_dir, protections, hosts)
     jobs = collect(submissions, Manifest.from_notebooks(releases), unpack_dir=run_dir / "unpacked")
     jobs = selected(jobs, options)
-    if jobs and engine is None:  # sandboxes start here: the template imports during preload()
-        template.warm_up(protections)
-    preload()
+    ready_to_grade(jobs, protections, sandboxes_here=engine is None)
     scratch = scratch_root(run_dir)
     ctx = GradingContext(
         course=course,

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autograder import template
 from autograder.gradebook import Ledger
 from autograder.intake import Job
 from autograder.limits import Limits, Protections
-from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs
+from autograder.pipeline import GradingContext, SubmissionResult, grade_jobs, preload
 from autograder.remote import HostReport
 from autograder.results import Status
 from autograder.sandbox import remove_tree
@@ -37,6 +38,7 @@ __all__ = [
     "grade_resumable",
     "hidden_paths",
     "import_support",
+    "ready_to_grade",
     "scratch_root",
     "secret_seed",
     "selected",
@@ -102,6 +104,15 @@ class StatusReport:
         for r in self.results:
             out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
+
+
+def ready_to_grade(jobs: list[Job], protections: Protections, *, sandboxes_here: bool) -> None:
+    """Before the grading threads start: when there is work and the sandboxes start on
+    this machine (not a cluster's), start the warm-start template first, so that it
+    imports in its own process while this one imports what the threads use (``preload``)."""
+    if jobs and sandboxes_here:
+        template.warm_up(protections)
+    preload()
 
 
 def import_support(paths: tuple[Path, ...]) -> None:

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 from traitlets.config import Config
 
-from autograder import template
 from autograder.course import CourseDir, generate_assignments, read_notebook
 from autograder.gradebook import GradebookLock, Ledger, merge_result
 from autograder.grading_run import (
@@ -43,6 +42,7 @@ from autograder.grading_run import (
     grade_resumable,
     hidden_paths,
     import_support,
+    ready_to_grade,
     scratch_root,
     secret_seed,
     selected,
@@ -61,7 +61,7 @@ from autograder.intake import (
     walk,
 )
 from autograder.limits import Protections
-from autograder.pipeline import GradingContext, SubmissionResult, preload
+from autograder.pipeline import GradingContext, SubmissionResult
 from autograder.results import Status
 from autograder.sandbox import detect_protections, remove_tree
 
@@ -438,9 +438,7 @@ def grade_course(
     releases = {k: read_notebook(course.dir.release(a, nb)) for k, (a, nb) in keys.items()}
     jobs, stamps = course_jobs(course, manifest)
     jobs = selected(jobs, options)
-    if jobs and engine is None:  # sandboxes start here: the template imports during preload()
-        template.warm_up(protections)
-    preload()
+    ready_to_grade(jobs, protections, sandboxes_here=engine is None)
     hosts = engine.hosts() if engine is not None else ()
     write_protections(course.run_dir, protections, hosts)
     scratch = scratch_root(course.run_dir)

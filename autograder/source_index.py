@@ -28,7 +28,7 @@ from pathlib import Path
 
 from autograder import pyast
 
-__all__ = ["definition_text", "module_file", "parsed", "source_lines", "static_home"]
+__all__ = ["definition_text", "module_file", "parsed", "source_lines", "static_home", "tree_of"]
 
 # Calls that can bind module names the parser cannot see.
 _DYNAMIC_CALLS = frozenset({"globals", "vars", "exec", "eval", "setattr", "__import__"})
@@ -69,7 +69,14 @@ def parsed(path: Path) -> tuple[str, ast.Module]:
 @functools.lru_cache(maxsize=256)
 def _parse(path: str, mtime_ns: int, size: int) -> tuple[str, ast.Module]:
     source = Path(path).read_text()
-    return source, pyast.parse(source, path)
+    return source, tree_of(source)
+
+
+@functools.lru_cache(maxsize=256)
+def tree_of(source: str) -> ast.Module:
+    """``source`` parsed, once per text (the views rewrite the same modules for many
+    exercises). The tree is shared: never change it."""
+    return pyast.parse(source)
 
 
 def static_home(module: str, name: str) -> tuple[str, str] | None:

@@ -306,7 +306,8 @@ def build_view(
         for path in _support_files(support):
             if path.name in overrides:
                 text = _module_text(path, path.stem, build)
-                (tmp / "lib" / path.name).write_text(path.read_text() if text is None else text)
+                assert text is not None, path  # an override is a stub or holds a reference
+                (tmp / "lib" / path.name).write_text(text)
         _readable(tmp)
         try:
             os.rename(tmp, root)
@@ -432,7 +433,7 @@ def withhold_source(
     Only the changed definitions are rewritten (``ast.unparse`` of each); the rest of the
     text stays as it is. A top-level ``def`` or ``class`` always has its lines to itself
     (Python puts no other statement on them), so replacing those lines replaces exactly it."""
-    tree = _tree(source)
+    tree = source_index.tree_of(source)
     changed: list[tuple[ast.stmt, ast.stmt]] = []  # (old node, its replacement)
     for node in tree.body:
         new = _withheld_node(node, names, guarded, exercise)
@@ -452,7 +453,7 @@ def _withheld_node(
     node: ast.stmt, names: Mapping[str, str], guarded: Mapping[str, str], exercise: str
 ) -> ast.stmt | None:
     """The view's replacement of one top-level statement, or None when it stays. The
-    parsed tree is shared (``_tree``): a changed node is a copy."""
+    parsed tree is shared (``source_index.tree_of``): a changed node is a copy."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
         stub = copy.copy(node)
         stub.body = [_raise_withheld(names[node.name], exercise)]
@@ -482,12 +483,6 @@ def _withheld_node(
     return None
 
 
-@functools.lru_cache(maxsize=64)
-def _tree(source: str) -> ast.Module:
-    """The parsed ``source``, shared by every view of a run: never change it."""
-    return pyast.parse(source)
-
-
 @dataclass(frozen=True)
 class WithholdPlan:
     """What one module of a view withholds (name -> dotted name), by the rule of the module docstring."""
@@ -499,7 +494,7 @@ class WithholdPlan:
 @functools.lru_cache(maxsize=64)
 def _top_level_graph(tree: ast.Module) -> tuple[dict[str, set[str]], set[str], set[str], set[str]]:
     """(name -> module-level names it uses, function names, class names, names used by
-    module-level code that is not a definition). Cached per shared tree (``_tree``):
+    module-level code that is not a definition). Cached per shared tree (``source_index.tree_of``):
     callers only read it."""
     defined: dict[str, ast.AST] = {}
     for node in tree.body:
@@ -545,7 +540,7 @@ def _reach(graph: dict[str, set[str]], start: Iterable[str]) -> set[str]:
 def withhold_plan(source: str, names: Mapping[str, str], module: str) -> WithholdPlan:
     """The functions of ``module`` (its ``source``) that a view withholding ``names``
     (name -> dotted name) withholds or guards, by the rule of the module docstring."""
-    graph, functions, classes, at_import = _top_level_graph(_tree(source))
+    graph, functions, classes, at_import = _top_level_graph(source_index.tree_of(source))
     withheld = dict(names)
     grown = True
     while grown:  # wrappers: functions that call a withheld function, to a fixed point
